@@ -1,0 +1,147 @@
+"""Settings for eloity-admin, read from the environment (django-environ).
+
+DEBUG is off unless DEBUG=1; with DEBUG off, SECRET_KEY and ALLOWED_HOSTS must be set.
+With no DATABASE_URL, an embedded PostgreSQL (pgserver) under .data/ is used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+if (BASE_DIR / ".env").exists():
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=False)
+
+if DEBUG:
+    SECRET_KEY = env("SECRET_KEY", default="insecure-development-key-only-for-debug-mode")
+    ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+else:
+    SECRET_KEY = env("SECRET_KEY", default="")
+    ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
+    if not SECRET_KEY or not ALLOWED_HOSTS:
+        raise ImproperlyConfigured(
+            "With DEBUG off, SECRET_KEY and ALLOWED_HOSTS must be set in the environment "
+            "(or set DEBUG=1 for local development)."
+        )
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "provisioning.apps.ProvisioningConfig",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "provisioning.middleware.DatabaseUnavailableMiddleware",
+]
+
+ROOT_URLCONF = "eloity_admin.urls"
+WSGI_APPLICATION = "eloity_admin.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------
+# Django's own tables (auth, sessions, admin log, the audit log) live in a schema of their
+# own: everything in `public` is reachable through Supabase's Data API.
+DJANGO_SCHEMA = env("DJANGO_SCHEMA", default="eloity_admin")
+if not DJANGO_SCHEMA.replace("_", "").isalnum() or DJANGO_SCHEMA in {"public", "auth"}:
+    raise ImproperlyConfigured("DJANGO_SCHEMA must be a plain identifier other than 'public' or 'auth'.")
+
+if env("DATABASE_URL", default=""):
+    EMBEDDED_DATABASE = False
+    _default_db = env.db("DATABASE_URL")
+else:
+    from eloity_admin import embedded
+
+    EMBEDDED_DATABASE = True
+    _default_db = embedded.start(BASE_DIR / ".data")
+
+_default_db.setdefault("OPTIONS", {})
+# search_path holds only our schema: unmanaged models name their schema explicitly.
+_default_db["OPTIONS"]["options"] = f"-c search_path={DJANGO_SCHEMA}"
+_default_db["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+_default_db["CONN_HEALTH_CHECKS"] = True
+# Supabase's transaction pooler (port 6543) cannot hold server-side cursors.
+_default_db["DISABLE_SERVER_SIDE_CURSORS"] = env.bool("DISABLE_SERVER_SIDE_CURSORS", default=False)
+_default_db["TEST"] = {"NAME": env("TEST_DATABASE_NAME", default="test_eloity_admin")}
+DATABASES = {"default": _default_db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Provisioning ---------------------------------------------------------------------
+PROVISIONING_BATCH_SIZE = env.int("PROVISIONING_BATCH_SIZE", default=5000)
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+# Serve straight from the app folders when collectstatic has not run (development, tests).
+WHITENOISE_USE_FINDERS = DEBUG or not STATIC_ROOT.exists()
+if WHITENOISE_USE_FINDERS:
+    STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"
+
+LOGIN_URL = "admin:login"
+
+# --- Security (production values come from the environment; see README) --------------
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=False) else None
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="WARNING")},
+}

@@ -1,0 +1,43 @@
+"""Who is acting: a staff member on the web, a background task, or the command line."""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass
+from typing import Any
+
+from provisioning.models import AuditEvent
+
+PROVISION_PERMISSION = "provisioning.provision_users"
+
+
+@dataclass(frozen=True)
+class Actor:
+    username: str
+    channel: str
+    user: Any = None
+    address: str | None = None
+
+    @classmethod
+    def from_request(cls, request) -> Actor:
+        return cls(
+            username=request.user.get_username(),
+            channel=AuditEvent.Channel.WEB,
+            user=request.user,
+            address=request.META.get("REMOTE_ADDR") or None,
+        )
+
+    @classmethod
+    def command_line(cls) -> Actor:
+        """The operating-system user running a management command."""
+        try:
+            name = getpass.getuser()
+        except (KeyError, OSError):
+            name = "unknown"
+        return cls(username=f"os:{name}", channel=AuditEvent.Channel.CLI)
+
+    def may_provision(self) -> bool:
+        if self.user is None:
+            # The command line acts with the database role's own rights.
+            return self.channel == AuditEvent.Channel.CLI
+        return bool(self.user.is_active and self.user.has_perm(PROVISION_PERMISSION))

@@ -1,0 +1,403 @@
+"""The admin: status list, detail page, provisioning actions, audit log. Thin: parsing,
+permissions and rendering here; reads in selectors, writes in services."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.functional import cached_property
+from django.utils.html import format_html
+from django.views.decorators.http import require_POST
+
+from provisioning import selectors, services
+from provisioning.actors import PROVISION_PERMISSION, Actor
+from provisioning.models import AppUser, AuditEvent, AuthUser, Profile, Wallet
+
+#: Counting stops here: an exact COUNT(*) of a filtered million-row list on every page
+#: view costs more than the page itself.
+COUNT_CAP = 10_000
+#: Above this many auth users (planner estimate), the list is ordered by the indexed id:
+#: auth.users has no index on created_at, and Supabase does not let customers add one.
+LARGE_TABLE = 100_000
+#: The most users one bulk action may carry; "Provision all missing" has no such limit.
+MAX_SELECTED = 10_000
+
+
+class CappedCountPaginator(Paginator):
+    """A paginator whose count stops at COUNT_CAP + 1 (shown as "10,000+")."""
+
+    @cached_property
+    def count(self) -> int:
+        return self.object_list.values("pk")[: COUNT_CAP + 1].count()
+
+
+class ProvisioningStatusFilter(admin.SimpleListFilter):
+    title = "provisioning"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("missing_any", "Missing anything"),
+            ("missing_users", "Missing app user"),
+            ("missing_profiles", "Missing profile"),
+            ("missing_wallets", "Missing wallet"),
+            ("complete", "Fully provisioned"),
+        ]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == "missing_any":
+            return queryset.filter(selectors.missing_any_q())
+        if value == "complete":
+            return queryset.exclude(selectors.missing_any_q())
+        if value in {"missing_users", "missing_profiles", "missing_wallets"}:
+            return queryset.filter(selectors.missing_q(value.removeprefix("missing_")))
+        return queryset
+
+
+class AccountKindFilter(admin.SimpleListFilter):
+    """Soft-deleted and anonymous sign-ups are hidden unless asked for."""
+
+    title = "sign-ups shown"
+    parameter_name = "kind"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("deleted", "Soft-deleted only"),
+            ("anonymous", "Anonymous only"),
+            ("everyone", "Everyone (incl. deleted and anonymous)"),
+        ]
+
+    def choices(self, changelist):
+        for choice in super().choices(changelist):
+            if choice["display"] == "All":
+                choice["display"] = "Live sign-ups"
+            yield choice
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == "deleted":
+            return queryset.filter(deleted_at__isnull=False)
+        if value == "anonymous":
+            return queryset.filter(is_anonymous=True)
+        if value == "everyone":
+            return queryset
+        return selectors.population(queryset)
+
+
+def _status_column(field: str, label: str):
+    @admin.display(description=label, boolean=True)
+    def column(obj):
+        return getattr(obj, field)
+
+    column.__name__ = field
+    return column
+
+
+@admin.register(AuthUser)
+class AuthUserAdmin(admin.ModelAdmin):
+    list_display = (
+        "display_name",
+        "phone",
+        "created_at",
+        "last_sign_in_at",
+        _status_column("has_app_user", "App user"),
+        _status_column("has_profile", "Profile"),
+        _status_column("has_wallet", "Wallet"),
+    )
+    list_display_links = ("display_name",)
+    list_filter = (ProvisioningStatusFilter, AccountKindFilter)
+    search_fields = ("email",)
+    search_help_text = "An email (any part, any case) or an exact user id."
+    show_full_result_count = False
+    paginator = CappedCountPaginator
+    list_per_page = 50
+    actions = ["provision_selected"]
+    change_form_template = "admin/provisioning/authuser/change_form.html"
+    change_list_template = "admin/provisioning/authuser/change_list.html"
+    fieldsets = (
+        (None, {"fields": ("id", "email", "phone", "kind")}),
+        (
+            "Activity",
+            {"fields": ("created_at", "updated_at", "last_sign_in_at", "email_confirmed_at", "phone_confirmed_at")},
+        ),
+        ("State", {"fields": ("deleted_at", "banned_until", "is_anonymous", "is_sso_user", "raw_user_meta_data")}),
+    )
+    readonly_fields = ("kind",)
+
+    # --- read-only, always: auth.users belongs to Supabase Auth ---------------------
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_provision_permission(self, request):
+        return request.user.has_perm(PROVISION_PERMISSION)
+
+    def get_queryset(self, request):
+        return selectors.with_status(super().get_queryset(request))
+
+    def get_ordering(self, request):
+        if selectors.estimated_auth_users() > LARGE_TABLE:
+            return ("id",)
+        return ("-created_at",)
+
+    def get_search_results(self, request, queryset, search_term):
+        return selectors.search_auth_users(queryset, search_term), False
+
+    @admin.display(description="Sign-up", ordering="email")
+    def display_name(self, obj):
+        if obj.email:
+            return obj.email
+        if obj.phone:
+            return format_html("<em>phone-only</em> {}", obj.phone)
+        return format_html("<em>anonymous</em> {}", str(obj.pk)[:8])
+
+    @admin.display(description="kind")
+    def kind(self, obj):
+        return obj.kind
+
+    # --- pages ------------------------------------------------------------------------
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        custom = [
+            path(
+                "provision-all/",
+                self.admin_site.admin_view(self.provision_all_view),
+                name=f"{info[0]}_{info[1]}_provision_all",
+            ),
+            path(
+                "<path:object_id>/provision/",
+                self.admin_site.admin_view(self.provision_user_view),
+                name=f"{info[0]}_{info[1]}_provision",
+            ),
+        ]
+        return custom + super().get_urls()
+
+    def _get_user_or_404(self, object_id) -> AuthUser:
+        user_id = selectors.parse_uuid(object_id)
+        if user_id is None:
+            raise Http404("No auth user with that id.")
+        obj = AuthUser.objects.filter(pk=user_id).first()
+        if obj is None:
+            raise Http404("No auth user with that id.")
+        return obj
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self._get_user_or_404(object_id)
+        rows = selectors.app_rows(obj.pk)
+        extra_context = {
+            **(extra_context or {}),
+            "app_rows": [
+                {"table": f"public.{table}", "label": label, "row": rows[table]}
+                for table, label in (("users", "App user"), ("profiles", "Profile"), ("wallets", "Wallet"))
+            ],
+            "missing_count": sum(row is None for row in rows.values()),
+            "audit_events": selectors.audit_events_for(obj.pk)[:50],
+            "can_provision": self.has_provision_permission(request),
+        }
+        return super().change_view(request, str(obj.pk), form_url, extra_context)
+
+    def provision_user_view(self, request, object_id):
+        return _provision_user(self, request, object_id)
+
+    def provision_all_view(self, request):
+        actor = Actor.from_request(request)
+        if request.method == "POST":
+            result = _run_or_message(request, services.provision_all_missing, actor=actor)
+            if result is not None:
+                _report(request, result)
+            return HttpResponseRedirect(reverse("admin:provisioning_authuser_changelist") + "?status=missing_any")
+        result = _run_or_message(request, services.provision_all_missing, actor=actor, dry_run=True)
+        if result is None:
+            return HttpResponseRedirect(reverse("admin:provisioning_authuser_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Provision all missing",
+            "result": result,
+            "tables": _result_tables(result),
+            "sample_users": _sample_users(result),
+        }
+        return TemplateResponse(request, "admin/provisioning/authuser/provision_all.html", context)
+
+    @admin.action(description="Provision missing rows for selected users", permissions=["provision"])
+    def provision_selected(self, request, queryset):
+        ids = list(queryset.values_list("pk", flat=True)[: MAX_SELECTED + 1])
+        if len(ids) > MAX_SELECTED:
+            self.message_user(
+                request,
+                f"More than {MAX_SELECTED:,} users selected: use “Provision all missing” instead.",
+                messages.ERROR,
+            )
+            return None
+        actor = Actor.from_request(request)
+        if request.POST.get("post") == "yes":
+            result = _run_or_message(request, services.provision_users, actor=actor, user_ids=ids)
+            if result is not None:
+                _report(request, result)
+            return None
+        result = _run_or_message(request, services.provision_users, actor=actor, user_ids=ids, dry_run=True)
+        if result is None:
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Provision selected users?",
+            "result": result,
+            "tables": _result_tables(result),
+            "sample_users": _sample_users(result),
+            "selected_ids": ids,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/provisioning/authuser/provision_selected.html", context)
+
+
+@require_POST
+def _provision_user(model_admin: AuthUserAdmin, request, object_id):
+    obj = model_admin._get_user_or_404(object_id)
+    result = _run_or_message(request, services.provision_users, actor=Actor.from_request(request), user_ids=[obj.pk])
+    if result is not None:
+        _report(request, result)
+    return HttpResponseRedirect(reverse("admin:provisioning_authuser_change", args=[obj.pk]))
+
+
+def _run_or_message(request, service, **kwargs):
+    """Call a provisioning service; a failure becomes a message, a denial a 403."""
+    try:
+        return service(**kwargs)
+    except services.ProvisioningDenied:
+        raise PermissionDenied("You do not have permission to provision users.") from None
+    except services.ProvisioningFailed as exc:
+        messages.error(request, f"Provisioning stopped by a database error, nothing of that batch was written: {exc}")
+        if exc.result.total_created:
+            messages.warning(request, f"Earlier batches completed: {exc.result.summary()}.")
+        return None
+
+
+def _report(request, result: services.ProvisioningResult) -> None:
+    level = messages.SUCCESS if result.total_created or result.ok else messages.INFO
+    text = result.summary()
+    if not result.total_created and result.ok:
+        text = "Nothing to do: every selected user already has all their rows."
+    messages.add_message(request, level, text[0].upper() + text[1:] + ".")
+    for item in result.not_provisioned[:10]:
+        messages.warning(request, f"Not provisioned: {item.user_id} ({item.table}): {item.reason}")
+    if result.not_provisioned_count > 10:
+        messages.warning(request, f"… and {result.not_provisioned_count - 10} more; see the audit log.")
+
+
+def _result_tables(result: services.ProvisioningResult) -> list[dict]:
+    return [
+        {
+            "name": table,
+            "count": result.created.get(table, 0),
+            "skipped_columns": result.skipped_columns.get(table, []),
+        }
+        for table in result.tables
+    ]
+
+
+def _sample_users(result: services.ProvisioningResult, limit: int = 25) -> list[dict]:
+    ids: list = []
+    for sample in result.created_sample.values():
+        for user_id in sample:
+            if user_id not in ids:
+                ids.append(user_id)
+    ids = ids[:limit]
+    users = selectors.with_status(AuthUser.objects.filter(pk__in=ids)).in_bulk()
+    return [
+        {
+            "user": users[i],
+            "tables": [t for t, sample in result.created_sample.items() if i in sample],
+        }
+        for i in ids
+        if i in users
+    ]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_object(self, request, object_id, from_field=None):
+        if selectors.parse_uuid(object_id) is None:
+            raise Http404("Malformed id.")
+        return super().get_object(request, object_id, from_field)
+
+
+@admin.register(AppUser)
+class AppUserAdmin(ReadOnlyAdmin):
+    list_display = ("email", "username", "full_name", "created_at", "id")
+    search_fields = ("email", "username")
+    show_full_result_count = False
+    paginator = CappedCountPaginator
+
+
+@admin.register(Profile)
+class ProfileAdmin(ReadOnlyAdmin):
+    list_display = ("user_id", "username", "full_name", "is_verified", "created_at")
+    search_fields = ("username",)
+    show_full_result_count = False
+    paginator = CappedCountPaginator
+
+
+@admin.register(Wallet)
+class WalletAdmin(ReadOnlyAdmin):
+    list_display = ("user_id", "usdt_balance", "is_active", "is_frozen", "created_at")
+    show_full_result_count = False
+    paginator = CappedCountPaginator
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Read-only for everyone, superusers included: the audit log is append-only."""
+
+    list_display = ("created_at", "actor_username", "channel", "action", "outcome", "rows_created_count", "targets")
+    list_filter = ("action", "outcome", "channel", "created_at")
+    date_hierarchy = "created_at"
+    search_fields = ("actor_username",)
+    show_full_result_count = False
+    paginator = CappedCountPaginator
+    readonly_fields = [f.name for f in AuditEvent._meta.fields] + ["target_user_ids", "tables"]
+    fieldsets = (
+        (None, {"fields": ("created_at", "actor_username", "actor", "channel", "client_address", "run_id")}),
+        ("What", {"fields": ("action", "outcome", "tables", "target_user_ids")}),
+        ("Result", {"fields": ("rows_created", "not_provisioned", "detail")}),
+    )
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_object(self, request, object_id, from_field=None):
+        if not str(object_id).isdigit():
+            raise Http404("Malformed id.")
+        return super().get_object(request, object_id, from_field)
+
+    @admin.display(description="rows created")
+    def rows_created_count(self, obj):
+        return obj.rows_created_count
+
+    @admin.display(description="users")
+    def targets(self, obj):
+        return len(obj.target_user_ids or [])

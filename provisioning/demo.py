@@ -1,0 +1,114 @@
+"""The demo database: a Supabase-like schema, the sign-up trigger, and seeded sign-ups.
+
+Everything here writes to `auth` and `public`, so it runs only on a database that carries
+the demo marker: the embedded database eloity-admin created itself, or a test database.
+Demo rows must never reach a real project.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.db import connection, transaction
+
+from eloity_admin.embedded import DEMO_MARKER
+
+SQL_DIR = Path(__file__).resolve().parent / "sql"
+DEMO_STAFF = (
+    # username, password, group
+    ("support", "support-demo-password", "Support provisioners"),
+    ("viewer", "viewer-demo-password", "Support viewers"),
+)
+
+
+class NotADemoDatabase(Exception):
+    pass
+
+
+def read_sql(name: str) -> str:
+    return (SQL_DIR / name).read_text()
+
+
+def is_demo_database() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = current_database()"
+        )
+        row = cursor.fetchone()
+    return bool(row) and row[0] == DEMO_MARKER
+
+
+def mark_as_demo_database() -> None:
+    """Mark the current database as a throwaway demo. For databases eloity-admin created."""
+    from psycopg import sql
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_database()")
+        (name,) = cursor.fetchone()
+        cursor.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(DEMO_MARKER)))
+
+
+def require_demo_database() -> None:
+    if not is_demo_database():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_database()")
+            (name,) = cursor.fetchone()
+        raise NotADemoDatabase(
+            f"refusing to touch database {name!r}: it is not the demo database eloity-admin created "
+            "(demo rows must never reach a real project)"
+        )
+
+
+@transaction.atomic
+def install_schema() -> None:
+    """Create auth.users, the app tables and the sign-up trigger. Idempotent."""
+    require_demo_database()
+    with connection.cursor() as cursor:
+        for name in ("auth_schema.sql", "app_schema.sql", "trigger.sql"):
+            cursor.execute(read_sql(name))
+
+
+def auth_user_count() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM auth.users")
+        return cursor.fetchone()[0]
+
+
+@transaction.atomic
+def seed(users: int) -> int:
+    """Seed `users` demo sign-ups unless auth.users already has rows. Returns rows added."""
+    require_demo_database()
+    if users < 50:
+        raise ValueError("the demo needs at least 50 users")
+    if auth_user_count():
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('eloity.demo_users', %s, true)", [str(users)])
+        cursor.execute(read_sql("demo_seed.sql"))
+    return auth_user_count()
+
+
+@transaction.atomic
+def drop_demo_tables() -> None:
+    """Drop the demo's auth and app tables (and the trigger function)."""
+    require_demo_database()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DROP TABLE IF EXISTS public.users, public.profiles, public.wallets CASCADE;"
+            "DROP FUNCTION IF EXISTS public.handle_new_user() CASCADE;"
+            "DROP SCHEMA IF EXISTS auth CASCADE;"
+        )
+
+
+def ensure_demo_staff() -> list[tuple[str, str, str]]:
+    """Create the demo staff logins (idempotent); return (username, password, group)."""
+    from django.contrib.auth.models import Group, User
+
+    require_demo_database()
+    for username, password, group_name in DEMO_STAFF:
+        user, created = User.objects.get_or_create(username=username, defaults={"is_staff": True})
+        if created:
+            user.set_password(password)
+            user.save()
+        user.groups.add(Group.objects.get(name=group_name))
+    return list(DEMO_STAFF)

@@ -1,0 +1,180 @@
+"""Models over Supabase's `auth.users`, the Eloity app tables, and the audit log.
+
+The first four are unmanaged: Django never creates, alters or writes them. They declare
+only the columns the dashboard reads, so both shapes of `public.profiles` work, and the
+secret columns of `auth.users` (password hash, tokens) are not even known to the ORM.
+Provisioning writes through SQL in `statements.py`, driven by the live catalog.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.db import models
+
+
+def _table(schema: str, name: str) -> str:
+    # Django quotes db_table as one identifier; this yields "schema"."name".
+    return f'{schema}"."{name}'
+
+
+class AuthUser(models.Model):
+    """A Supabase sign-up in `auth.users`. Read-only everywhere."""
+
+    id = models.UUIDField(primary_key=True)
+    email = models.CharField(max_length=255, null=True)
+    phone = models.TextField(null=True)
+    created_at = models.DateTimeField(null=True)
+    updated_at = models.DateTimeField(null=True)
+    last_sign_in_at = models.DateTimeField(null=True)
+    email_confirmed_at = models.DateTimeField(null=True)
+    phone_confirmed_at = models.DateTimeField(null=True)
+    banned_until = models.DateTimeField(null=True)
+    deleted_at = models.DateTimeField(null=True)
+    is_anonymous = models.BooleanField(default=False)
+    is_sso_user = models.BooleanField(default=False)
+    raw_user_meta_data = models.JSONField(null=True)
+
+    class Meta:
+        managed = False
+        db_table = _table("auth", "users")
+        verbose_name = "auth user"
+        verbose_name_plural = "auth users"
+        default_permissions = ("view",)
+        permissions = [("provision_users", "Can provision missing app rows")]
+
+    def __str__(self) -> str:
+        return self.email or self.phone or f"anonymous {self.id}"
+
+    @property
+    def kind(self) -> str:
+        if self.is_anonymous:
+            return "anonymous"
+        if not self.email and self.phone:
+            return "phone-only"
+        return "email"
+
+
+class AppUser(models.Model):
+    """A row of `public.users`, keyed by the auth user id in `id`."""
+
+    id = models.UUIDField(primary_key=True)
+    email = models.TextField(null=True)
+    username = models.TextField(null=True)
+    full_name = models.TextField(null=True)
+    created_at = models.DateTimeField(null=True)
+
+    class Meta:
+        managed = False
+        db_table = _table("public", "users")
+        verbose_name = "app user"
+        default_permissions = ("view",)
+
+    def __str__(self) -> str:
+        return self.email or str(self.id)
+
+
+class Profile(models.Model):
+    """A row of `public.profiles`, keyed by `user_id`.
+
+    `user_id` is declared as the primary key for Django's sake: shape B has no `id` column,
+    and the dashboard never writes through this model.
+    """
+
+    user_id = models.UUIDField(primary_key=True)
+    username = models.TextField(null=True)
+    full_name = models.TextField(null=True)
+    is_verified = models.BooleanField(null=True)
+    created_at = models.DateTimeField(null=True)
+
+    class Meta:
+        managed = False
+        db_table = _table("public", "profiles")
+        default_permissions = ("view",)
+
+    def __str__(self) -> str:
+        return self.username or str(self.user_id)
+
+
+class Wallet(models.Model):
+    """A row of `public.wallets`, keyed by `user_id` (see Profile on the primary key)."""
+
+    user_id = models.UUIDField(primary_key=True)
+    usdt_balance = models.DecimalField(max_digits=20, decimal_places=8, null=True)
+    is_active = models.BooleanField(null=True)
+    is_frozen = models.BooleanField(null=True)
+    created_at = models.DateTimeField(null=True)
+
+    class Meta:
+        managed = False
+        db_table = _table("public", "wallets")
+        default_permissions = ("view",)
+
+    def __str__(self) -> str:
+        return str(self.user_id)
+
+
+class AuditEvent(models.Model):
+    """One action taken through the dashboard or its CLI. Append-only.
+
+    Written in the same transaction as the rows it describes. `rows_created` maps an app
+    table to the auth user ids that got a row there; `not_provisioned` lists
+    `{"user_id", "table", "reason"}` for users that could not be provisioned.
+    """
+
+    class Action(models.TextChoices):
+        PROVISION_USER = "provision_user", "Provision one user"
+        PROVISION_SELECTED = "provision_selected", "Provision selected users"
+        PROVISION_ALL_MISSING = "provision_all_missing", "Provision all missing"
+
+    class Outcome(models.TextChoices):
+        SUCCEEDED = "succeeded", "Succeeded"
+        PARTIAL = "partial", "Partly succeeded"
+        FAILED = "failed", "Failed"
+        DENIED = "denied", "Denied"
+        DRY_RUN = "dry_run", "Dry run"
+
+    class Channel(models.TextChoices):
+        WEB = "web", "Web"
+        CLI = "cli", "Command line"
+        TASK = "task", "Background task"
+
+    id = models.BigAutoField(primary_key=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        # The audit table rejects UPDATE: deleting a staff user must not touch its events.
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    actor_username = models.CharField(max_length=150)
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    action = models.CharField(max_length=40, choices=Action.choices, db_index=True)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices, db_index=True)
+    target_user_ids = ArrayField(models.UUIDField(), default=list, blank=True)
+    tables = ArrayField(models.CharField(max_length=63), default=list, blank=True)
+    rows_created = models.JSONField(default=dict, blank=True)
+    not_provisioned = models.JSONField(default=list, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    client_address = models.GenericIPAddressField(null=True, blank=True)
+    run_id = models.UUIDField(null=True, blank=True, db_index=True, default=None)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        default_permissions = ("view",)
+        indexes = [
+            models.Index(fields=["actor_username", "created_at"]),
+            # "this user's history": target_user_ids @> ARRAY[id]
+            GinIndex(fields=["target_user_ids"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} by {self.actor_username} ({self.get_outcome_display()})"
+
+    @property
+    def rows_created_count(self) -> int:
+        return sum(len(ids) for ids in (self.rows_created or {}).values())

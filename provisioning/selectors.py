@@ -1,0 +1,162 @@
+"""Reads: status querysets, counts, what is missing. Nothing here writes."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from django.db import connection
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from provisioning import plans as plans_module
+from provisioning import statements
+from provisioning.models import AppUser, AuditEvent, AuthUser, Profile, Wallet
+from provisioning.spec import SPEC
+
+#: The app table models by table name, for the ✓/✗ columns and filters.
+TABLE_MODELS = {"users": (AppUser, "id"), "profiles": (Profile, "user_id"), "wallets": (Wallet, "user_id")}
+STATUS_FIELDS = {"users": "has_app_user", "profiles": "has_profile", "wallets": "has_wallet"}
+
+
+def has_row(table: str) -> Exists:
+    model, key = TABLE_MODELS[table]
+    return Exists(model.objects.filter(**{key: OuterRef("pk")}))
+
+
+def population(queryset: QuerySet | None = None) -> QuerySet:
+    """Live sign-ups: not soft-deleted, not anonymous (the default view and bulk scope)."""
+    queryset = AuthUser.objects.all() if queryset is None else queryset
+    return queryset.filter(deleted_at__isnull=True, is_anonymous=False)
+
+
+def with_status(queryset: QuerySet | None = None) -> QuerySet:
+    """Annotate auth users with has_app_user / has_profile / has_wallet (EXISTS subqueries)."""
+    queryset = AuthUser.objects.all() if queryset is None else queryset
+    return queryset.annotate(**{STATUS_FIELDS[t]: has_row(t) for t in TABLE_MODELS})
+
+
+def missing_q(table: str) -> Q:
+    return ~Q(has_row(table))
+
+
+def missing_any_q() -> Q:
+    q = Q()
+    for table in TABLE_MODELS:
+        q |= missing_q(table)
+    return q
+
+
+def users_missing(table: str | None = None) -> QuerySet:
+    """Population users missing a row in `table` (any app table when None)."""
+    return population().filter(missing_any_q() if table is None else missing_q(table))
+
+
+@dataclass
+class StatusCounts:
+    auth_users: int
+    missing: dict[str, int]
+    missing_any: int
+    blocked: dict[str, int] = field(default_factory=dict)
+    blocked_sample: list[dict] = field(default_factory=list)
+
+    @property
+    def fully_provisioned(self) -> int:
+        return self.auth_users - self.missing_any
+
+    def as_dict(self) -> dict:
+        return {
+            "auth_users": self.auth_users,
+            "fully_provisioned": self.fully_provisioned,
+            "missing": self.missing,
+            "missing_any": self.missing_any,
+            "cannot_provision": self.blocked,
+            "cannot_provision_sample": self.blocked_sample,
+        }
+
+
+def status_counts(*, sample: int = 20) -> StatusCounts:
+    """Counts for the population. One anti-join count per table: each is a hash anti-join,
+    far faster at scale than one statement with a FILTER per table (correlated subplans).
+    """
+    blocked, blocked_sample = cannot_provision(sample=sample)
+    return StatusCounts(
+        auth_users=population().count(),
+        missing={t: users_missing(t).count() for t in TABLE_MODELS},
+        missing_any=users_missing().count(),
+        blocked=blocked,
+        blocked_sample=blocked_sample,
+    )
+
+
+def cannot_provision(*, sample: int = 20) -> tuple[dict[str, int], list[dict]]:
+    """Population users that miss a row provisioning cannot write: counts by reason, a sample."""
+    counts: dict[str, int] = {}
+    rows: list[dict] = []
+    with connection.cursor() as cursor:
+        for plan in plans_module.plan_tables(SPEC):
+            cursor.execute(statements.blocked_in_population(plan))
+            for user_id, email, reason in cursor.fetchall():
+                key = f"{plan.name}: {reason}"
+                counts[key] = counts.get(key, 0) + 1
+                if len(rows) < sample:
+                    rows.append({"user_id": str(user_id), "email": email, "table": plan.name, "reason": reason})
+    return counts, rows
+
+
+def parse_uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value).strip())
+    except (ValueError, AttributeError, TypeError):
+        return None
+
+
+def resolve_users(identifiers: list[str]) -> tuple[list[uuid.UUID], list[str]]:
+    """Map ids or emails (case-insensitive) to auth user ids. Returns (ids, not found)."""
+    found: list[uuid.UUID] = []
+    unknown: list[str] = []
+    for ident in identifiers:
+        as_uuid = parse_uuid(ident)
+        if as_uuid is not None:
+            match = AuthUser.objects.filter(pk=as_uuid).values_list("id", flat=True).first()
+        else:
+            cleaned = ident.replace("\x00", "").strip()
+            match = (
+                AuthUser.objects.filter(email__iexact=cleaned).values_list("id", flat=True).first() if cleaned else None
+            )
+        if match is None:
+            unknown.append(ident)
+        elif match not in found:
+            found.append(match)
+    return found, unknown
+
+
+def app_rows(user_id: uuid.UUID) -> dict[str, object | None]:
+    """The user's row in each app table, or None where missing."""
+    return {table: model.objects.filter(**{key: user_id}).first() for table, (model, key) in TABLE_MODELS.items()}
+
+
+def audit_events_for(user_id: uuid.UUID) -> QuerySet:
+    return AuditEvent.objects.filter(target_user_ids__contains=[user_id])
+
+
+def estimated_auth_users() -> int:
+    """The planner's estimate of auth.users' size (no scan): pg_class.reltuples."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = 'auth.users'::regclass")
+        row = cursor.fetchone()
+    return max(int(row[0]), 0) if row else 0
+
+
+def search_auth_users(queryset: QuerySet, term: str) -> QuerySet:
+    """Exact id when `term` is a UUID, else a case-insensitive substring of the email.
+
+    NUL bytes (PostgreSQL rejects them in text) are dropped and the term is capped at an
+    email's length, so odd input narrows the list instead of failing.
+    """
+    term = term.replace("\x00", "").strip()[:320]
+    if not term:
+        return queryset
+    as_uuid = parse_uuid(term)
+    if as_uuid is not None:
+        return queryset.filter(pk=as_uuid)
+    return queryset.filter(email__icontains=term)

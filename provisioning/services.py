@@ -1,0 +1,359 @@
+"""Writes: provisioning of missing app rows. The only code that writes app tables.
+
+Every call is audited: a real run writes one `AuditEvent` per batch in the same transaction
+as the batch's rows (both commit or neither does); a dry run writes one event that records
+it ran; a refused call writes a "denied" event; a failed batch writes a "failed" event after
+its rows were rolled back.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Q
+
+from provisioning import statements
+from provisioning.actors import Actor
+from provisioning.models import AuditEvent
+from provisioning.plans import TablePlan, plan_tables
+from provisioning.selectors import missing_q, population
+from provisioning.spec import select_tables
+
+#: How many ids a result keeps per table, and how many not-provisioned entries: results
+#: stay small whatever the run's size (the audit log holds the full lists, batch by batch).
+SAMPLE_SIZE = 200
+UNKNOWN_USER_REASON = "no such auth user"
+CONFLICT_REASON = "the row collides with an existing row on a unique key"
+
+Action = AuditEvent.Action
+Outcome = AuditEvent.Outcome
+
+
+class ProvisioningDenied(PermissionDenied):
+    """The actor lacks `provisioning.provision_users`. A "denied" event was recorded."""
+
+
+class ProvisioningFailed(Exception):
+    """A batch raised a database error: its rows were rolled back, a "failed" event recorded.
+
+    Batches committed before it stay committed (and audited); `result` says what they did.
+    """
+
+    def __init__(self, message: str, result: ProvisioningResult):
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass(frozen=True)
+class NotProvisioned:
+    user_id: uuid.UUID
+    table: str
+    reason: str
+
+    def as_dict(self) -> dict:
+        return {"user_id": str(self.user_id), "table": self.table, "reason": self.reason}
+
+
+@dataclass
+class ProvisioningResult:
+    action: str
+    dry_run: bool
+    tables: list[str]
+    run_id: uuid.UUID
+    created: dict[str, int] = field(default_factory=dict)
+    created_sample: dict[str, list[uuid.UUID]] = field(default_factory=dict)
+    not_provisioned: list[NotProvisioned] = field(default_factory=list)
+    not_provisioned_count: int = 0
+    users_processed: int = 0
+    batches: int = 0
+    skipped_columns: dict[str, list[str]] = field(default_factory=dict)
+    audit_event_ids: list[int] = field(default_factory=list)
+    cancelled: bool = False
+
+    @property
+    def total_created(self) -> int:
+        return sum(self.created.values())
+
+    @property
+    def ok(self) -> bool:
+        return self.not_provisioned_count == 0
+
+    def add_batch(self, batch: BatchOutcome) -> None:
+        self.batches += 1
+        self.users_processed += len(batch.user_ids)
+        for table, ids in batch.created.items():
+            self.created[table] = self.created.get(table, 0) + len(ids)
+            sample = self.created_sample.setdefault(table, [])
+            sample.extend(ids[: max(0, SAMPLE_SIZE - len(sample))])
+        self.not_provisioned_count += len(batch.not_provisioned)
+        room = max(0, SAMPLE_SIZE - len(self.not_provisioned))
+        self.not_provisioned.extend(batch.not_provisioned[:room])
+
+    def summary(self) -> str:
+        verb = "would create" if self.dry_run else "created"
+        parts = [f"{self.created.get(t, 0)} {t}" for t in self.tables]
+        text = f"{verb} {', '.join(parts)} row(s) for {self.users_processed} user(s)"
+        if self.not_provisioned_count:
+            text += f"; {self.not_provisioned_count} row(s) could not be provisioned"
+        if self.cancelled:
+            text += "; cancelled before the end"
+        return text
+
+    def as_dict(self) -> dict:
+        return {
+            "action": self.action,
+            "dry_run": self.dry_run,
+            "run_id": str(self.run_id),
+            "tables": self.tables,
+            "users_processed": self.users_processed,
+            "batches": self.batches,
+            "created": self.created,
+            "created_sample": {t: [str(i) for i in ids] for t, ids in self.created_sample.items()},
+            "not_provisioned_count": self.not_provisioned_count,
+            "not_provisioned": [n.as_dict() for n in self.not_provisioned],
+            "skipped_columns": self.skipped_columns,
+            "audit_event_ids": self.audit_event_ids,
+            "cancelled": self.cancelled,
+        }
+
+
+@dataclass
+class BatchOutcome:
+    user_ids: list[uuid.UUID]
+    created: dict[str, list[uuid.UUID]]
+    not_provisioned: list[NotProvisioned]
+
+
+#: progress(batches_done, users_done, result) after each batch.
+Progress = Callable[[int, int, ProvisioningResult], None]
+
+
+def provision_users(
+    *,
+    actor: Actor,
+    user_ids: Sequence[uuid.UUID | str],
+    tables: Sequence[str] | None = None,
+    dry_run: bool = False,
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+) -> ProvisioningResult:
+    """Create exactly the missing app rows for the given auth users.
+
+    Idempotent (a second run creates nothing) and safe beside concurrent runs and the
+    sign-up trigger. Users that cannot be provisioned (unknown id, soft-deleted, no email
+    where the table demands one, a colliding unique value) are reported in the result and
+    do not stop the rest. Batches of `batch_size` users, one transaction and one audit event
+    each. A dry run writes no app row and returns exactly what a real run would write.
+
+    Raises ValueError for an unknown table, ProvisioningDenied without the permission,
+    ProvisioningFailed when a batch hits a database error.
+    """
+    ids = list(dict.fromkeys(uuid.UUID(str(i)) for i in user_ids))
+    action = Action.PROVISION_USER if len(ids) == 1 else Action.PROVISION_SELECTED
+    size = _batch_size(batch_size)
+    batches = (ids[i : i + size] for i in range(0, len(ids), size))
+    return _run(actor=actor, action=action, tables=tables, dry_run=dry_run, batches=batches, progress=progress)
+
+
+def provision_all_missing(
+    *,
+    actor: Actor,
+    tables: Sequence[str] | None = None,
+    dry_run: bool = False,
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> ProvisioningResult:
+    """Provision every live, non-anonymous auth user missing a row in any of `tables`.
+
+    Walks auth.users by primary key in batches of `batch_size` (default
+    settings.PROVISIONING_BATCH_SIZE), one transaction and one audit event per batch, so
+    memory stays flat and a run killed part way leaves only complete, audited batches; run
+    it again to finish. `should_stop` is polled between batches. Otherwise as
+    `provision_users`.
+    """
+    size = _batch_size(batch_size)
+    specs = select_tables(tables)
+
+    def batches(plans: list[TablePlan]) -> Iterator[list[uuid.UUID]]:
+        after = uuid.UUID(int=0)
+        query = statements.next_missing_batch(plans)
+        while True:
+            with connection.cursor() as cursor:
+                cursor.execute(query, {"after": after, "limit": size})
+                ids = [row[0] for row in cursor.fetchall()]
+            if not ids:
+                return
+            yield ids
+            after = ids[-1]
+
+    return _run(
+        actor=actor,
+        action=Action.PROVISION_ALL_MISSING,
+        tables=[s.name for s in specs],
+        dry_run=dry_run,
+        batches=batches,
+        progress=progress,
+        should_stop=should_stop,
+    )
+
+
+def count_all_missing(tables: Sequence[str] | None = None) -> int:
+    """How many users `provision_all_missing` will visit (for progress totals)."""
+    q = Q()
+    for spec in select_tables(tables):
+        q |= missing_q(spec.name)
+    return population().filter(q).count()
+
+
+def _batch_size(batch_size: int | None) -> int:
+    size = batch_size or settings.PROVISIONING_BATCH_SIZE
+    if size < 1:
+        raise ValueError("batch size must be at least 1")
+    return size
+
+
+def _run(
+    *,
+    actor: Actor,
+    action: str,
+    tables: Sequence[str] | None,
+    dry_run: bool,
+    batches: Iterable[list[uuid.UUID]] | Callable[[list[TablePlan]], Iterable[list[uuid.UUID]]],
+    progress: Progress | None,
+    should_stop: Callable[[], bool] | None = None,
+) -> ProvisioningResult:
+    specs = select_tables(tables)
+    table_names = [s.name for s in specs]
+    if not actor.may_provision():
+        record_denied(actor=actor, action=action, tables=table_names)
+        raise ProvisioningDenied("You do not have permission to provision users.")
+
+    plans = plan_tables(specs)
+    result = ProvisioningResult(
+        action=action,
+        dry_run=dry_run,
+        tables=table_names,
+        run_id=uuid.uuid4(),
+        created={t: 0 for t in table_names},
+        skipped_columns={p.name: p.skipped_columns for p in plans if p.skipped_columns},
+    )
+    dry_run_targets: list[str] = []
+    for ids in batches(plans) if callable(batches) else batches:
+        try:
+            with transaction.atomic():
+                batch = _provision_batch(ids, plans, dry_run=dry_run)
+                if not dry_run:
+                    event = _record(
+                        actor=actor,
+                        action=action,
+                        outcome=Outcome.PARTIAL if batch.not_provisioned else Outcome.SUCCEEDED,
+                        tables=table_names,
+                        target_user_ids=ids,
+                        rows_created={t: [str(i) for i in v] for t, v in batch.created.items()},
+                        not_provisioned=[n.as_dict() for n in batch.not_provisioned],
+                        detail={"batch": result.batches + 1, "skipped_columns": result.skipped_columns},
+                        run_id=result.run_id,
+                    )
+                    result.audit_event_ids.append(event.pk)
+        except DatabaseError as exc:
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+            with transaction.atomic():
+                event = _record(
+                    actor=actor,
+                    action=action,
+                    outcome=Outcome.FAILED,
+                    tables=table_names,
+                    target_user_ids=ids,
+                    detail={"batch": result.batches + 1, "error": message, "dry_run": dry_run},
+                    run_id=result.run_id,
+                )
+            result.audit_event_ids.append(event.pk)
+            raise ProvisioningFailed(message, result) from exc
+        result.add_batch(batch)
+        if dry_run and len(dry_run_targets) < settings.PROVISIONING_BATCH_SIZE:
+            dry_run_targets.extend(str(i) for i in ids[: settings.PROVISIONING_BATCH_SIZE - len(dry_run_targets)])
+        if progress:
+            progress(result.batches, result.users_processed, result)
+        if should_stop and should_stop():
+            result.cancelled = True
+            break
+
+    if dry_run:
+        with transaction.atomic():
+            event = _record(
+                actor=actor,
+                action=action,
+                outcome=Outcome.DRY_RUN,
+                tables=table_names,
+                target_user_ids=dry_run_targets,
+                rows_created={t: [str(i) for i in ids] for t, ids in result.created_sample.items()},
+                not_provisioned=[n.as_dict() for n in result.not_provisioned],
+                detail={
+                    "would_create": result.created,
+                    "users_processed": result.users_processed,
+                    "not_provisioned_count": result.not_provisioned_count,
+                    "skipped_columns": result.skipped_columns,
+                },
+                run_id=result.run_id,
+            )
+        result.audit_event_ids.append(event.pk)
+    return result
+
+
+def _provision_batch(ids: list[uuid.UUID], plans: list[TablePlan], *, dry_run: bool) -> BatchOutcome:
+    """One batch, inside the caller's transaction: a few set-based statements per table."""
+    params = {"ids": ids}
+    created: dict[str, list[uuid.UUID]] = {}
+    not_provisioned: list[NotProvisioned] = []
+    with connection.cursor() as cursor:
+        cursor.execute(statements.existing_users(), params)
+        existing = {row[0] for row in cursor.fetchall()}
+        not_provisioned += [NotProvisioned(i, "*", UNKNOWN_USER_REASON) for i in ids if i not in existing]
+
+        for plan in plans:
+            if not dry_run:
+                cursor.execute(statements.lock_table(plan))
+            cursor.execute(statements.missing_in_batch(plan), params)
+            missing = cursor.fetchall()
+            blocked = {user_id: reason for user_id, reason in missing if reason is not None}
+            not_provisioned += [NotProvisioned(u, plan.name, r) for u, r in blocked.items()]
+            if dry_run:
+                created[plan.name] = [user_id for user_id, reason in missing if reason is None]
+                continue
+            if len(blocked) == len(missing):
+                created[plan.name] = []
+                continue
+            cursor.execute(statements.insert_missing(plan), params)
+            created[plan.name] = sorted(row[0] for row in cursor.fetchall())
+            # Anything still missing that was neither blocked nor written collided on
+            # another unique key (two auth users sharing an email, say).
+            cursor.execute(statements.still_missing(plan), params)
+            for (user_id,) in cursor.fetchall():
+                if user_id not in blocked:
+                    not_provisioned.append(NotProvisioned(user_id, plan.name, CONFLICT_REASON))
+    return BatchOutcome(user_ids=list(ids), created=created, not_provisioned=not_provisioned)
+
+
+def _record(*, actor: Actor, action: str, outcome: str, tables: list[str], **fields) -> AuditEvent:
+    return AuditEvent.objects.create(
+        actor=actor.user if actor.user is not None and actor.user.pk else None,
+        actor_username=actor.username[:150],
+        channel=actor.channel,
+        action=action,
+        outcome=outcome,
+        tables=tables,
+        client_address=actor.address,
+        **fields,
+    )
+
+
+def record_denied(*, actor: Actor, action: str, tables: Sequence[str] = (), detail: dict | None = None) -> AuditEvent:
+    """Record that `actor` was refused `action`. Commits on its own."""
+    with transaction.atomic():
+        return _record(actor=actor, action=action, outcome=Outcome.DENIED, tables=list(tables), detail=detail or {})

@@ -1,0 +1,78 @@
+-- The Eloity app tables in `public`, as in the Eloity project (shared/guide/domain.md).
+-- `public.profiles` is created in shape A here; tests also build shape B. No foreign keys
+-- to auth.users, as in the Eloity project: orphaned app rows are possible and diagnosed.
+CREATE TABLE IF NOT EXISTS public.users (
+    id uuid PRIMARY KEY,
+    email text NOT NULL UNIQUE,
+    username text UNIQUE,
+    full_name text,
+    avatar_url text,
+    banner_url text,
+    bio text,
+    location text,
+    website text,
+    phone text,
+    date_of_birth text,
+    gender text,
+    is_verified boolean DEFAULT false,
+    points integer DEFAULT 0,
+    level text DEFAULT 'bronze',
+    role text DEFAULT 'user',
+    reputation integer DEFAULT 0,
+    followers_count integer DEFAULT 0,
+    following_count integer DEFAULT 0,
+    posts_count integer DEFAULT 0,
+    profile_views integer DEFAULT 0,
+    is_online boolean DEFAULT false,
+    last_active timestamp,
+    profile_visibility text DEFAULT 'public',
+    allow_direct_messages boolean DEFAULT true,
+    allow_notifications boolean DEFAULT true,
+    preferred_currency text DEFAULT 'USD',
+    timezone text,
+    created_at timestamp DEFAULT now(),
+    updated_at timestamp DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS public.profiles (
+    id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    user_id uuid NOT NULL,
+    username text UNIQUE,
+    full_name text,
+    name text,
+    bio text,
+    avatar text,
+    avatar_url text,
+    is_verified boolean DEFAULT false,
+    level text DEFAULT 'bronze',
+    points integer DEFAULT 0,
+    role text DEFAULT 'user',
+    status text DEFAULT 'active',
+    bank_account_name text,
+    bank_account_number text,
+    bank_name text,
+    preferences jsonb,
+    created_at timestamptz DEFAULT now(),
+    updated_at timestamptz DEFAULT now()
+);
+-- The Eloity project added this after duplicate profiles appeared; `ON CONFLICT (user_id)`
+-- in the trigger needs it. Shape A in the wild may lack it: diagnostics report that.
+CREATE UNIQUE INDEX IF NOT EXISTS profiles_user_id_key ON public.profiles (user_id);
+
+CREATE TABLE IF NOT EXISTS public.wallets (
+    id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    user_id uuid NOT NULL UNIQUE,
+    usdt_balance numeric(20, 8) DEFAULT 0,
+    eth_balance numeric(20, 8) DEFAULT 0,
+    btc_balance numeric(20, 8) DEFAULT 0,
+    soft_points_balance numeric(20, 2) DEFAULT 0,
+    is_active boolean DEFAULT true,
+    is_frozen boolean DEFAULT false,
+    freeze_reason text,
+    frozen_by uuid,
+    frozen_at timestamp,
+    backup_seed text,
+    last_backup_at timestamp,
+    created_at timestamptz DEFAULT now(),
+    updated_at timestamptz DEFAULT now()
+);

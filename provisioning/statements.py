@@ -1,0 +1,129 @@
+"""Every SQL statement that provisioning runs, composed with `psycopg.sql`.
+
+All of them are set-based: one statement per table per batch, over an array of auth user
+ids (`%(ids)s`), never one statement per user. Auth users are aliased `u`.
+"""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from provisioning.plans import TablePlan
+from provisioning.spec import _literal
+
+AUTH_USERS = sql.Identifier("auth", "users")
+
+#: Who the status views and "all missing" runs look at: live, non-anonymous sign-ups.
+POPULATION = sql.SQL("u.deleted_at IS NULL AND NOT u.is_anonymous")
+
+SOFT_DELETED_REASON = "auth user is soft-deleted"
+
+
+def missing(plan: TablePlan) -> sql.Composable:
+    """True when auth user `u` has no row in the plan's table."""
+    if not plan.exists or plan.spec.key not in plan.columns:
+        return sql.SQL("TRUE")
+    return sql.SQL("NOT EXISTS (SELECT 1 FROM {table} x WHERE x.{key} = u.id)").format(
+        table=plan.spec.identifier(), key=sql.Identifier(plan.spec.key)
+    )
+
+
+def block_reason(plan: TablePlan) -> sql.Composable:
+    """Why auth user `u` cannot get a row in the plan's table, or NULL when it can."""
+    if plan.table_problem:
+        return _literal(plan.table_problem)
+    whens = [sql.SQL("WHEN u.deleted_at IS NOT NULL THEN {}").format(_literal(SOFT_DELETED_REASON))]
+    for blocker in plan.blockers:
+        if blocker.kind == "null":
+            (column,) = blocker.columns
+            condition = sql.SQL("{} IS NULL").format(plan.columns[column].expression())
+        else:
+            condition = sql.SQL("EXISTS (SELECT 1 FROM {table} x WHERE {match})").format(
+                table=plan.spec.identifier(),
+                match=sql.SQL(" AND ").join(
+                    sql.SQL("x.{} = {}").format(sql.Identifier(c), plan.columns[c].expression())
+                    for c in blocker.columns
+                ),
+            )
+        whens.append(sql.SQL("WHEN {} THEN {}").format(condition, _literal(blocker.reason)))
+    return sql.SQL("CASE {} END").format(sql.SQL(" ").join(whens))
+
+
+def missing_in_batch(plan: TablePlan) -> sql.Composed:
+    """Rows (user id, reason or NULL) for the batch's users that lack a row in the table.
+
+    A NULL reason means a real run would write the row: this is the dry run.
+    """
+    return sql.SQL("SELECT u.id, {reason} FROM {auth} u WHERE u.id = ANY(%(ids)s) AND {missing} ORDER BY u.id").format(
+        reason=block_reason(plan), auth=AUTH_USERS, missing=missing(plan)
+    )
+
+
+def insert_missing(plan: TablePlan) -> sql.Composed:
+    """Insert the spec's row for each of the batch's users that lacks one and is not blocked.
+
+    Idempotent: NOT EXISTS skips rows already there, ON CONFLICT DO NOTHING absorbs a row
+    committed meanwhile (or any other unique collision). Returns the auth user ids written.
+    """
+    columns = list(plan.columns)
+    return sql.SQL(
+        "INSERT INTO {table} ({columns}) "
+        "SELECT {values} FROM {auth} u "
+        "WHERE u.id = ANY(%(ids)s) AND {missing} AND ({reason}) IS NULL "
+        "ON CONFLICT DO NOTHING RETURNING {key}"
+    ).format(
+        table=plan.spec.identifier(),
+        columns=sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+        values=sql.SQL(", ").join(plan.columns[c].expression() for c in columns),
+        auth=AUTH_USERS,
+        missing=missing(plan),
+        reason=block_reason(plan),
+        key=sql.Identifier(plan.spec.key),
+    )
+
+
+def still_missing(plan: TablePlan) -> sql.Composed:
+    """The batch's users that still lack a row (after an insert)."""
+    return sql.SQL("SELECT u.id FROM {auth} u WHERE u.id = ANY(%(ids)s) AND {missing}").format(
+        auth=AUTH_USERS, missing=missing(plan)
+    )
+
+
+def existing_users(ids_param: str = "ids") -> sql.Composed:
+    return sql.SQL("SELECT u.id FROM {auth} u WHERE u.id = ANY(%({p})s)").format(auth=AUTH_USERS, p=sql.SQL(ids_param))
+
+
+def next_missing_batch(plans: list[TablePlan]) -> sql.Composed:
+    """The next `%(limit)s` users after `%(after)s` (by id) missing a row in any plan's table.
+
+    Keyset paging on the primary key: each batch is an index range scan, so a bulk run over
+    a million users never sorts or offsets.
+    """
+    return sql.SQL(
+        "SELECT u.id FROM {auth} u WHERE {population} AND u.id > %(after)s AND ({any_missing}) "
+        "ORDER BY u.id LIMIT %(limit)s"
+    ).format(
+        auth=AUTH_USERS,
+        population=POPULATION,
+        any_missing=sql.SQL(" OR ").join(missing(p) for p in plans),
+    )
+
+
+def lock_table(plan: TablePlan) -> sql.Composed:
+    """Serialise provisioning writes to one table for the rest of the transaction.
+
+    Without a unique index on the key (profiles shape A), two concurrent INSERT ... WHERE
+    NOT EXISTS could both insert; the lock makes the second see the first's rows.
+    """
+    return sql.SQL("SELECT pg_advisory_xact_lock(hashtext({}))").format(
+        sql.Literal(f"eloity_admin.provision:{plan.spec.qualified_name}")
+    )
+
+
+def blocked_in_population(plan: TablePlan) -> sql.Composed:
+    """Users of the population lacking a row in the table who cannot get one, with why."""
+    return sql.SQL(
+        "SELECT u.id, u.email, r.reason FROM {auth} u "
+        "CROSS JOIN LATERAL (SELECT {reason} AS reason) r "
+        "WHERE {population} AND {missing} AND r.reason IS NOT NULL ORDER BY u.id"
+    ).format(auth=AUTH_USERS, reason=block_reason(plan), population=POPULATION, missing=missing(plan))

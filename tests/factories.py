@@ -1,0 +1,117 @@
+"""Build auth users and app rows with SQL, through the real sign-up trigger."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Iterable
+
+from django.db import connection
+
+ALL_TABLES = ("users", "profiles", "wallets")
+_counter = itertools.count(1)
+
+
+def make_auth_user(
+    email: str | None = "auto",
+    *,
+    keep: Iterable[str] = ALL_TABLES,
+    phone: str | None = None,
+    anonymous: bool = False,
+    deleted: bool = False,
+    is_sso_user: bool = False,
+    meta: dict | None = None,
+    secrets: str | None = None,
+    created_at: str | None = None,
+) -> uuid.UUID:
+    """Insert one auth user (the trigger provisions it), then delete the app rows not in
+    `keep`. `secrets` fills the password hash and every token column with a marker."""
+    n = next(_counter)
+    user_id = uuid.uuid4()
+    if email == "auto":
+        email = None if (anonymous or phone) else f"person{n}-{user_id.hex[:6]}@example.com"
+    import json
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO auth.users (id, aud, role, email, phone, is_anonymous, is_sso_user,
+                deleted_at, raw_user_meta_data, created_at, updated_at, encrypted_password,
+                confirmation_token, recovery_token, email_change_token_new,
+                email_change_token_current, phone_change_token, reauthentication_token)
+            VALUES (%s, 'authenticated', 'authenticated', %s, %s, %s, %s,
+                CASE WHEN %s THEN now() END, %s::jsonb, COALESCE(%s::timestamptz, now()), now(), %s,
+                %s, %s, %s, %s, %s, %s)
+            """,
+            [
+                user_id,
+                email,
+                phone,
+                anonymous,
+                is_sso_user,
+                deleted,
+                json.dumps(meta or {}),
+                created_at,
+                secrets or "$2a$10$notarealhash",
+                *([f"{secrets}-token"] * 6 if secrets else [""] * 6),
+            ],
+        )
+        keep = set(keep)
+        for table, key in (("users", "id"), ("profiles", "user_id"), ("wallets", "user_id")):
+            if table not in keep:
+                cursor.execute(f"DELETE FROM public.{table} WHERE {key} = %s", [user_id])
+    return user_id
+
+
+def rows(table: str, user_id: uuid.UUID) -> list[dict]:
+    key = "id" if table == "users" else "user_id"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT * FROM public.{table} WHERE {key} = %s", [user_id])
+        names = [c.name for c in cursor.description]
+        return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+
+
+def count(table: str, user_ids: Iterable[uuid.UUID] | None = None) -> int:
+    key = "id" if table == "users" else "user_id"
+    with connection.cursor() as cursor:
+        if user_ids is None:
+            cursor.execute(f"SELECT count(*) FROM public.{table}")
+        else:
+            cursor.execute(f"SELECT count(*) FROM public.{table} WHERE {key} = ANY(%s)", [list(user_ids)])
+        return cursor.fetchone()[0]
+
+
+def execute(statement: str, params=None) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+
+
+def truncate_app_tables() -> None:
+    execute("TRUNCATE auth.users, public.users, public.profiles, public.wallets")
+
+
+def make_profiles_shape_b() -> None:
+    """Replace public.profiles by shape B (user_id primary key, no id, fewer columns)."""
+    execute(
+        """
+        DROP TABLE public.profiles;
+        CREATE TABLE public.profiles (
+            user_id uuid PRIMARY KEY REFERENCES auth.users (id) ON DELETE CASCADE,
+            username text UNIQUE,
+            full_name text,
+            avatar_url text,
+            bio text,
+            is_verified boolean DEFAULT false,
+            created_at timestamptz DEFAULT now(),
+            updated_at timestamptz DEFAULT now()
+        );
+        """
+    )
+
+
+def disable_trigger() -> None:
+    execute("ALTER TABLE auth.users DISABLE TRIGGER on_auth_user_created")
+
+
+def enable_trigger() -> None:
+    execute("ALTER TABLE auth.users ENABLE TRIGGER on_auth_user_created")
