@@ -5,4 +5,4 @@ import os
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-never-used-outside-the-test-suite-0123456789")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 
-from eloity_admin.settings import *  # noqa: E402,F403
+from eloity_admin.settings import *  # noqa: F403

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 
 admin.site.site_header = "Eloity provisioning"
@@ -8,5 +8,6 @@ admin.site.index_title = "Support dashboard"
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
+    path("", include("provisioning.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -127,6 +127,14 @@ class AuditEvent(models.Model):
         PROVISION_USER = "provision_user", "Provision one user"
         PROVISION_SELECTED = "provision_selected", "Provision selected users"
         PROVISION_ALL_MISSING = "provision_all_missing", "Provision all missing"
+        JOB_STARTED = "job_started", "Background job started"
+        JOB_CANCELLED = "job_cancelled", "Background job cancelled"
+        SIMULATE_SIGNUP = "simulate_signup", "Simulated sign-up"
+        RELOAD_SCHEMA_CACHE = "reload_schema_cache", "Reload PostgREST schema cache"
+        EXPORT_AUDIT = "export_audit", "Export audit log"
+        LOGIN = "login", "Signed in"
+        LOGIN_FAILED = "login_failed", "Failed sign-in"
+        LOGOUT = "logout", "Signed out"
 
     class Outcome(models.TextChoices):
         SUCCEEDED = "succeeded", "Succeeded"

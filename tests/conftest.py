@@ -3,7 +3,6 @@ database that carries the Supabase-like demo schema and the real sign-up trigger
 
 from __future__ import annotations
 
-
 import pytest
 
 

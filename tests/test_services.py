@@ -269,7 +269,7 @@ def test_concurrent_runs_on_the_same_users_end_with_one_row_each(unique_profiles
             try:
                 barrier.wait()
                 services.provision_users(actor=Actor.command_line(), user_ids=ids, batch_size=7)
-            except BaseException as exc:  # noqa: BLE001 - reported below
+            except BaseException as exc:
                 errors.append(exc)
             finally:
                 connections.close_all()
@@ -304,7 +304,7 @@ def test_bulk_run_beside_the_trigger_raises_nothing_and_duplicates_nothing():
         try:
             for _ in range(30):
                 make_auth_user()
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
         finally:
             connections.close_all()
@@ -341,7 +341,7 @@ def test_second_run_waits_for_an_open_run_instead_of_duplicating_keyless_profile
                     services.provision_users(actor=Actor.command_line(), user_ids=ids, tables=["profiles"])
                     first_wrote.set()
                     release.wait(10)
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 errors.append(exc)
             finally:
                 connections.close_all()
@@ -349,7 +349,7 @@ def test_second_run_waits_for_an_open_run_instead_of_duplicating_keyless_profile
         def second():
             try:
                 services.provision_users(actor=Actor.command_line(), user_ids=ids, tables=["profiles"])
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 errors.append(exc)
             finally:
                 connections.close_all()

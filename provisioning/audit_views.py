@@ -1,0 +1,3 @@
+"""Pages for audit (filled in by its issue)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Pages for diagnostics (filled in by its issue)."""
+
+urlpatterns: list = []

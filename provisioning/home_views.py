@@ -1,0 +1,3 @@
+"""Pages for home (filled in by its issue)."""
+
+urlpatterns: list = []

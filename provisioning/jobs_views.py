@@ -1,0 +1,3 @@
+"""Pages for jobs (filled in by its issue)."""
+
+urlpatterns: list = []
