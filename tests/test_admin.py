@@ -1,0 +1,202 @@
+"""The status list, detail page and provisioning pages, through Django's test client."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.urls import reverse
+
+from provisioning.models import AuditEvent
+from tests.factories import count, make_auth_user
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "admin:provisioning_authuser_changelist"
+
+
+def listed_ids(client, **params) -> set[uuid.UUID]:
+    response = client.get(reverse(CHANGELIST), params)
+    assert response.status_code == 200
+    return {obj.pk for obj in response.context["cl"].result_list}
+
+
+@pytest.fixture
+def population():
+    """One user per provisioning state, plus the kinds hidden by default."""
+    return {
+        "complete": make_auth_user(),
+        "no_app_user": make_auth_user(keep=("profiles", "wallets")),
+        "no_profile": make_auth_user(keep=("users", "wallets")),
+        "no_wallet": make_auth_user(keep=("users", "profiles")),
+        "nothing": make_auth_user(keep=()),
+        "deleted": make_auth_user(deleted=True, keep=()),
+        "anonymous": make_auth_user(anonymous=True, keep=("profiles", "wallets")),
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ("", {"complete", "no_app_user", "no_profile", "no_wallet", "nothing"}),
+        ("missing_any", {"no_app_user", "no_profile", "no_wallet", "nothing"}),
+        ("missing_users", {"no_app_user", "nothing"}),
+        ("missing_profiles", {"no_profile", "nothing"}),
+        ("missing_wallets", {"no_wallet", "nothing"}),
+        ("complete", {"complete"}),
+    ],
+)
+def test_each_filter_lists_exactly_the_right_users(viewer_client, population, status, expected):
+    params = {"status": status} if status else {}
+    assert listed_ids(viewer_client, **params) == {population[name] for name in expected}
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("deleted", {"deleted"}),
+        ("anonymous", {"anonymous"}),
+        ("everyone", {"complete", "no_app_user", "no_profile", "no_wallet", "nothing", "deleted", "anonymous"}),
+    ],
+)
+def test_deleted_and_anonymous_users_appear_only_when_asked_for(viewer_client, population, kind, expected):
+    assert listed_ids(viewer_client, kind=kind) == {population[name] for name in expected}
+
+
+def test_list_shows_status_per_table(viewer_client, population):
+    response = viewer_client.get(reverse(CHANGELIST), {"status": "missing_profiles"})
+    rows = {obj.pk: obj for obj in response.context["cl"].result_list}
+    nothing = rows[population["nothing"]]
+    assert (nothing.has_app_user, nothing.has_profile, nothing.has_wallet) == (False, False, False)
+    no_profile = rows[population["no_profile"]]
+    assert (no_profile.has_app_user, no_profile.has_profile, no_profile.has_wallet) == (True, False, True)
+
+
+def test_search_by_email_is_case_insensitive_and_by_exact_id(viewer_client):
+    target = make_auth_user(email="Someone.Special@Example.COM")
+    make_auth_user(email="other@example.com")
+
+    assert listed_ids(viewer_client, q="someone.special@example") == {target}
+    assert listed_ids(viewer_client, q=str(target)) == {target}
+    assert listed_ids(viewer_client, q=str(uuid.uuid4())) == set()
+
+
+def test_list_runs_a_fixed_number_of_queries_whatever_the_page_size(viewer_client, django_assert_max_num_queries):
+    for _ in range(30):
+        make_auth_user(keep=())
+    # Sessions, user, permissions, count, page, estimate: no query per row.
+    with django_assert_max_num_queries(12):
+        viewer_client.get(reverse(CHANGELIST), {"status": "missing_any"})
+
+
+def test_detail_page_shows_the_rows_and_history_but_no_secret(provisioner_client):
+    user_id = make_auth_user(keep=("users",), secrets="MARKER-SECRET-42")
+
+    response = provisioner_client.get(reverse("admin:provisioning_authuser_change", args=[user_id]))
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "MARKER-SECRET-42" not in html
+    assert html.count("<strong>missing</strong>") == 2
+    assert 'id="provision-form"' in html
+
+
+def test_provision_button_creates_exactly_the_missing_rows(provisioner_client, provisioner):
+    user_id = make_auth_user(keep=("users",))
+
+    response = provisioner_client.post(reverse("admin:provisioning_authuser_provision", args=[user_id]), follow=True)
+
+    assert response.status_code == 200
+    assert [count(t, [user_id]) for t in ("users", "profiles", "wallets")] == [1, 1, 1]
+    text = " ".join(str(m) for m in response.context["messages"])
+    assert "Created" in text
+    event = AuditEvent.objects.latest("id")
+    assert (event.actor_id, event.outcome) == (provisioner.pk, AuditEvent.Outcome.SUCCEEDED)
+    assert event.client_address == "127.0.0.1"
+    assert "No action has been taken" not in response.content.decode()
+
+
+def test_provision_button_rejects_get(provisioner_client):
+    user_id = make_auth_user(keep=())
+    response = provisioner_client.get(reverse("admin:provisioning_authuser_provision", args=[user_id]))
+    assert response.status_code == 405
+    assert count("profiles", [user_id]) == 0
+
+
+def test_viewer_gets_403_nothing_written_and_a_denied_event(viewer_client, viewer):
+    user_id = make_auth_user(keep=())
+
+    one = viewer_client.post(reverse("admin:provisioning_authuser_provision", args=[user_id]))
+    everyone = viewer_client.post(reverse("admin:provisioning_authuser_provision_all"))
+
+    assert (one.status_code, everyone.status_code) == (403, 403)
+    assert count("profiles", [user_id]) == 0
+    denied = AuditEvent.objects.filter(outcome=AuditEvent.Outcome.DENIED, actor=viewer)
+    assert denied.count() == 2
+
+
+def test_viewer_sees_no_provisioning_button_or_action(viewer_client):
+    user_id = make_auth_user(keep=())
+    detail = viewer_client.get(reverse("admin:provisioning_authuser_change", args=[user_id])).content.decode()
+    listing = viewer_client.get(reverse(CHANGELIST)).content.decode()
+    assert 'id="provision-form"' not in detail
+    assert "provision_selected" not in listing
+    assert "Provision all missing" not in listing
+
+
+@pytest.mark.parametrize("bad_id", ["not-a-uuid", "123", "00000000-0000-0000-0000-00000000000g"])
+def test_malformed_id_is_a_404(provisioner_client, bad_id):
+    assert provisioner_client.get(f"/admin/provisioning/authuser/{bad_id}/change/").status_code == 404
+    assert provisioner_client.post(f"/admin/provisioning/authuser/{bad_id}/provision/").status_code == 404
+
+
+def test_unknown_user_is_a_404(provisioner_client):
+    ghost = uuid.uuid4()
+    assert provisioner_client.get(reverse("admin:provisioning_authuser_change", args=[ghost])).status_code == 404
+    assert provisioner_client.post(reverse("admin:provisioning_authuser_provision", args=[ghost])).status_code == 404
+
+
+def test_auth_users_cannot_be_added_changed_or_deleted_even_by_a_superuser(admin_client):
+    user_id = make_auth_user()
+    assert admin_client.get("/admin/provisioning/authuser/add/").status_code == 403
+    assert admin_client.post(f"/admin/provisioning/authuser/{user_id}/delete/").status_code == 403
+    response = admin_client.post(
+        reverse("admin:provisioning_authuser_change", args=[user_id]), {"email": "hacked@example.com"}
+    )
+    assert response.status_code == 403
+
+
+def test_bulk_action_shows_a_dry_run_then_provisions_on_confirmation(provisioner_client):
+    ids = [make_auth_user(keep=()), make_auth_user(keep=("users", "profiles")), make_auth_user()]
+    data = {"action": "provision_selected", "_selected_action": [str(i) for i in ids]}
+
+    confirm = provisioner_client.post(reverse(CHANGELIST), data)
+
+    assert confirm.status_code == 200
+    assert [t["count"] for t in confirm.context["tables"]] == [1, 1, 2]
+    assert count("wallets", ids) == 1  # nothing written yet
+    assert AuditEvent.objects.latest("id").outcome == AuditEvent.Outcome.DRY_RUN
+
+    done = provisioner_client.post(reverse(CHANGELIST), {**data, "post": "yes"}, follow=True)
+
+    assert done.status_code == 200
+    assert [count(t, ids) for t in ("users", "profiles", "wallets")] == [3, 3, 3]
+    event = AuditEvent.objects.latest("id")
+    assert event.action == AuditEvent.Action.PROVISION_SELECTED
+    assert sorted(event.target_user_ids) == sorted(ids)
+
+
+def test_provision_all_previews_then_writes(provisioner_client):
+    ids = [make_auth_user(keep=()) for _ in range(3)] + [make_auth_user(phone="15551234", keep=())]
+
+    preview = provisioner_client.get(reverse("admin:provisioning_authuser_provision_all"))
+
+    assert preview.status_code == 200
+    html = preview.content.decode()
+    assert "auth user has no email" in html
+    assert count("profiles", ids) == 0
+
+    provisioner_client.post(reverse("admin:provisioning_authuser_provision_all"), follow=True)
+
+    assert count("profiles", ids) == 4
+    assert count("users", ids) == 3

@@ -1,0 +1,129 @@
+"""The CLI: provisioning_status and provision, their output and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from provisioning.models import AuditEvent
+from tests.factories import count, make_auth_user
+
+pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args) -> tuple[int, str]:
+    """call_command, returning (exit code, stdout)."""
+    from io import StringIO
+
+    out = StringIO()
+    try:
+        call_command(*args, stdout=out)
+    except SystemExit as exc:
+        return exc.code, out.getvalue()
+    except CommandError as exc:
+        return exc.returncode, str(exc)
+    return 0, out.getvalue()
+
+
+def test_status_counts_match_the_database():
+    make_auth_user()
+    make_auth_user(keep=("users",))
+    make_auth_user(phone="15550100", keep=())
+    make_auth_user(deleted=True, keep=())
+
+    code, out = run("provisioning_status", "--json")
+
+    assert code == 0
+    data = json.loads(out)
+    assert data["auth_users"] == 3
+    assert data["missing"] == {"users": 1, "profiles": 2, "wallets": 2}
+    assert data["missing_any"] == 2
+    assert data["fully_provisioned"] == 1
+    assert sum(data["cannot_provision"].values()) == 1
+
+
+def test_provision_by_email_exits_0_and_records_the_os_user():
+    user_id = make_auth_user(email="Cli.User@Example.com", keep=())
+
+    code, out = run("provision", "--user", "cli.user@example.com")
+
+    assert code == 0, out
+    assert [count(t, [user_id]) for t in ("users", "profiles", "wallets")] == [1, 1, 1]
+    event = AuditEvent.objects.latest("id")
+    assert event.channel == AuditEvent.Channel.CLI
+    assert event.actor_username.startswith("os:")
+    assert event.actor is None
+
+
+def test_dry_run_json_writes_nothing():
+    user_id = make_auth_user(keep=())
+
+    code, out = run("provision", "--user", str(user_id), "--dry-run", "--json")
+
+    assert code == 0
+    assert json.loads(out)["created"] == {"users": 1, "profiles": 1, "wallets": 1}
+    assert count("profiles", [user_id]) == 0
+
+
+def test_table_option_limits_the_run():
+    user_id = make_auth_user(keep=())
+    assert run("provision", "--user", str(user_id), "--table", "profiles")[0] == 0
+    assert [count(t, [user_id]) for t in ("users", "profiles", "wallets")] == [0, 1, 0]
+
+
+def test_unprovisionable_user_exits_1():
+    phone_only = make_auth_user(phone="15550101", keep=())
+    code, out = run("provision", "--user", str(phone_only))
+    assert code == 1
+    assert "no email" in out
+    assert count("profiles", [phone_only]) == 1
+
+
+def test_all_missing_in_batches():
+    ids = [make_auth_user(keep=()) for _ in range(5)]
+    code, out = run("provision", "--all-missing", "--batch-size", "2", "--json")
+    assert code == 0
+    assert json.loads(out)["batches"] == 3
+    assert count("wallets", ids) == 5
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("provision", "--user", "nobody@example.com"),
+        ("provision", "--user", "00000000-0000-0000-0000-000000000001"),
+        ("provision", "--all-missing", "--batch-size", "0"),
+    ],
+)
+def test_bad_arguments_exit_2(args):
+    code, _ = run(*args)
+    assert code == 2
+
+
+def _manage(*args, env_extra=None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "eloity_admin.settings_test", **(env_extra or {})}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_unknown_table_exits_2_with_one_line():
+    result = _manage("provision", "--all-missing", "--table", "accounts")
+    assert result.returncode == 2
+    assert "invalid choice: 'accounts'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_database_exits_2_with_one_line():
+    result = _manage("provisioning_status", env_extra={"DATABASE_URL": "postgres://nobody@127.0.0.1:1/nothing"})
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+    assert "database unreachable" in result.stderr

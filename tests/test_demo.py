@@ -1,0 +1,69 @@
+"""The demo database: seeding, idempotency, and refusing real databases."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+
+from provisioning import demo, selectors
+from tests.factories import execute
+
+pytestmark = pytest.mark.django_db
+
+INCIDENT_EMAILS = {
+    "eloityhq@gmail.com",
+    "test@example.com",
+    "devilaid1900@gmail.com",
+    "solozikedi@gmail.com",
+    "fushjones@gmail.com",
+    "brochrisjerry@gmail.com",
+    "faroukarogundade@gmail.com",
+}
+
+
+def scalar(statement: str):
+    with connection.cursor() as cursor:
+        cursor.execute(statement)
+        return cursor.fetchone()[0]
+
+
+def test_seed_creates_a_realistic_mix_and_the_incident_users_lack_profiles():
+    assert demo.seed(500) == 500
+
+    missing_profile = set(selectors.users_missing("profiles").values_list("email", flat=True))
+    assert INCIDENT_EMAILS <= missing_profile
+    assert scalar("SELECT count(*) FROM auth.users WHERE email IS NULL AND phone IS NOT NULL") > 0
+    assert scalar("SELECT count(*) FROM auth.users WHERE is_anonymous") > 0
+    assert scalar("SELECT count(*) FROM auth.users WHERE deleted_at IS NOT NULL") > 0
+    counts = selectors.status_counts()
+    assert 0.1 < counts.missing_any / counts.auth_users < 0.6
+    assert counts.blocked  # phone-only sign-ups cannot get an app user
+
+
+def test_second_seed_adds_nothing():
+    demo.seed(100)
+    assert demo.seed(100) == 0
+    assert scalar("SELECT count(*) FROM auth.users") == 100
+
+
+def test_load_demo_command_prints_the_logins(support_groups, capsys):
+    call_command("load_demo", "--users", "60")
+    out = capsys.readouterr().out
+    assert "Seeded 60 demo sign-ups" in out
+    assert "support / support-demo-password" in out
+    from django.contrib.auth.models import User
+
+    assert User.objects.get(username="support").has_perm("provisioning.provision_users")
+    assert not User.objects.get(username="viewer").has_perm("provisioning.provision_users")
+
+
+def test_load_demo_refuses_a_database_it_did_not_create():
+    name = scalar("SELECT current_database()")
+    execute(f'COMMENT ON DATABASE "{name}" IS NULL')
+    try:
+        with pytest.raises(CommandError, match="refusing to touch database"):
+            call_command("load_demo")
+        assert scalar("SELECT count(*) FROM auth.users") == 0
+    finally:
+        demo.mark_as_demo_database()
