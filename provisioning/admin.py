@@ -6,12 +6,11 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
-from django.views.decorators.http import require_POST
 
 from provisioning import selectors, services
 from provisioning.actors import PROVISION_PERMISSION, Actor
@@ -261,8 +260,9 @@ class AuthUserAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/provisioning/authuser/provision_selected.html", context)
 
 
-@require_POST
 def _provision_user(model_admin: AuthUserAdmin, request, object_id):
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
     obj = model_admin._get_user_or_404(object_id)
     result = _run_or_message(request, services.provision_users, actor=Actor.from_request(request), user_ids=[obj.pk])
     if result is not None:
