@@ -99,14 +99,15 @@ def _status_column(field: str, label: str):
 
 @admin.register(AuthUser)
 class AuthUserAdmin(admin.ModelAdmin):
+    # The ✓/✗ columns come first after the sign-up: they are what staff scan for.
     list_display = (
         "display_name",
-        "phone",
-        "created_at",
-        "last_sign_in_at",
         _status_column("has_app_user", "App user"),
         _status_column("has_profile", "Profile"),
         _status_column("has_wallet", "Wallet"),
+        "phone",
+        "created_at",
+        "last_sign_in_at",
     )
     list_display_links = ("display_name",)
     list_filter = (ProvisioningStatusFilter, AccountKindFilter)
