@@ -78,3 +78,154 @@ def unique_keys(schema: str, table: str) -> list[UniqueKey]:
             [schema, table],
         )
         return [UniqueKey(name, tuple(cols)) for name, cols in cursor.fetchall()]
+
+
+# --- Diagnostics: triggers, functions, indexes ----------------------------------------------
+
+#: pg_trigger.tgenabled values under which a trigger fires for an ordinary session.
+FIRING_STATES = {"O": "enabled", "A": "enabled always"}
+TRIGGER_STATES = {"O": "enabled", "A": "enabled always", "D": "disabled", "R": "enabled for replicas only"}
+
+
+@dataclass(frozen=True)
+class Trigger:
+    name: str
+    function_schema: str
+    function_name: str
+    enabled: str  # pg_trigger.tgenabled: O, A, D or R
+    for_each_row: bool
+    before: bool
+    on_insert: bool
+    definition: str
+
+    @property
+    def fires(self) -> bool:
+        """True when the trigger fires for an ordinary session (not disabled, not replica-only)."""
+        return self.enabled in FIRING_STATES
+
+    @property
+    def state(self) -> str:
+        return TRIGGER_STATES.get(self.enabled, f"tgenabled={self.enabled}")
+
+    @property
+    def function(self) -> str:
+        return f"{self.function_schema}.{self.function_name}"
+
+
+def triggers(schema: str, table: str) -> list[Trigger]:
+    """The user-defined triggers on `schema.table` (not constraint triggers), by name.
+
+    Empty when the table does not exist.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT t.tgname, pn.nspname, p.proname, t.tgenabled,
+                   (t.tgtype & 1) <> 0, (t.tgtype & 2) <> 0, (t.tgtype & 4) <> 0,
+                   pg_get_triggerdef(t.oid)
+            FROM pg_trigger t
+            JOIN pg_class c ON c.oid = t.tgrelid
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            JOIN pg_proc p ON p.oid = t.tgfoid
+            JOIN pg_namespace pn ON pn.oid = p.pronamespace
+            WHERE n.nspname = %s AND c.relname = %s AND NOT t.tgisinternal
+            ORDER BY t.tgname
+            """,
+            [schema, table],
+        )
+        return [Trigger(*row) for row in cursor.fetchall()]
+
+
+@dataclass(frozen=True)
+class Function:
+    schema: str
+    name: str
+    security_definer: bool
+    config: tuple[str, ...]  # proconfig, e.g. ("search_path=\"\"",)
+    returns_trigger: bool
+    definition: str
+
+    @property
+    def sets_search_path(self) -> bool:
+        return any(item.startswith("search_path=") for item in self.config)
+
+
+def function(schema: str, name: str) -> Function | None:
+    """The argument-less function `schema.name()` with its full definition (pg_get_functiondef),
+    or None when it does not exist."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT n.nspname, p.proname, p.prosecdef, coalesce(p.proconfig, '{}'),
+                   p.prorettype = 'trigger'::regtype, pg_get_functiondef(p.oid)
+            FROM pg_proc p
+            JOIN pg_namespace n ON n.oid = p.pronamespace
+            WHERE n.nspname = %s AND p.proname = %s AND p.pronargs = 0 AND p.prokind = 'f'
+            """,
+            [schema, name],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return Function(row[0], row[1], row[2], tuple(row[3]), row[4], row[5])
+
+
+def column_type(schema: str, table: str, column: str) -> str | None:
+    """The SQL type of one live column (format_type, e.g. `uuid`, `text`), or None."""
+    live = columns(schema, table).get(column)
+    return live.data_type if live else None
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    columns: tuple[str | None, ...]  # None for an expression
+    unique: bool
+    partial: bool
+    valid: bool
+    definition: str
+
+    @property
+    def leading_column(self) -> str | None:
+        return self.columns[0] if self.columns else None
+
+
+def indexes(schema: str, table: str) -> list[Index]:
+    """Every index on `schema.table`, with its columns in order (None for an expression),
+    whether it is unique, partial, and valid (a failed CREATE INDEX CONCURRENTLY leaves an
+    invalid index that the planner never uses)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT ic.relname,
+                   array_agg(a.attname ORDER BY k.ord),
+                   i.indisunique,
+                   i.indpred IS NOT NULL,
+                   i.indisvalid AND i.indisready,
+                   pg_get_indexdef(i.indexrelid)
+            FROM pg_index i
+            JOIN pg_class c ON c.oid = i.indrelid
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            JOIN pg_class ic ON ic.oid = i.indexrelid
+            CROSS JOIN LATERAL unnest(i.indkey[0:i.indnkeyatts - 1]) WITH ORDINALITY AS k(attnum, ord)
+            LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum AND k.attnum > 0
+            WHERE n.nspname = %s AND c.relname = %s
+            GROUP BY ic.relname, i.indisunique, i.indpred, i.indisvalid, i.indisready, i.indexrelid
+            ORDER BY ic.relname
+            """,
+            [schema, table],
+        )
+        return [Index(name, tuple(cols), unique, partial, valid, d) for name, cols, unique, partial, valid, d in cursor]
+
+
+def tables(schema: str) -> list[str]:
+    """The names of the ordinary and partitioned tables (and views) in `schema`."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f') ORDER BY c.relname
+            """,
+            [schema],
+        )
+        return [row[0] for row in cursor.fetchall()]
