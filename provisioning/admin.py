@@ -15,6 +15,7 @@ from django.utils.html import format_html
 from provisioning import selectors, services
 from provisioning.actors import PROVISION_PERMISSION, Actor
 from provisioning.models import AppUser, AuthUser, Profile, Wallet
+from provisioning.templatetags.eloity import status_icon_html
 
 #: Counting stops here: an exact COUNT(*) of a filtered million-row list on every page
 #: view costs more than the page itself.
@@ -89,9 +90,12 @@ class AccountKindFilter(admin.SimpleListFilter):
 
 
 def _status_column(field: str, label: str):
-    @admin.display(description=label, boolean=True)
+    """A ✓/✗ column that a screen reader reads as "present"/"missing" (the admin's
+    boolean=True column only says alt="True")."""
+
+    @admin.display(description=label)
     def column(obj):
-        return getattr(obj, field)
+        return status_icon_html(getattr(obj, field))
 
     column.__name__ = field
     return column
@@ -159,7 +163,7 @@ class AuthUserAdmin(admin.ModelAdmin):
             return obj.email
         if obj.phone:
             return format_html("<em>phone-only</em> {}", obj.phone)
-        return format_html("<em>anonymous</em> {}", str(obj.pk)[:8])
+        return format_html('<em>anonymous</em> <span title="{}">{}</span>', obj.pk, str(obj.pk)[:8])
 
     @admin.display(description="kind")
     def kind(self, obj):

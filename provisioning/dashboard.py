@@ -1,0 +1,227 @@
+"""Reads for the home page: totals, missing rows by week of sign-up, health, latest events.
+
+Nothing here writes. The counts are the expensive part (one anti-join per app table over
+the whole of auth.users), so they are computed once and kept in Django's cache for
+`COUNTS_TTL` seconds; the page says when they were computed. Without a CACHES setting,
+Django's default LocMemCache is per server process: each gunicorn worker counts on its
+own, at most once a minute.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass, field
+
+from django.core.cache import cache
+from django.db.models import Count
+from django.db.models.functions import TruncWeek
+from django.urls import NoReverseMatch, Resolver404, resolve, reverse
+from django.utils import timezone
+
+from provisioning import selectors
+from provisioning.models import AuditEvent
+
+logger = logging.getLogger(__name__)
+
+#: How long the counts may be reused, in seconds.
+COUNTS_TTL = 60
+COUNTS_CACHE_KEY = "provisioning:home:counts:v1"
+HEALTH_CACHE_KEY = "provisioning:home:health:v1"
+#: The chart shows at most this many weeks, ending with the latest sign-up.
+CHART_WEEKS = 52
+#: The diagnostics page, when the diagnostics feature is installed.
+HEALTH_PAGE_PATH = "/admin/tools/health/"
+TABLES = tuple(selectors.TABLE_MODELS)
+
+
+@dataclass(frozen=True)
+class WeekFigures:
+    """One week of sign-ups (weeks start on Monday, in the server's time zone)."""
+
+    week: dt.date
+    signups: int
+    missing_any: int
+    missing: dict[str, int]
+
+
+@dataclass(frozen=True)
+class HomeFigures:
+    """Totals over live sign-ups (not soft-deleted, not anonymous), like the list's default."""
+
+    auth_users: int
+    missing: dict[str, int]
+    missing_any: int
+    cannot_provision: int
+    cannot_provision_reasons: dict[str, int]
+    cannot_provision_sample: list[dict]
+    weeks: list[WeekFigures]
+    #: Missing users who signed up before the charted weeks (or have no sign-up date).
+    missing_outside_chart: int
+    #: pg_class.reltuples for auth.users: every row, deleted and anonymous included.
+    estimated_auth_rows: int
+    computed_at: dt.datetime
+    took_seconds: float
+
+    @property
+    def fully_provisioned(self) -> int:
+        return self.auth_users - self.missing_any
+
+    @property
+    def fully_provisioned_percent(self) -> float | None:
+        if not self.auth_users:
+            return None
+        return 100.0 * self.fully_provisioned / self.auth_users
+
+
+@dataclass(frozen=True)
+class Health:
+    """What the diagnostics say, reduced to what the home page shows."""
+
+    available: bool
+    ok: bool | None = None
+    headline: str = ""
+    items: list[str] = field(default_factory=list)
+    url: str | None = None
+
+
+def _count_by_week(queryset) -> dict[dt.date | None, int]:
+    rows = queryset.annotate(week=TruncWeek("created_at")).values("week").annotate(n=Count("pk")).order_by()
+    return {(row["week"].date() if row["week"] else None): row["n"] for row in rows}
+
+
+def compute_figures() -> HomeFigures:
+    """Count now, bypassing the cache. Five grouped counts plus the cannot-provision check;
+    the totals are the sums of the weekly counts, so they agree with the chart (and with
+    `selectors.status_counts()`, which counts the same querysets ungrouped)."""
+    started = time.monotonic()
+    signups = _count_by_week(selectors.population())
+    missing_any = _count_by_week(selectors.users_missing())
+    missing = {table: _count_by_week(selectors.users_missing(table)) for table in TABLES}
+    reasons, sample = selectors.cannot_provision(sample=10)
+
+    dated = sorted(week for week in signups if week is not None)
+    weeks: list[WeekFigures] = []
+    if dated:
+        last = dated[-1]
+        first = max(dated[0], last - dt.timedelta(weeks=CHART_WEEKS - 1))
+        week = first
+        while week <= last:
+            weeks.append(
+                WeekFigures(
+                    week=week,
+                    signups=signups.get(week, 0),
+                    missing_any=missing_any.get(week, 0),
+                    missing={table: missing[table].get(week, 0) for table in TABLES},
+                )
+            )
+            week += dt.timedelta(weeks=1)
+    charted = sum(w.missing_any for w in weeks)
+    return HomeFigures(
+        auth_users=sum(signups.values()),
+        missing={table: sum(missing[table].values()) for table in TABLES},
+        missing_any=sum(missing_any.values()),
+        cannot_provision=sum(reasons.values()),
+        cannot_provision_reasons=reasons,
+        cannot_provision_sample=sample,
+        weeks=weeks,
+        missing_outside_chart=sum(missing_any.values()) - charted,
+        estimated_auth_rows=selectors.estimated_auth_users(),
+        computed_at=timezone.now(),
+        took_seconds=time.monotonic() - started,
+    )
+
+
+def home_figures(*, recount: bool = False) -> HomeFigures:
+    """The counts, from the cache when they are younger than COUNTS_TTL seconds."""
+    if not recount:
+        figures = cache.get(COUNTS_CACHE_KEY)
+        if isinstance(figures, HomeFigures):
+            return figures
+    figures = compute_figures()
+    cache.set(COUNTS_CACHE_KEY, figures, COUNTS_TTL)
+    return figures
+
+
+def forget_figures() -> None:
+    """Drop the cached counts (in this process's cache), e.g. after provisioning."""
+    cache.delete_many([COUNTS_CACHE_KEY, HEALTH_CACHE_KEY])
+
+
+def _health_url() -> str | None:
+    try:
+        resolve(HEALTH_PAGE_PATH)
+    except Resolver404:
+        return None
+    return HEALTH_PAGE_PATH
+
+
+def _as_health(summary, url: str | None) -> Health:
+    """Accept what diagnostics.summary() returns: a mapping (ok/status, headline/summary,
+    problems/items/checks) or anything printable."""
+    if isinstance(summary, dict):
+        ok = summary.get("ok")
+        if ok is None and "status" in summary:
+            ok = str(summary["status"]).lower() in {"ok", "healthy", "green", "pass", "passed"}
+        headline = summary.get("headline") or summary.get("summary") or summary.get("message") or ""
+        items = summary.get("problems") or summary.get("items") or summary.get("findings") or []
+        if isinstance(items, dict):
+            items = [f"{key}: {value}" for key, value in items.items()]
+        if not headline and "status" in summary:
+            headline = str(summary["status"])
+        return Health(
+            available=True, ok=None if ok is None else bool(ok), headline=str(headline), items=_texts(items), url=url
+        )
+    for attr in ("ok", "headline"):
+        if hasattr(summary, attr):
+            return _as_health(
+                {
+                    "ok": getattr(summary, "ok", None),
+                    "headline": getattr(summary, "headline", ""),
+                    "problems": getattr(summary, "problems", None) or getattr(summary, "items", None) or [],
+                },
+                url,
+            )
+    return Health(available=True, headline=str(summary), url=url)
+
+
+def _texts(items) -> list[str]:
+    texts = []
+    for item in list(items)[:10]:
+        if isinstance(item, dict):
+            item = item.get("message") or item.get("title") or item.get("summary") or ", ".join(map(str, item.values()))
+        texts.append(str(item))
+    return texts
+
+
+def provisioning_health() -> Health:
+    """The diagnostics' summary when that feature is installed and answers; otherwise a
+    Health with available=False (the page then says "diagnostics unavailable")."""
+    cached = cache.get(HEALTH_CACHE_KEY)
+    if isinstance(cached, Health):
+        return cached
+    try:
+        from provisioning import diagnostics
+
+        summary = diagnostics.summary()
+    except Exception:  # the home page must render whatever diagnostics do
+        logger.warning("diagnostics summary unavailable", exc_info=True)
+        return Health(available=False)
+    health = _as_health(summary, _health_url())
+    cache.set(HEALTH_CACHE_KEY, health, COUNTS_TTL)
+    return health
+
+
+def latest_audit_events(limit: int = 10) -> list[AuditEvent]:
+    """The newest audit events (created_at is indexed: no cache needed)."""
+    return list(AuditEvent.objects.order_by("-created_at", "-id")[:limit])
+
+
+def list_url(status: str | None = None) -> str:
+    """The auth user list, filtered by the provisioning status filter's value."""
+    try:
+        url = reverse("admin:provisioning_authuser_changelist")
+    except NoReverseMatch:  # pragma: no cover - the admin is always installed
+        return ""
+    return f"{url}?status={status}" if status else url

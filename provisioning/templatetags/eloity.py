@@ -1,0 +1,90 @@
+"""Template filters for the dashboard's small courtesies.
+
+- `local_time`: a datetime in the staff member's time zone, with the UTC value on hover
+  and in the machine-readable `datetime` attribute. The time zone is Django's current one:
+  the `TIME_ZONE` setting (env `TIME_ZONE`, default UTC) unless a middleware activates
+  another per request. One zone for the whole support team keeps screenshots, exports and
+  conversations in step; the UTC tooltip settles any doubt.
+- `short_id`: the first 8 characters of a user id, the full id in title/aria-label and a
+  "copy" button (provisioning/static/provisioning/eloity.js; no CDN).
+- `status_icon`: ✓/✗ as the admin's own icons plus visually-hidden text ("present" /
+  "missing"), so a screen reader says what a sighted person sees.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django import template
+from django.templatetags.static import static
+from django.utils import timezone
+from django.utils.dateformat import format as format_date
+from django.utils.html import format_html
+
+register = template.Library()
+
+DISPLAY_FORMAT = "j M Y, H:i"
+
+
+@register.filter
+def local_time(value):
+    """`<time datetime="...Z" title="... UTC">` in the current time zone; "—" for None."""
+    if not isinstance(value, dt.datetime):
+        return "—" if value in (None, "") else value
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value, dt.UTC)
+    utc = value.astimezone(dt.UTC)
+    local = timezone.localtime(value)
+    return format_html(
+        '<time datetime="{}" title="{} UTC">{} <abbr class="tz" title="{}">{}</abbr></time>',
+        utc.isoformat().replace("+00:00", "Z"),
+        utc.strftime("%Y-%m-%d %H:%M:%S"),
+        format_date(local, DISPLAY_FORMAT),
+        timezone.get_current_timezone_name(),
+        local.strftime("%Z") or timezone.get_current_timezone_name(),
+    )
+
+
+@register.filter
+def short_id(value):
+    """The first 8 characters of an id, with the full id copyable."""
+    if value in (None, ""):
+        return "—"
+    full = str(value)
+    return format_html(
+        '<span class="short-id"><code title="{0}">{1}</code>'
+        '<button type="button" class="copy-id" data-copy="{0}" aria-label="Copy the full id {0}" title="Copy {0}">'
+        '<span aria-hidden="true">⧉</span><span class="copy-id-text">copy</span></button></span>',
+        full,
+        full[:8],
+    )
+
+
+def status_icon_html(present: bool | None):
+    """The ✓/✗ icon with screen-reader text; the admin's unknown icon for None."""
+    if present is None:
+        icon, text = "icon-unknown.svg", "unknown"
+    elif present:
+        icon, text = "icon-yes.svg", "present"
+    else:
+        icon, text = "icon-no.svg", "missing"
+    return format_html(
+        '<span class="status-{}"><img src="{}" alt="" width="13" height="13">'
+        '<span class="visually-hidden">{}</span></span>',
+        text,
+        static(f"admin/img/{icon}"),
+        text,
+    )
+
+
+@register.filter
+def status_icon(value):
+    return status_icon_html(None if value is None else bool(value))
+
+
+@register.filter
+def percent(value, digits=1):
+    """A float as "97.5 %"; "—" for None."""
+    if value is None:
+        return "—"
+    return f"{value:.{int(digits)}f} %"
