@@ -12,3 +12,8 @@ class ProvisioningConfig(AppConfig):
         from provisioning import signals
 
         pre_migrate.connect(signals.create_django_schema, dispatch_uid="eloity_create_django_schema")
+
+        from provisioning import auth_audit
+
+        # Sign-ins, failed sign-ins and sign-outs land in the audit log.
+        auth_audit.connect()

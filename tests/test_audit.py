@@ -1,0 +1,310 @@
+"""The audit log: review in the admin, CSV export, append-only in the database, sign-ins."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+
+import pytest
+from django.db import DatabaseError, connection, transaction
+from django.urls import reverse
+
+from provisioning import services
+from provisioning.actors import Actor
+from provisioning.models import AuditEvent
+from tests.factories import make_auth_user
+
+pytestmark = pytest.mark.django_db
+
+Action = AuditEvent.Action
+Outcome = AuditEvent.Outcome
+CHANGELIST = "admin:provisioning_auditevent_changelist"
+
+
+def event(**fields) -> AuditEvent:
+    values = {
+        "actor_username": "alice",
+        "channel": AuditEvent.Channel.WEB,
+        "action": Action.PROVISION_USER,
+        "outcome": Outcome.SUCCEEDED,
+        **fields,
+    }
+    return AuditEvent.objects.create(**values)
+
+
+def event_at(created_at: str, **fields) -> int:
+    """An event with a chosen timestamp (auto_now_add would overwrite it through the ORM)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO provisioning_auditevent (created_at, actor_username, channel, action, outcome,
+                target_user_ids, tables, rows_created, not_provisioned, detail)
+            VALUES (%s, %s, 'cli', %s, 'succeeded', '{}', '{}', '{}', '[]', '{}') RETURNING id
+            """,
+            [created_at, fields.get("actor_username", "os:old"), fields.get("action", Action.PROVISION_ALL_MISSING)],
+        )
+        return cursor.fetchone()[0]
+
+
+def listed(client, query: str = "") -> list[int]:
+    response = client.get(reverse(CHANGELIST) + query)
+    assert response.status_code == 200, response.status_code
+    return [e.pk for e in response.context["cl"].result_list]
+
+
+def csv_rows(response) -> list[dict]:
+    assert response.streaming
+    text = b"".join(response.streaming_content).decode()
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+# --- 1. review ---------------------------------------------------------------------------
+
+
+def test_filters_by_action_outcome_channel_and_actor(viewer_client):
+    login = event(action=Action.LOGIN, actor_username="bob")
+    denied = event(outcome=Outcome.DENIED, actor_username="carol")
+    cli = event(channel=AuditEvent.Channel.CLI, actor_username="os:deploy")
+    plain = event()
+
+    assert login.pk in listed(viewer_client, "?action=login")
+    assert set(listed(viewer_client, "?action=login")) & {denied.pk, cli.pk, plain.pk} == set()
+    assert listed(viewer_client, "?outcome=denied") == [denied.pk]
+    assert cli.pk in listed(viewer_client, "?channel=cli") and plain.pk not in listed(viewer_client, "?channel=cli")
+    assert listed(viewer_client, "?actor=carol") == [denied.pk]
+    actors = viewer_client.get(reverse(CHANGELIST)).content.decode()
+    assert "?actor=os%3Adeploy" in actors
+
+
+def test_filters_by_date_range(viewer_client):
+    old = event_at("2020-03-15 12:00:00+00")
+    recent = event()
+
+    in_2020 = listed(viewer_client, "?created_at__year=2020")
+    ranged = listed(viewer_client, "?created_at__gte=2020-03-01&created_at__lt=2020-04-01")
+
+    assert old in in_2020 and recent.pk not in in_2020
+    assert ranged == [old]
+
+
+def test_newest_first(viewer_client):
+    first = event_at("2021-01-01 00:00:00+00")
+    second = event_at("2022-01-01 00:00:00+00")
+    third = event().pk
+
+    ids = listed(viewer_client)
+
+    assert ids.index(third) < ids.index(second) < ids.index(first)
+
+
+def test_search_by_target_user_id_email_any_case_and_run_id(viewer_client, cli_actor):
+    target = make_auth_user(email="Target.Person@Example.com", keep=("users",))
+    other = make_auth_user(keep=())
+    result = services.provision_users(actor=cli_actor, user_ids=[target])
+    services.provision_users(actor=cli_actor, user_ids=[other])
+    (event_id,) = result.audit_event_ids
+
+    assert listed(viewer_client, f"?q={target}") == [event_id]
+    assert listed(viewer_client, "?q=target.person%40EXAMPLE.com") == [event_id]
+    assert listed(viewer_client, f"?q={result.run_id}") == [event_id]
+    assert listed(viewer_client, f"?q={uuid.uuid4()}") == []
+
+
+def test_nul_byte_in_search_is_refused_with_a_message(viewer_client):
+    response = viewer_client.get(reverse(CHANGELIST), {"q": "someone\x00"})
+
+    assert response.status_code == 200
+    assert "Null characters are not allowed" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    "term",
+    ["x" * 10_000, "%", "_", "%_%", "' OR 1=1 --", "\\", "'; DROP TABLE provisioning_auditevent; --"],
+)
+def test_odd_search_terms_narrow_the_list_without_failing(viewer_client, term):
+    event(actor_username="someone")
+    before = AuditEvent.objects.count()
+
+    response = viewer_client.get(reverse(CHANGELIST), {"q": term})
+
+    assert response.status_code == 200
+    assert list(response.context["cl"].result_list) == []
+    assert AuditEvent.objects.count() == before
+
+
+def test_detail_shows_rows_created_with_links_and_users_not_provisioned(viewer_client, cli_actor):
+    missing_profile = make_auth_user(keep=("users", "wallets"))
+    phone_only = make_auth_user(phone="15557770001", keep=())
+    result = services.provision_users(actor=cli_actor, user_ids=[missing_profile, phone_only])
+    (event_id,) = result.audit_event_ids
+
+    page = viewer_client.get(reverse("admin:provisioning_auditevent_change", args=[event_id]))
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "public.profiles" in html
+    assert f'href="{reverse("admin:provisioning_authuser_change", args=[missing_profile])}"' in html
+    assert f'href="{reverse("admin:provisioning_authuser_change", args=[phone_only])}"' in html
+    (reason,) = {item.reason for item in result.not_provisioned if item.table == "users"}
+    assert reason in html
+
+
+def test_audit_log_is_read_only_in_the_admin_even_for_superusers(client, django_user_model):
+    boss = django_user_model.objects.create_superuser("boss", password="boss-password")
+    client.force_login(boss)
+    kept = event()
+    change = reverse("admin:provisioning_auditevent_change", args=[kept.pk])
+
+    page = client.get(change)
+    post = client.post(change, {"actor_username": "rewritten"})
+    delete = client.post(reverse("admin:provisioning_auditevent_delete", args=[kept.pk]), {"post": "yes"})
+
+    assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
+    assert post.status_code == 403 and delete.status_code == 403
+    kept.refresh_from_db()
+    assert kept.actor_username == "alice"
+
+
+# --- 2. export ---------------------------------------------------------------------------
+
+
+def test_export_streams_the_filtered_list_and_is_audited(viewer_client, viewer):
+    wanted = [event(action=Action.LOGIN, actor_username="bob") for _ in range(3)]
+    event(action=Action.LOGOUT, actor_username="bob")
+
+    response = viewer_client.get(reverse("audit_export_csv"), {"action": "login", "actor": "bob"})
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    rows = csv_rows(response)
+    assert [int(r["id"]) for r in rows] == [e.pk for e in reversed(wanted)]
+    assert {r["action"] for r in rows} == {"login"}
+    export = AuditEvent.objects.filter(action=Action.EXPORT_AUDIT).get()
+    assert (export.actor_id, export.actor_username, export.outcome) == (viewer.pk, "view", Outcome.SUCCEEDED)
+    assert export.detail["filters"] == "action=login&actor=bob"
+
+
+def test_export_link_on_the_changelist_keeps_filters_and_search(viewer_client):
+    event(action=Action.LOGIN, actor_username="bob")
+    page = viewer_client.get(reverse(CHANGELIST), {"action": "login", "q": "bob", "p": "0"})
+
+    export_url = page.context["export_url"]
+
+    assert export_url.startswith(reverse("audit_export_csv") + "?")
+    assert "action=login" in export_url and "q=bob" in export_url and "p=" not in export_url
+    assert export_url.replace("&", "&amp;") in page.content.decode()
+    assert len(csv_rows(viewer_client.get(export_url))) == 1
+
+
+def test_export_neutralises_spreadsheet_formulas(viewer_client):
+    event(actor_username='=HYPERLINK("http://evil")', action=Action.LOGIN_FAILED, outcome=Outcome.FAILED)
+
+    (row,) = csv_rows(viewer_client.get(reverse("audit_export_csv"), {"action": "login_failed"}))
+
+    assert row["actor_username"] == '\'=HYPERLINK("http://evil")'
+
+
+def test_export_needs_the_audit_view_permission(client, django_user_model):
+    staff = django_user_model.objects.create_user("plainstaff", password="x-password-1", is_staff=True)
+    client.force_login(staff)
+
+    response = client.get(reverse("audit_export_csv"))
+
+    assert response.status_code == 403
+    assert not AuditEvent.objects.filter(action=Action.EXPORT_AUDIT).exists()
+
+
+def test_export_with_bad_filters_goes_back_to_the_list_and_writes_nothing(viewer_client):
+    response = viewer_client.get(reverse("audit_export_csv"), {"created_at__gte": "not-a-date"})
+
+    assert response.status_code == 302 and response["Location"].endswith("?e=1")
+    assert not AuditEvent.objects.filter(action=Action.EXPORT_AUDIT).exists()
+
+
+# --- 3. append-only in the database ------------------------------------------------------
+
+
+def test_update_of_an_audit_row_is_rejected_by_the_database():
+    kept = event()
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("UPDATE provisioning_auditevent SET actor_username = 'mallory' WHERE id = %s", [kept.pk])
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        AuditEvent.objects.filter(pk=kept.pk).update(outcome=Outcome.FAILED)
+    kept.refresh_from_db()
+    assert (kept.actor_username, kept.outcome) == ("alice", Outcome.SUCCEEDED)
+
+
+def test_delete_of_an_audit_row_is_rejected_by_the_database():
+    kept = event()
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM provisioning_auditevent WHERE id = %s", [kept.pk])
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        AuditEvent.objects.filter(pk=kept.pk).delete()
+    assert AuditEvent.objects.filter(pk=kept.pk).exists()
+
+
+# --- 4. sign-ins -------------------------------------------------------------------------
+
+LOGIN = "admin:login"
+
+
+def test_sign_in_and_sign_out_are_audited(client, viewer):
+    response = client.post(reverse(LOGIN), {"username": "view", "password": "view-password"})
+    assert response.status_code == 302
+    client.post(reverse("admin:logout"))
+
+    login, logout = AuditEvent.objects.filter(action__in=[Action.LOGIN, Action.LOGOUT]).order_by("id")
+    assert (login.action, login.actor_id, login.actor_username, login.outcome) == (
+        Action.LOGIN,
+        viewer.pk,
+        "view",
+        Outcome.SUCCEEDED,
+    )
+    assert login.client_address == "127.0.0.1"
+    assert (logout.action, logout.actor_id) == (Action.LOGOUT, viewer.pk)
+
+
+def test_failed_sign_in_is_audited_without_the_password(client, viewer):
+    response = client.post(reverse(LOGIN), {"username": "view", "password": "Wrong-Guess-4711"})
+    assert response.status_code == 200
+
+    failed = AuditEvent.objects.get(action=Action.LOGIN_FAILED)
+    assert (failed.actor_username, failed.outcome, failed.actor_id) == ("view", Outcome.FAILED, None)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM provisioning_auditevent AS e WHERE row_to_json(e)::text LIKE '%%Wrong-Guess%%'"
+        )
+        assert cursor.fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("username", ["ad\x00min", "x" * 10_000, ""])
+def test_malformed_sign_in_is_refused_by_the_form_not_a_500(client, username):
+    response = client.post(reverse(LOGIN), {"username": username, "password": "whatever"})
+
+    assert response.status_code == 200
+    assert 'class="errornote"' in response.content.decode() or "errorlist" in response.content.decode()
+
+
+def test_failed_sign_in_stores_the_typed_username_without_control_characters(client):
+    response = client.post(reverse(LOGIN), {"username": "ad\x07m\x1bin", "password": "whatever"})
+
+    assert response.status_code == 200
+    assert AuditEvent.objects.get(action=Action.LOGIN_FAILED).actor_username == "admin"
+
+
+def test_service_denial_by_a_viewer_is_audited(viewer):
+    user_id = make_auth_user(keep=())
+    actor = Actor(username="view", channel=AuditEvent.Channel.WEB, user=viewer)
+
+    with pytest.raises(services.ProvisioningDenied):
+        services.provision_users(actor=actor, user_ids=[user_id])
+
+    assert AuditEvent.objects.filter(actor=viewer, outcome=Outcome.DENIED).count() == 1
+
+
+def test_failed_sign_in_with_odd_extra_fields_is_not_a_500(client):
+    response = client.post(reverse(LOGIN), {"username": "nobody", "password": "bad", "next": "/\x00", "x": "%_'"})
+
+    assert response.status_code == 200
+    assert AuditEvent.objects.filter(action=Action.LOGIN_FAILED).count() == 1
