@@ -1,0 +1,48 @@
+import json
+import sys
+import textwrap
+
+from provisioning import diagnostics
+from provisioning.actors import Actor
+
+from ._base import EXIT_SOME_FAILED, ProvisioningCommand
+
+
+class Command(ProvisioningCommand):
+    help = (
+        "Provisioning health: the sign-up trigger and function, schema drift, key indexes, orphans, "
+        "duplicates, coverage. Exit 0 when no check finds a problem (warnings allowed), 1 when one "
+        "does, 2 when the checks cannot run (no database, no permission on the catalog or auth.users)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--json", action="store_true", help="print the report as JSON")
+        parser.add_argument(
+            "--simulate-signup",
+            action="store_true",
+            help="also insert one synthetic auth user in a transaction that is always rolled back (audited)",
+        )
+
+    def handle(self, *args, json: bool = False, simulate_signup: bool = False, **options):
+        report = diagnostics.run_checks(simulate_signup=simulate_signup, actor=Actor.command_line(), raise_errors=True)
+        if json:
+            self.stdout.write(_dumps(report.as_dict()))
+        else:
+            self._print(report)
+        if report.status == diagnostics.PROBLEM:
+            sys.exit(EXIT_SOME_FAILED)
+
+    def _print(self, report: diagnostics.Report) -> None:
+        counts = ", ".join(f"{n} {status}" for status, n in report.counts.items())
+        self.stdout.write(f"Provisioning health: {report.status} ({counts})")
+        for check in report.checks:
+            self.stdout.write(f"\n[{check.status}] {check.name}")
+            self.stdout.write(textwrap.fill(check.found, 100, initial_indent="  ", subsequent_indent="  "))
+            if check.advice:
+                self.stdout.write(
+                    textwrap.fill(check.advice, 100, initial_indent="  what to do: ", subsequent_indent="    ")
+                )
+
+
+def _dumps(data) -> str:
+    return json.dumps(data, indent=2, default=str)
