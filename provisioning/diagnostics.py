@@ -632,6 +632,14 @@ def parse_schema_cache_question(text: str, table: str = "") -> tuple[str, str, s
     return schema, table, column
 
 
+def closest_names(name: str, candidates: list[str], n: int = 3) -> list[str]:
+    """The candidates most like `name`: those holding it as a word (`id` -> `user_id`) first,
+    then difflib's closest matches."""
+    words = [c for c in candidates if name in c.split("_") and c != name]
+    similar = difflib.get_close_matches(name, candidates, n=n, cutoff=0.4)
+    return list(dict.fromkeys(words + similar))[:n]
+
+
 def check_schema_cache(text: str, table: str = "") -> Check:
     """Which cause a PGRST204 `Could not find the 'X' column of 'T' in the schema cache` has:
     the column does not exist (schema drift) or exists (PostgREST's cache is stale).
@@ -642,7 +650,7 @@ def check_schema_cache(text: str, table: str = "") -> Check:
     live = catalog.columns(schema, table)
     details: dict[str, Any] = {"schema": schema, "table": table, "column": column}
     if not live:
-        close = difflib.get_close_matches(table, catalog.tables(schema), n=3, cutoff=0.5)
+        close = closest_names(table, catalog.tables(schema))
         details["closest_tables"] = close
         hint = f" Closest tables: {', '.join(close)}." if close else ""
         return Check(
@@ -661,7 +669,7 @@ def check_schema_cache(text: str, table: str = "") -> Check:
             "Reload PostgREST's schema cache (the button below, or `NOTIFY pgrst, 'reload schema';`), then retry.",
             details,
         )
-    close = difflib.get_close_matches(column, list(live), n=3, cutoff=0.5)
+    close = closest_names(column, list(live))
     details["closest_columns"] = close
     hint = f" Closest existing columns: {', '.join(close)}." if close else ""
     return Check(
