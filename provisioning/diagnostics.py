@@ -68,6 +68,17 @@ class Check:
         return asdict(self)
 
 
+def quote_ident(*parts: str) -> str:
+    """A dotted name as PostgreSQL's quote_ident() writes it: bare where that is exact, so the
+    statements in the advice read like hand-written SQL (`public.profiles`)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT string_agg(quote_ident(p), '.' ORDER BY i) FROM unnest(%s::text[]) WITH ORDINALITY AS t(p, i)",
+            [list(parts)],
+        )
+        return cursor.fetchone()[0]
+
+
 def worst(statuses) -> str:
     return max(statuses, key=_RANK.__getitem__, default=OK)
 
@@ -166,10 +177,7 @@ def check_trigger() -> Check:
     firing = [t for t in candidates if t.fires]
     if not firing:
         names = ", ".join(f"{t.name} ({t.state}, tgenabled = '{t.enabled}')" for t in candidates)
-        enable = " ".join(
-            sql.SQL("ALTER TABLE auth.users ENABLE TRIGGER {};").format(sql.Identifier(t.name)).as_string()
-            for t in candidates
-        )
+        enable = " ".join(f"ALTER TABLE auth.users ENABLE TRIGGER {quote_ident(t.name)};" for t in candidates)
         details["statements"].append(enable)
         return Check(
             name,
@@ -471,10 +479,9 @@ def _record(actor: Actor, action: str, outcome: str, detail: dict) -> AuditEvent
 
 def unique_index_statement(spec: TableSpec) -> str:
     """The statement that gives `spec`'s key column the unique index ON CONFLICT needs."""
+    index = quote_ident(f"{spec.name}_{spec.key}_key")
     return (
-        sql.SQL("CREATE UNIQUE INDEX CONCURRENTLY {} ON {} ({});")
-        .format(sql.Identifier(f"{spec.name}_{spec.key}_key"), spec.identifier(), sql.Identifier(spec.key))
-        .as_string()
+        f"CREATE UNIQUE INDEX CONCURRENTLY {index} ON {quote_ident(spec.schema, spec.name)} ({quote_ident(spec.key)});"
     )
 
 
@@ -561,14 +568,12 @@ def key_index_statement(spec: TableSpec) -> str | None:
     if any(i.leading_column == spec.key and i.valid and not i.partial for i in existing):
         return None
     index_name = f"{spec.name}_{spec.key}_idx"
-    statement = sql.SQL("CREATE INDEX CONCURRENTLY {} ON {} ({});").format(
-        sql.Identifier(index_name), spec.identifier(), sql.Identifier(spec.key)
-    )
+    table = quote_ident(spec.schema, spec.name)
+    statement = f"CREATE INDEX CONCURRENTLY {quote_ident(index_name)} ON {table} ({quote_ident(spec.key)});"
     if any(i.name == index_name for i in existing):
         # A failed CREATE INDEX CONCURRENTLY left an invalid index of that name behind.
-        drop = sql.SQL("DROP INDEX CONCURRENTLY {};").format(sql.Identifier(spec.schema, index_name))
-        statement = sql.SQL("{} {}").format(drop, statement)
-    return statement.as_string()
+        statement = f"DROP INDEX CONCURRENTLY {quote_ident(spec.schema, index_name)}; {statement}"
+    return statement
 
 
 def check_key_index(spec: TableSpec) -> Check | None:

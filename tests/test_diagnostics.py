@@ -1,0 +1,560 @@
+"""Provisioning health: every check on the healthy demo schema and on broken copies of it
+(made inside the test transaction, so they roll back), the simulated sign-up, the page, and
+provisioning_doctor's exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.urls import reverse
+
+from provisioning import diagnostics
+from provisioning.actors import Actor
+from provisioning.models import AuditEvent
+from provisioning.services import ProvisioningDenied
+from provisioning.spec import PROFILES, USERS, WALLETS
+from tests.factories import count, disable_trigger, execute, make_auth_user, make_profiles_shape_b
+
+pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parent.parent
+TABLES = ("users", "profiles", "wallets")
+
+#: The Eloity trigger as it broke sign-ups: it writes wallets.sol_balance, which does not exist.
+SOL_BALANCE_TRIGGER = """
+CREATE OR REPLACE FUNCTION public.handle_new_user() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = '' AS $$
+BEGIN
+    INSERT INTO public.users (id, email) VALUES (NEW.id, NEW.email) ON CONFLICT (id) DO NOTHING;
+    INSERT INTO public.profiles (user_id, role) VALUES (NEW.id, 'user') ON CONFLICT (user_id) DO NOTHING;
+    INSERT INTO public.wallets (user_id, btc_balance, sol_balance) VALUES (NEW.id, 0, 0)
+        ON CONFLICT (user_id) DO NOTHING;
+    RETURN NEW;
+END;
+$$;
+"""
+
+
+def check(report: diagnostics.Report, name: str) -> diagnostics.Check:
+    matches = [c for c in report.checks if c.name == name]
+    assert matches, f"no check named {name!r} in {[c.name for c in report.checks]}"
+    return matches[0]
+
+
+def not_ok(report: diagnostics.Report) -> dict[str, str]:
+    return {c.name: c.status for c in report.checks if not c.ok}
+
+
+def row_counts() -> dict[str, int]:
+    counts = {t: count(t) for t in TABLES}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM auth.users")
+        counts["auth.users"] = cursor.fetchone()[0]
+    return counts
+
+
+def web_actor(user) -> Actor:
+    return Actor(username=user.username, channel=AuditEvent.Channel.WEB, user=user)
+
+
+# --- the healthy schema -------------------------------------------------------------------
+
+
+def test_every_check_is_ok_on_the_healthy_demo_schema(cli_actor):
+    make_auth_user()
+    make_auth_user()
+
+    report = diagnostics.run_checks(simulate_signup=True, actor=cli_actor)
+
+    assert not_ok(report) == {}
+    assert report.status == diagnostics.OK
+    names = [c.name for c in report.checks]
+    assert names[:3] == ["Sign-up trigger", "Sign-up function", "Simulated sign-up"]
+    assert {"Table public.profiles", "Index on public.profiles.user_id", "Orphaned app rows"} <= set(names)
+    assert (
+        "CREATE OR REPLACE FUNCTION public.handle_new_user()" in check(report, "Sign-up function").details["definition"]
+    )
+
+
+def test_summary_is_ok_on_the_healthy_schema_and_names_what_needs_attention():
+    assert diagnostics.summary().status == diagnostics.OK
+    assert diagnostics.summary().counts[diagnostics.PROBLEM] == 0
+
+    disable_trigger()
+
+    summary = diagnostics.summary()
+    assert summary.status == diagnostics.PROBLEM
+    assert {"name": "Sign-up trigger", "status": "problem"} in summary.attention
+
+
+# --- broken copies --------------------------------------------------------------------------
+
+
+def test_dropped_trigger_is_a_problem_and_the_simulated_signup_gets_no_rows(cli_actor):
+    execute("DROP TRIGGER on_auth_user_created ON auth.users")
+
+    report = diagnostics.run_checks(simulate_signup=True, actor=cli_actor)
+
+    trigger = check(report, "Sign-up trigger")
+    assert trigger.status == diagnostics.PROBLEM
+    assert "No trigger on auth.users calls public.handle_new_user()" in trigger.found
+    assert "provisioning_trigger_sql" in trigger.advice
+    simulated = check(report, "Simulated sign-up")
+    assert simulated.status == diagnostics.PROBLEM
+    assert simulated.details["rows_appeared"] == []
+    assert simulated.details["error"] is None
+    # The function is still there and fine: the cause is the trigger alone.
+    assert check(report, "Sign-up function").ok
+
+
+def test_disabled_trigger_is_a_problem_with_the_statement_that_enables_it():
+    disable_trigger()
+
+    result = diagnostics.check_trigger()
+
+    assert result.status == diagnostics.PROBLEM
+    assert "does not fire" in result.found
+    assert "tgenabled = 'D'" in result.found
+    assert "ALTER TABLE auth.users ENABLE TRIGGER on_auth_user_created;" in result.advice
+
+
+def test_trigger_writing_a_missing_column_is_named_with_the_exact_database_error(cli_actor):
+    execute(SOL_BALANCE_TRIGGER)
+
+    function = diagnostics.check_function()
+    simulated = diagnostics.simulate_signup(actor=cli_actor)
+
+    assert function.status == diagnostics.PROBLEM
+    assert "public.wallets.sol_balance, which does not exist" in function.found
+    assert simulated.status == diagnostics.PROBLEM
+    assert simulated.details["error"]["message"] == 'column "sol_balance" of relation "wallets" does not exist'
+    assert simulated.details["error"]["sqlstate"] == "42703"
+    assert 'column "sol_balance" of relation "wallets" does not exist' in simulated.found
+    assert simulated.details["rows_appeared"] == []
+
+
+def test_profiles_shape_b_is_drift_in_the_table_and_the_function(cli_actor):
+    make_profiles_shape_b()
+
+    report = diagnostics.run_checks(simulate_signup=True, actor=cli_actor)
+
+    table = check(report, "Table public.profiles")
+    assert table.status == diagnostics.WARNING
+    assert table.details["skipped_columns"] == ["role", "status", "preferences", "points", "level"]
+    function = check(report, "Sign-up function")
+    assert function.status == diagnostics.PROBLEM
+    assert "public.profiles.role, which does not exist" in function.found
+    simulated = check(report, "Simulated sign-up")
+    assert simulated.details["error"]["message"] == 'column "role" of relation "profiles" does not exist'
+    # Shape B's user_id is the primary key: unique and indexed.
+    assert check(report, "Index on public.profiles.user_id").ok
+
+
+def test_missing_unique_index_on_profiles_user_id_is_a_problem_with_both_index_statements(cli_actor):
+    execute("DROP INDEX public.profiles_user_id_key")
+
+    report = diagnostics.run_checks(simulate_signup=True, actor=cli_actor)
+
+    table = check(report, "Table public.profiles")
+    assert table.status == diagnostics.PROBLEM
+    assert "Nothing makes public.profiles.user_id unique" in table.found
+    assert "CREATE UNIQUE INDEX CONCURRENTLY profiles_user_id_key ON public.profiles (user_id);" in table.advice
+    index = check(report, "Index on public.profiles.user_id")
+    assert index.status == diagnostics.WARNING
+    assert index.details["statements"] == [
+        "CREATE INDEX CONCURRENTLY profiles_user_id_idx ON public.profiles (user_id);"
+    ]
+    assert diagnostics.key_index_statement(PROFILES) == index.details["statements"][0]
+    assert diagnostics.key_index_statement(WALLETS) is None
+    assert "ON CONFLICT (user_id)" in check(report, "Sign-up function").found
+    simulated = check(report, "Simulated sign-up")
+    assert simulated.details["error"]["sqlstate"] == "42P10"
+
+
+def test_recommended_key_index_statement_is_valid_sql_that_satisfies_the_check():
+    execute("DROP INDEX public.profiles_user_id_key")
+    statement = diagnostics.key_index_statement(PROFILES)
+
+    # CONCURRENTLY cannot run in the test's transaction; the same statement without it can.
+    execute(statement.replace(" CONCURRENTLY", ""))
+
+    assert diagnostics.check_key_index(PROFILES).ok
+
+
+def test_invalid_index_left_by_a_failed_build_does_not_count():
+    execute("DROP INDEX public.profiles_user_id_key")
+    execute("CREATE INDEX profiles_user_id_idx ON public.profiles (user_id)")
+    execute("UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'public.profiles_user_id_idx'::regclass")
+
+    result = diagnostics.check_key_index(PROFILES)
+
+    assert result.status == diagnostics.WARNING
+    assert "invalid" in result.found
+    assert result.details["statements"] == [
+        "DROP INDEX CONCURRENTLY public.profiles_user_id_idx; "
+        "CREATE INDEX CONCURRENTLY profiles_user_id_idx ON public.profiles (user_id);"
+    ]
+
+
+def test_key_column_of_another_type_than_auth_users_id_is_a_problem():
+    execute("ALTER TABLE public.wallets ALTER COLUMN user_id TYPE text")
+
+    result = diagnostics.check_table(WALLETS, "uuid")
+
+    assert result.status == diagnostics.PROBLEM
+    assert "public.wallets.user_id is text but auth.users.id is uuid" in result.found
+
+
+def test_not_null_column_the_spec_does_not_fill_is_a_problem():
+    execute("ALTER TABLE public.wallets ADD COLUMN kyc_level integer NOT NULL")
+
+    result = diagnostics.check_table(WALLETS, "uuid")
+
+    assert result.status == diagnostics.PROBLEM
+    assert "public.wallets.kyc_level is NOT NULL with no default" in result.found
+    assert "kyc_level" in diagnostics.check_function().found
+
+
+def test_orphan_wallet_is_counted_with_a_sample():
+    make_auth_user()
+    orphan = uuid.uuid4()
+    execute("INSERT INTO public.wallets (user_id) VALUES (%s)", [orphan])
+
+    result = diagnostics.check_orphans()
+
+    assert result.status == diagnostics.WARNING
+    assert result.details["rows"] == [{"table": "public.wallets", "orphaned rows": 1, "sample user ids": str(orphan)}]
+    assert diagnostics.check_duplicates().ok
+
+
+def test_duplicate_profile_is_a_problem():
+    user_id = make_auth_user()
+    make_auth_user()
+    execute("DROP INDEX public.profiles_user_id_key")  # the trigger's ON CONFLICT needs it: drop it after
+    execute("INSERT INTO public.profiles (user_id) VALUES (%s)", [user_id])
+
+    result = diagnostics.check_duplicates()
+
+    assert result.status == diagnostics.PROBLEM
+    assert result.details["rows"] == [
+        {"table": "public.profiles", "users": 1, "rows": 2, "sample (rows)": f"{user_id} (2)"}
+    ]
+    assert "CREATE UNIQUE INDEX CONCURRENTLY profiles_user_id_key" in result.advice
+
+
+def test_coverage_groups_missing_rows_by_week_of_signup():
+    make_auth_user(created_at="2026-01-07 10:00+00")  # complete
+    make_auth_user(keep=(), created_at="2026-01-08 10:00+00")
+    make_auth_user(keep=("users",), created_at="2026-02-03 10:00+00")
+
+    result = diagnostics.check_coverage()
+
+    assert result.status == diagnostics.WARNING
+    assert result.details["rows"] == [
+        {"week of": "2026-02-02", "sign-ups": 1, "missing users": 0, "missing profiles": 1, "missing wallets": 1},
+        {"week of": "2026-01-05", "sign-ups": 2, "missing users": 1, "missing profiles": 1, "missing wallets": 1},
+    ]
+    assert "most recently the week of 2026-02-02" in result.found
+
+
+def test_users_that_cannot_be_provisioned_are_grouped_by_reason():
+    make_auth_user(phone="15550123", keep=())
+    make_auth_user(phone="15550124", keep=())
+
+    result = diagnostics.check_cannot_provision()
+
+    assert result.status == diagnostics.WARNING
+    assert result.details["rows"] == [
+        {"reason": "users: auth user has no email; public.users.email is NOT NULL", "rows": 2}
+    ]
+
+
+# --- the simulated sign-up -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("broken", [None, "drop", "disable", "sol_balance", "shape_b"])
+def test_simulated_signup_leaves_every_table_as_it_was_and_one_audit_event(cli_actor, broken):
+    make_auth_user()
+    make_auth_user(keep=("users",))
+    if broken == "drop":
+        execute("DROP TRIGGER on_auth_user_created ON auth.users")
+    elif broken == "disable":
+        disable_trigger()
+    elif broken == "sol_balance":
+        execute(SOL_BALANCE_TRIGGER)
+    elif broken == "shape_b":
+        make_profiles_shape_b()
+    before = row_counts()
+    events = AuditEvent.objects.count()
+
+    result = diagnostics.simulate_signup(actor=cli_actor)
+
+    assert row_counts() == before
+    assert count("users", [uuid.UUID(result.details["synthetic_user_id"])]) == 0
+    assert AuditEvent.objects.count() == events + 1
+    event = AuditEvent.objects.latest("id")
+    assert event.action == AuditEvent.Action.SIMULATE_SIGNUP
+    assert event.outcome == (AuditEvent.Outcome.SUCCEEDED if broken is None else AuditEvent.Outcome.FAILED)
+    assert event.detail["status"] == result.status
+
+
+def test_simulated_signup_is_refused_without_the_provision_permission(viewer):
+    before = row_counts()
+
+    with pytest.raises(ProvisioningDenied):
+        diagnostics.simulate_signup(actor=web_actor(viewer))
+
+    assert row_counts() == before
+    event = AuditEvent.objects.latest("id")
+    assert (event.action, event.outcome, event.actor_username) == ("simulate_signup", "denied", "view")
+
+
+# --- PostgREST schema cache ---------------------------------------------------------------
+
+
+def test_schema_cache_message_for_a_missing_column_is_drift_with_the_closest_names():
+    make_profiles_shape_b()
+
+    result = diagnostics.check_schema_cache("Could not find the 'id' column of 'profiles' in the schema cache")
+
+    assert result.status == diagnostics.PROBLEM
+    assert "public.profiles has no column id: this is schema drift, not a stale cache" in result.found
+    assert result.details["closest_columns"][0] == "user_id"
+
+
+def test_schema_cache_message_for_an_existing_column_is_a_stale_cache():
+    result = diagnostics.check_schema_cache(
+        '{"code":"PGRST204","message":"Could not find the \'id\' column of \'profiles\' in the schema cache"}'
+    )
+
+    assert result.status == diagnostics.WARNING
+    assert "stale" in result.found
+    assert "NOTIFY pgrst, 'reload schema'" in result.advice
+
+
+@pytest.mark.parametrize(
+    ("text", "table", "expected"),
+    [
+        (
+            "Could not find the 'sol_balance' column of 'wallets' in the schema cache",
+            "",
+            ("public", "wallets", "sol_balance"),
+        ),
+        ("profiles.id", "", ("public", "profiles", "id")),
+        ("public.profiles.id", "", ("public", "profiles", "id")),
+        ("id", "profiles", ("public", "profiles", "id")),
+        ("  'username'  ", "users", ("public", "users", "username")),
+    ],
+)
+def test_schema_cache_question_forms(text, table, expected):
+    assert diagnostics.parse_schema_cache_question(text, table) == expected
+
+
+@pytest.mark.parametrize(("text", "table"), [("", ""), ("id", ""), ("id; drop table x", "profiles"), ("\x00", "")])
+def test_schema_cache_question_that_cannot_be_understood_says_so(text, table):
+    with pytest.raises(diagnostics.BadQuestion):
+        diagnostics.parse_schema_cache_question(text, table)
+
+
+def test_schema_cache_question_about_a_missing_table():
+    result = diagnostics.check_schema_cache("profile.id")
+
+    assert result.status == diagnostics.PROBLEM
+    assert "There is no table public.profile" in result.found
+    assert "profiles" in result.details["closest_tables"]
+
+
+def test_reload_schema_cache_is_audited_and_refused_to_a_viewer(cli_actor, viewer):
+    event = diagnostics.reload_schema_cache(actor=cli_actor)
+    assert (event.action, event.outcome) == ("reload_schema_cache", "succeeded")
+
+    with pytest.raises(ProvisioningDenied):
+        diagnostics.reload_schema_cache(actor=web_actor(viewer))
+    denied = AuditEvent.objects.latest("id")
+    assert (denied.action, denied.outcome) == ("reload_schema_cache", "denied")
+
+
+# --- the page ----------------------------------------------------------------------------------
+
+
+def test_health_page_renders_for_a_viewer_without_the_actions(viewer_client):
+    response = viewer_client.get(reverse("provisioning-health"))
+
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Provisioning health" in body
+    assert "Sign-up trigger" in body
+    assert "Index on public.profiles.user_id" in body
+    assert 'value="Simulate a sign-up"' not in body
+
+
+def test_health_page_names_a_disabled_trigger(viewer_client):
+    disable_trigger()
+
+    body = viewer_client.get(reverse("provisioning-health")).content.decode()
+
+    assert "health-badge-problem" in body
+    assert "ALTER TABLE auth.users ENABLE TRIGGER on_auth_user_created;" in body
+
+
+def test_health_page_answers_a_schema_cache_question(viewer_client):
+    make_profiles_shape_b()
+    url = reverse("provisioning-health")
+
+    body = viewer_client.get(
+        url, {"message": "Could not find the 'id' column of 'profiles' in the schema cache"}
+    ).content.decode()
+    assert "public.profiles has no column id" in body
+
+    response = viewer_client.get(url, {"message": "id"})
+    assert response.status_code == 200
+    assert "Which table?" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("url_name", "action"),
+    [
+        ("provisioning-health-simulate-signup", "simulate_signup"),
+        ("provisioning-health-reload-schema-cache", "reload_schema_cache"),
+    ],
+)
+def test_health_actions_are_refused_to_a_viewer_and_audited(viewer_client, url_name, action):
+    before = row_counts()
+
+    response = viewer_client.post(reverse(url_name))
+
+    assert response.status_code == 403
+    assert row_counts() == before
+    event = AuditEvent.objects.latest("id")
+    assert (event.action, event.outcome, event.actor_username) == (action, "denied", "view")
+
+
+def test_health_page_is_refused_to_staff_without_the_view_permission(client, django_user_model):
+    client.force_login(django_user_model.objects.create_user("nobody", is_staff=True))
+    assert client.get(reverse("provisioning-health")).status_code == 403
+
+
+def test_provisioner_simulates_a_signup_from_the_page(provisioner_client):
+    before = row_counts()
+
+    response = provisioner_client.post(reverse("provisioning-health-simulate-signup"))
+
+    assert response.status_code == 200
+    assert "Simulated sign-up (rolled back)" in response.content.decode()
+    assert "A synthetic sign-up got its app user, profile and wallet" in response.content.decode()
+    assert row_counts() == before
+    event = AuditEvent.objects.latest("id")
+    assert (event.action, event.outcome, event.actor_username) == ("simulate_signup", "succeeded", "prov")
+
+
+def test_provisioner_reloads_the_schema_cache_from_the_page(provisioner_client):
+    response = provisioner_client.post(reverse("provisioning-health-reload-schema-cache"))
+
+    assert response.status_code == 302
+    event = AuditEvent.objects.latest("id")
+    assert (event.action, event.outcome, event.channel) == ("reload_schema_cache", "succeeded", "web")
+
+
+def test_health_actions_do_not_answer_get(provisioner_client):
+    assert provisioner_client.get(reverse("provisioning-health-simulate-signup")).status_code == 405
+
+
+# --- provisioning_doctor ---------------------------------------------------------------------
+
+
+def doctor(*args) -> tuple[int, str]:
+    out = StringIO()
+    try:
+        call_command("provisioning_doctor", *args, stdout=out)
+    except SystemExit as exc:
+        return exc.code, out.getvalue()
+    except CommandError as exc:
+        return exc.returncode, str(exc)
+    return 0, out.getvalue()
+
+
+def test_doctor_exits_0_when_every_check_is_ok():
+    make_auth_user()
+
+    code, out = doctor()
+
+    assert code == 0, out
+    assert out.startswith("Provisioning health: ok")
+
+
+def test_doctor_exits_0_on_warnings_alone():
+    execute("INSERT INTO public.wallets (user_id) VALUES (%s)", [uuid.uuid4()])
+
+    code, out = doctor("--json")
+
+    assert code == 0
+    data = json.loads(out)
+    assert data["status"] == "warning"
+    assert data["counts"]["problem"] == 0
+
+
+def test_doctor_exits_1_on_a_problem_and_names_it():
+    disable_trigger()
+
+    code, out = doctor()
+
+    assert code == 1
+    assert "[problem] Sign-up trigger" in out
+    assert "ENABLE TRIGGER on_auth_user_created" in out
+
+
+def test_doctor_simulates_a_signup_on_demand():
+    execute(SOL_BALANCE_TRIGGER)
+    events = AuditEvent.objects.count()
+
+    code, out = doctor("--json", "--simulate-signup")
+
+    assert code == 1
+    simulated = next(c for c in json.loads(out)["checks"] if c["name"] == "Simulated sign-up")
+    assert simulated["details"]["error"]["message"] == 'column "sol_balance" of relation "wallets" does not exist'
+    assert AuditEvent.objects.count() == events + 1
+    assert AuditEvent.objects.latest("id").channel == "cli"
+
+
+def test_doctor_exits_2_with_one_line_when_the_database_is_unreachable():
+    env = {
+        **os.environ,
+        "DATABASE_URL": "postgres://x@127.0.0.1:1/x",
+        "DJANGO_SETTINGS_MODULE": "eloity_admin.settings_test",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "provisioning_doctor"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "database unreachable" in lines[0]
+
+
+def test_doctor_exits_2_without_read_access_to_auth_users():
+    execute("CREATE ROLE diag_no_auth_access")
+    execute("SET LOCAL ROLE diag_no_auth_access")
+
+    code, message = doctor()
+
+    assert code == 2
+    assert "permission denied" in message
+
+
+def test_users_table_spec_is_checked_too():
+    assert diagnostics.check_table(USERS, "uuid").ok
