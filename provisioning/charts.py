@@ -63,7 +63,7 @@ def missing_by_week_svg(weeks: list[WeekFigures]) -> SafeString:
                 week.missing_any,
             )
         axis_label = ""
-        if index % label_every == 0 or index == len(weeks) - 1:
+        if index % label_every == 0:
             axis_label = format_html(
                 '<text class="axis-label" x="{}" y="{}" text-anchor="middle">{}</text>',
                 f"{x + bar_w / 2:.1f}",

@@ -10,6 +10,7 @@ own, at most once a minute.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -158,39 +159,41 @@ def _health_url() -> str | None:
 
 
 def _as_health(summary, url: str | None) -> Health:
-    """Accept what diagnostics.summary() returns: a mapping (ok/status, headline/summary,
-    problems/items/checks) or anything printable."""
-    if isinstance(summary, dict):
-        ok = summary.get("ok")
-        if ok is None and "status" in summary:
-            ok = str(summary["status"]).lower() in {"ok", "healthy", "green", "pass", "passed"}
-        headline = summary.get("headline") or summary.get("summary") or summary.get("message") or ""
-        items = summary.get("problems") or summary.get("items") or summary.get("findings") or []
-        if isinstance(items, dict):
-            items = [f"{key}: {value}" for key, value in items.items()]
-        if not headline and "status" in summary:
-            headline = str(summary["status"])
-        return Health(
-            available=True, ok=None if ok is None else bool(ok), headline=str(headline), items=_texts(items), url=url
-        )
-    for attr in ("ok", "headline"):
-        if hasattr(summary, attr):
-            return _as_health(
-                {
-                    "ok": getattr(summary, "ok", None),
-                    "headline": getattr(summary, "headline", ""),
-                    "problems": getattr(summary, "problems", None) or getattr(summary, "items", None) or [],
-                },
-                url,
-            )
-    return Health(available=True, headline=str(summary), url=url)
+    """Reduce diagnostics.summary() to a headline and a list. Expects its HealthSummary
+    (status, counts per status, attention: [{name, status}]); any other mapping with
+    ok/status/headline/problems, or anything printable, still renders."""
+    if hasattr(summary, "as_dict"):
+        summary = summary.as_dict()
+    if not isinstance(summary, dict):
+        return Health(available=True, headline=str(summary), url=url)
+    status = str(summary.get("status", "")).lower()
+    ok = summary.get("ok")
+    if ok is None and status:
+        ok = status in {"ok", "healthy", "pass", "passed"}
+    headline = summary.get("headline") or summary.get("message") or ""
+    counts = summary.get("counts") or {}
+    if not headline and isinstance(counts, dict) and counts:
+        total = sum(counts.values())
+        if ok:
+            headline = f"All {total} checks pass."
+        else:
+            parts = [f"{n} {name}{'s' if n != 1 else ''}" for name, n in counts.items() if n and name != "ok"]
+            headline = f"{', '.join(parts)} in {total} checks."
+    if not headline and status:
+        headline = f"Status: {status}."
+    items = summary.get("attention") or summary.get("problems") or summary.get("items") or []
+    return Health(
+        available=True, ok=None if ok is None else bool(ok), headline=str(headline), items=_texts(items), url=url
+    )
 
 
 def _texts(items) -> list[str]:
     texts = []
     for item in list(items)[:10]:
-        if isinstance(item, dict):
-            item = item.get("message") or item.get("title") or item.get("summary") or ", ".join(map(str, item.values()))
+        if isinstance(item, dict) and "name" in item and "status" in item:
+            item = f"{item['name']}: {item['status']}"
+        elif isinstance(item, dict):
+            item = item.get("message") or item.get("title") or ", ".join(map(str, item.values()))
         texts.append(str(item))
     return texts
 
@@ -202,9 +205,8 @@ def provisioning_health() -> Health:
     if isinstance(cached, Health):
         return cached
     try:
-        from provisioning import diagnostics
-
-        summary = diagnostics.summary()
+        # import_module: the feature is optional, and sys.modules is the one place to look.
+        summary = importlib.import_module("provisioning.diagnostics").summary()
     except Exception:  # the home page must render whatever diagnostics do
         logger.warning("diagnostics summary unavailable", exc_info=True)
         return Health(available=False)

@@ -144,6 +144,34 @@ def test_health_shows_the_diagnostics_summary(viewer_client, population, monkeyp
     assert "The sign-up trigger is disabled" in html and "<li>trigger off</li>" in html
 
 
+def test_health_reduces_a_diagnostics_report_to_a_headline(viewer_client, population, monkeypatch):
+    class Report:
+        def as_dict(self):
+            return {
+                "status": "problem",
+                "counts": {"ok": 6, "warning": 1, "problem": 1},
+                "attention": [{"name": "sign-up trigger enabled", "status": "problem"}],
+            }
+
+    fake = types.ModuleType("provisioning.diagnostics")
+    fake.summary = Report
+    monkeypatch.setitem(sys.modules, "provisioning.diagnostics", fake)
+    html = viewer_client.get(reverse(HOME)).content.decode()
+    assert "1 warning, 1 problem in 8 checks." in html
+    assert "<li>sign-up trigger enabled: problem</li>" in html
+
+
+def test_health_shows_the_real_diagnostics_when_installed(viewer_client, population):
+    diagnostics = pytest.importorskip("provisioning.diagnostics")
+    expected = diagnostics.summary()
+    html = viewer_client.get(reverse(HOME)).content.decode()
+    panel = html.split('id="home-health"')[1].split('id="home-audit-events"')[0]
+    assert "Diagnostics unavailable" not in panel
+    assert 'href="/admin/tools/health/"' in panel
+    if expected.status == "ok":
+        assert "checks pass" in panel
+
+
 def test_staff_without_the_view_permission_get_the_plain_index(client, django_user_model, population):
     staff = django_user_model.objects.create_user("plain", password="x", is_staff=True)
     client.force_login(staff)

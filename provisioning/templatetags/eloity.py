@@ -54,7 +54,7 @@ def short_id(value):
     return format_html(
         '<span class="short-id"><code title="{0}">{1}</code>'
         '<button type="button" class="copy-id" data-copy="{0}" aria-label="Copy the full id {0}" title="Copy {0}">'
-        '<span aria-hidden="true">⧉</span><span class="copy-id-text">copy</span></button></span>',
+        '<span class="copy-id-text">copy</span></button></span>',
         full,
         full[:8],
     )
