@@ -249,16 +249,18 @@ def check_function() -> Check:
         if not live:
             findings.append((PROBLEM, f"It inserts into {qualified_table}, which does not exist.", regenerate))
             continue
-        for column in insert.columns:
-            if column not in live:
-                findings.append(
-                    (
-                        PROBLEM,
-                        f"It writes {qualified_table}.{column}, which does not exist: every sign-up fails with "
-                        f'`column "{column}" of relation "{insert.table}" does not exist`.',
-                        regenerate,
-                    )
+        absent = [c for c in insert.columns if c not in live]
+        if absent:
+            listed = ", ".join(f"{qualified_table}.{c}" for c in absent)
+            verb = "does" if len(absent) == 1 else "do"
+            findings.append(
+                (
+                    PROBLEM,
+                    f"It writes {listed}, which {verb} not exist: every sign-up fails with "
+                    f'`column "{absent[0]}" of relation "{insert.table}" does not exist`.',
+                    regenerate,
                 )
+            )
         unfilled = [c.name for c in live.values() if c.required and c.name not in insert.columns]
         if unfilled:
             findings.append(

@@ -151,7 +151,10 @@ def test_profiles_shape_b_is_drift_in_the_table_and_the_function(cli_actor):
     assert table.details["skipped_columns"] == ["role", "status", "preferences", "points", "level"]
     function = check(report, "Sign-up function")
     assert function.status == diagnostics.PROBLEM
-    assert "public.profiles.role, which does not exist" in function.found
+    assert (
+        "It writes public.profiles.role, public.profiles.status, public.profiles.preferences, "
+        "public.profiles.points, public.profiles.level, which do not exist" in function.found
+    )
     simulated = check(report, "Simulated sign-up")
     assert simulated.details["error"]["message"] == 'column "role" of relation "profiles" does not exist'
     # Shape B's user_id is the primary key: unique and indexed.
