@@ -6,6 +6,7 @@ With no DATABASE_URL, an embedded PostgreSQL (pgserver) under .data/ is used.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -30,6 +31,13 @@ else:
             "With DEBUG off, SECRET_KEY and ALLOWED_HOSTS must be set in the environment "
             "(or set DEBUG=1 for local development)."
         )
+    # Sessions and CSRF tokens are signed with it: a guessable key lets anyone forge a
+    # staff session. Same bar as `check --deploy` (security.W009).
+    if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY.startswith("django-insecure-"):
+        raise ImproperlyConfigured(
+            "SECRET_KEY is too weak for DEBUG off: use at least 50 random characters, e.g. "
+            "python -c 'import secrets; print(secrets.token_urlsafe(50))'."
+        )
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -40,6 +48,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "provisioning.apps.ProvisioningConfig",
+    # Throttles repeated failed sign-ins; its tables live beside Django's (eloity_admin schema).
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -52,6 +62,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "provisioning.middleware.DatabaseUnavailableMiddleware",
+    # Last, as django-axes requires: turns a locked-out sign-in into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "eloity_admin.urls"
@@ -127,6 +139,21 @@ if WHITENOISE_USE_FINDERS:
 
 LOGIN_URL = "admin:login"
 
+# --- Sign-in throttling (django-axes): failures counted in the database, so every web
+# instance sees the same count. Locked per account *and* address: one address cannot
+# guess one account's password, and an attacker cannot lock staff out from elsewhere.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_USERNAME_CALLABLE = "provisioning.auth_audit.throttle_username"
+# Our own audit log records sign-ins; axes' per-success log would only duplicate it.
+AXES_DISABLE_ACCESS_LOG = True
+
 # --- Security (production values come from the environment; see README) --------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=False) else None
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
@@ -138,6 +165,11 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+# HSTS preload commits the whole domain (and its subdomains) to browsers' built-in lists:
+# that is the domain owner's decision, made with SECURE_HSTS_PRELOAD=1, not this app's.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD or not SECURE_HSTS_SECONDS else ["security.W021"]
 
 LOGGING = {
     "version": 1,

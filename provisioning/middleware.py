@@ -1,11 +1,15 @@
-"""Turn a lost database connection into a readable 503 page instead of a traceback."""
+"""Faults a view did not handle become readable pages instead of a traceback or a 500:
+a lost database connection (503), and malformed input that reached the ORM (400)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
+from django.core.exceptions import ValidationError
 from django.db import InterfaceError, OperationalError, connections
 from django.template.response import TemplateResponse
+from django.views.defaults import bad_request
 
 logger = logging.getLogger(__name__)
 
@@ -18,16 +22,24 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
+        if isinstance(exception, ValidationError):
+            # A malformed id handed to a lookup by a view we do not own (the admin's
+            # "view on site" shortcut with a non-UUID id, say): bad input, not a crash.
+            return bad_request(request, exception)
         if not isinstance(exception, (OperationalError, InterfaceError)):
             return None
-        logger.error(
-            "database unavailable: %s", str(exception).strip().splitlines()[0] if str(exception) else exception
-        )
+        # One line, no traceback: the message names the host at most, never a password.
+        logger.error("database unavailable: %s", _first_line(exception))
         for conn in connections.all(initialized_only=True):
             # Drop the broken connection now, so the next request opens a fresh one.
-            conn.close_if_unusable_or_obsolete()
-            if conn.connection is not None and not conn.is_usable():
+            # Closing a connection that is already broken may itself raise: best effort.
+            with contextlib.suppress(Exception):
                 conn.close()
         response = TemplateResponse(request, "provisioning/database_unavailable.html", status=503)
         response["Retry-After"] = "10"
         return response.render()
+
+
+def _first_line(exception: Exception) -> str:
+    text = str(exception).strip()
+    return text.splitlines()[0] if text else exception.__class__.__name__
