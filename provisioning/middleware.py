@@ -35,9 +35,21 @@ class DatabaseUnavailableMiddleware:
             # Closing a connection that is already broken may itself raise: best effort.
             with contextlib.suppress(Exception):
                 conn.close()
-        response = TemplateResponse(request, "provisioning/database_unavailable.html", status=503)
+        response = TemplateResponse(request, "provisioning/database_unavailable.html", _page_context(), status=503)
         response["Retry-After"] = "10"
         return response.render()
+
+
+def _page_context() -> dict:
+    """The admin's titles without `admin.site.each_context`, which reads the database."""
+    from django.contrib import admin
+
+    return {
+        "title": "Database unavailable",
+        "site_header": admin.site.site_header,
+        "site_title": admin.site.site_title,
+        "site_url": admin.site.site_url,
+    }
 
 
 def _first_line(exception: Exception) -> str:
