@@ -1,13 +1,16 @@
 """Faults a view did not handle become readable pages instead of a traceback or a 500:
-a lost database connection (503), and malformed input that reached the ORM (400)."""
+a lost database connection (503), malformed input that reached the ORM (400), and an
+admin list filter value the database cannot take (back to the list, as the admin does)."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 
+from django.contrib.admin.views.main import ERROR_FLAG
 from django.core.exceptions import ValidationError
-from django.db import InterfaceError, OperationalError, connections
+from django.db import DataError, InterfaceError, OperationalError, connections
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.views.defaults import bad_request
 
@@ -26,6 +29,12 @@ class DatabaseUnavailableMiddleware:
             # A malformed id handed to a lookup by a view we do not own (the admin's
             # "view on site" shortcut with a non-UUID id, say): bad input, not a crash.
             return bad_request(request, exception)
+        if isinstance(exception, (ValueError, OverflowError, DataError)) and _is_admin_changelist(request):
+            # A filter value the database cannot take, met only when the list is counted
+            # (`?created_at__year=99999` on any admin list): Django validates lookups when
+            # they are built, not this. Answer as the admin does for a bad lookup.
+            logger.warning("unusable list filter on %s: %s", request.path, _first_line(exception))
+            return HttpResponseRedirect(f"{request.path}?{ERROR_FLAG}=1")
         if not isinstance(exception, (OperationalError, InterfaceError)):
             return None
         # One line, no traceback: the message names the host at most, never a password.
@@ -50,6 +59,11 @@ def _page_context() -> dict:
         "site_title": admin.site.site_title,
         "site_url": admin.site.site_url,
     }
+
+
+def _is_admin_changelist(request) -> bool:
+    match = getattr(request, "resolver_match", None)
+    return bool(match and match.namespace == "admin" and (match.url_name or "").endswith("_changelist"))
 
 
 def _first_line(exception: Exception) -> str:
