@@ -47,6 +47,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.postgres",
+    # Background jobs: Django's tasks API (backport) with a database-backed queue, so a
+    # bulk run needs no extra server; `manage.py db_worker` runs them.
+    "django_tasks",
+    "django_tasks_db",
     "provisioning.apps.ProvisioningConfig",
     # Throttles repeated failed sign-ins; its tables live beside Django's (eloity_admin schema).
     "axes",
@@ -113,6 +117,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Provisioning ---------------------------------------------------------------------
 PROVISIONING_BATCH_SIZE = env.int("PROVISIONING_BATCH_SIZE", default=5000)
+
+# Background jobs live in the database (no broker): any number of web instances enqueue,
+# any number of `manage.py db_worker` processes run them.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

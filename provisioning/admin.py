@@ -216,10 +216,16 @@ class AuthUserAdmin(admin.ModelAdmin):
     def provision_all_view(self, request):
         actor = Actor.from_request(request)
         if request.method == "POST":
-            result = _run_or_message(request, services.provision_all_missing, actor=actor)
-            if result is not None:
-                _report(request, result)
-            return HttpResponseRedirect(reverse("admin:provisioning_authuser_changelist") + "?status=missing_any")
+            # A million users take minutes: the run goes to a background worker, and the
+            # job page follows it batch by batch.
+            from provisioning import jobs
+
+            try:
+                job = jobs.start_provision_all_job(actor=actor)
+            except services.ProvisioningDenied:
+                raise PermissionDenied("You do not have permission to provision users.") from None
+            messages.success(request, f"Job {job.pk} queued: a background worker provisions every user missing a row.")
+            return HttpResponseRedirect(reverse("provisioning_job", args=[job.pk]))
         result = _run_or_message(request, services.provision_all_missing, actor=actor, dry_run=True)
         if result is None:
             return HttpResponseRedirect(reverse("admin:provisioning_authuser_changelist"))

@@ -186,3 +186,69 @@ class AuditEvent(models.Model):
     @property
     def rows_created_count(self) -> int:
         return sum(len(ids) for ids in (self.rows_created or {}).values())
+
+
+class ProvisioningJob(models.Model):
+    """A "Provision all missing" run in the background. Its state lives here, not in a worker.
+
+    The worker updates the row after each committed batch; every batch is audited with the
+    job's `run_id`. A worker killed mid-run leaves complete batches only: the job resumes
+    after `last_user_id` (keyset on auth.users.id) and its counters are rebuilt from the
+    audit events of `run_id`, so they never count a batch twice or miss one.
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        CANCELLING = "cancelling", "Cancelling"
+        CANCELLED = "cancelled", "Cancelled"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    UNFINISHED = (State.QUEUED, State.RUNNING, State.CANCELLING)
+
+    id = models.BigAutoField(primary_key=True)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.QUEUED, db_index=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by_username = models.CharField(max_length=150)
+    tables = ArrayField(models.CharField(max_length=63), default=list, blank=True)
+    batch_size = models.PositiveIntegerField()
+    total_users = models.PositiveIntegerField(null=True, blank=True)
+    total_batches = models.PositiveIntegerField(null=True, blank=True)
+    batches_done = models.PositiveIntegerField(default=0)
+    users_done = models.PositiveIntegerField(default=0)
+    rows_created = models.JSONField(default=dict, blank=True)
+    not_provisioned_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    cancel_requested = models.BooleanField(default=False)
+    run_id = models.UUIDField(unique=True)
+    last_user_id = models.UUIDField(null=True, blank=True)
+    #: How many times a worker picked the job up (more than 1: it was resumed).
+    attempts = models.PositiveIntegerField(default=0)
+    #: Start of the current attempt and users done before it: the rate shown is this
+    #: attempt's, not diluted by the time the job waited for a worker.
+    attempt_started_at = models.DateTimeField(null=True, blank=True)
+    attempt_users_start = models.PositiveIntegerField(default=0)
+    #: The queued task (django-tasks result id) that will run or is running the job.
+    task_id = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        default_permissions = ("view",)
+
+    def __str__(self) -> str:
+        return f"Job {self.pk}: provision all missing ({self.get_state_display()})"
+
+    @property
+    def finished(self) -> bool:
+        return self.state not in self.UNFINISHED
+
+    @property
+    def total_created(self) -> int:
+        return sum((self.rows_created or {}).values())

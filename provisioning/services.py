@@ -74,6 +74,9 @@ class ProvisioningResult:
     skipped_columns: dict[str, list[str]] = field(default_factory=dict)
     audit_event_ids: list[int] = field(default_factory=list)
     cancelled: bool = False
+    #: The highest auth user id of the last batch (batches are in id order): where a
+    #: resumed `provision_all_missing` starts.
+    last_user_id: uuid.UUID | None = None
 
     @property
     def total_created(self) -> int:
@@ -86,6 +89,8 @@ class ProvisioningResult:
     def add_batch(self, batch: BatchOutcome) -> None:
         self.batches += 1
         self.users_processed += len(batch.user_ids)
+        if batch.user_ids:
+            self.last_user_id = batch.user_ids[-1]
         for table, ids in batch.created.items():
             self.created[table] = self.created.get(table, 0) + len(ids)
             sample = self.created_sample.setdefault(table, [])
@@ -168,6 +173,8 @@ def provision_all_missing(
     batch_size: int | None = None,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
+    run_id: uuid.UUID | None = None,
+    after: uuid.UUID | None = None,
 ) -> ProvisioningResult:
     """Provision every live, non-anonymous auth user missing a row in any of `tables`.
 
@@ -176,12 +183,16 @@ def provision_all_missing(
     memory stays flat and a run killed part way leaves only complete, audited batches; run
     it again to finish. `should_stop` is polled between batches. Otherwise as
     `provision_users`.
+
+    `run_id` tags every batch's audit event (a background job passes its own, so all its
+    attempts share one); `after` starts the walk after that auth user id (a resumed job).
     """
     size = _batch_size(batch_size)
     specs = select_tables(tables)
+    start_after = after or uuid.UUID(int=0)
 
     def batches(plans: list[TablePlan]) -> Iterator[list[uuid.UUID]]:
-        after = uuid.UUID(int=0)
+        after = start_after
         query = statements.next_missing_batch(plans)
         while True:
             with connection.cursor() as cursor:
@@ -200,6 +211,7 @@ def provision_all_missing(
         batches=batches,
         progress=progress,
         should_stop=should_stop,
+        run_id=run_id,
     )
 
 
@@ -227,6 +239,7 @@ def _run(
     batches: Iterable[list[uuid.UUID]] | Callable[[list[TablePlan]], Iterable[list[uuid.UUID]]],
     progress: Progress | None,
     should_stop: Callable[[], bool] | None = None,
+    run_id: uuid.UUID | None = None,
 ) -> ProvisioningResult:
     specs = select_tables(tables)
     table_names = [s.name for s in specs]
@@ -239,7 +252,7 @@ def _run(
         action=action,
         dry_run=dry_run,
         tables=table_names,
-        run_id=uuid.uuid4(),
+        run_id=run_id or uuid.uuid4(),
         created={t: 0 for t in table_names},
         skipped_columns={p.name: p.skipped_columns for p in plans if p.skipped_columns},
     )
