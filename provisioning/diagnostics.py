@@ -875,21 +875,30 @@ class Report:
         return {"status": self.status, "counts": self.counts, "checks": [c.as_dict() for c in self.checks]}
 
 
-def _catalog_checks() -> list[Callable[[], Check | None]]:
+#: (the check's name, should it fail to run; the check)
+_Step = tuple[str, Callable[[], Check | None]]
+
+
+def _catalog_checks() -> list[_Step]:
     auth_id = catalog.column_type(AUTH_SCHEMA, AUTH_TABLE, "id")
-    checks: list[Callable[[], Check | None]] = [check_trigger, check_function]
-    checks += [lambda spec=spec: check_table(spec, auth_id) for spec in SPEC]
-    checks += [lambda spec=spec: check_key_index(spec) for spec in SPEC]
-    return checks
+    steps: list[_Step] = [("Sign-up trigger", check_trigger), ("Sign-up function", check_function)]
+    steps += [(f"Table {s.qualified_name}", lambda s=s: check_table(s, auth_id)) for s in SPEC]
+    steps += [(f"Index on {s.qualified_name}.{s.key}", lambda s=s: check_key_index(s)) for s in SPEC]
+    return steps
 
 
-def _data_checks() -> list[Callable[[], Check | None]]:
-    return [check_orphans, check_duplicates, check_coverage, check_cannot_provision]
+def _data_checks() -> list[_Step]:
+    return [
+        ("Orphaned app rows", check_orphans),
+        ("Duplicate app rows", check_duplicates),
+        ("Sign-ups missing rows", check_coverage),
+        ("Users that cannot be provisioned", check_cannot_provision),
+    ]
 
 
-def _run(checks: list[Callable[[], Check | None]], *, raise_errors: bool) -> list[Check]:
+def _run(steps: list[_Step], *, raise_errors: bool) -> list[Check]:
     results = []
-    for check in checks:
+    for name, check in steps:
         if raise_errors:
             result = check()
         else:
@@ -898,7 +907,6 @@ def _run(checks: list[Callable[[], Check | None]], *, raise_errors: bool) -> lis
                 with transaction.atomic():
                     result = check()
             except DatabaseError as exc:
-                name = getattr(check, "__name__", "check").removeprefix("check_").replace("_", " ")
                 result = Check(name, PROBLEM, f"The check could not run: {_error_details(exc)['message']}.")
         if result is not None:
             results.append(result)

@@ -561,3 +561,17 @@ def test_doctor_exits_2_without_read_access_to_auth_users():
 
 def test_users_table_spec_is_checked_too():
     assert diagnostics.check_table(USERS, "uuid").ok
+
+
+def test_a_check_that_cannot_read_is_a_problem_on_the_page_and_the_others_still_run():
+    execute("CREATE ROLE diag_no_auth_access_page")
+    execute("GRANT USAGE ON SCHEMA public TO diag_no_auth_access_page")
+    execute("GRANT SELECT ON public.users, public.profiles, public.wallets TO diag_no_auth_access_page")
+    execute("SET LOCAL ROLE diag_no_auth_access_page")
+
+    report = diagnostics.run_checks()
+
+    coverage = check(report, "Sign-ups missing rows")
+    assert coverage.status == diagnostics.PROBLEM
+    assert coverage.found == "The check could not run: permission denied for schema auth."
+    assert check(report, "Table public.users").ok
