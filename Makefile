@@ -6,7 +6,7 @@ STAMP := $(VENV)/.requirements-installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format setup demo clean-data
+.PHONY: run test lint format setup demo clean-data bench
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,9 +19,20 @@ demo: setup
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --noinput
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py load_demo
 
+# The web server and one background worker (bulk "Provision all missing" jobs). Jobs
+# left unfinished by a stopped worker are queued again first; Ctrl+C stops both.
 run: demo
 	@echo "Dashboard: http://$(HOST):$(PORT)/admin/"
+	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py resume_jobs
+	@DEBUG=$${DEBUG:-1} $(BIN)/python manage.py db_worker --no-reload --interval 1 & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+# Performance at scale (not part of `make test`): BENCH_USERS auth users, several minutes
+# at 1,000,000. Results: bench/results/*.json, and docs/readme/performance.md.
+BENCH_USERS ?= 1000000
+bench: setup
+	$(BIN)/python bench/run.py --users $(BENCH_USERS) $(BENCH_ARGS)
 
 lint: setup
 	$(BIN)/ruff format --check .
