@@ -82,7 +82,7 @@ def test_filters_by_date_range(viewer_client):
     recent = event()
 
     in_2020 = listed(viewer_client, "?created_at__year=2020")
-    ranged = listed(viewer_client, "?created_at__gte=2020-03-01&created_at__lt=2020-04-01")
+    ranged = listed(viewer_client, "?created_at__gte=2020-03-01T00:00%2B00:00&created_at__lt=2020-04-01T00:00%2B00:00")
 
     assert old in in_2020 and recent.pk not in in_2020
     assert ranged == [old]
