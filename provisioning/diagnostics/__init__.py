@@ -1,0 +1,204 @@
+"""Provisioning health: why accounts are broken, before anyone fixes them.
+
+Each check is a function returning a `Check` (status ok / warning / problem, what was
+found, what to do). Everything here only reads, with two exceptions, both on demand, both
+needing `provisioning.provision_users`, both audited:
+
+- `simulate_signup` inserts one synthetic auth user inside a transaction that is always
+  rolled back, to see what the sign-up trigger really does; only its AuditEvent survives.
+- `reload_schema_cache` sends `NOTIFY pgrst, 'reload schema'`.
+
+Nothing here runs DDL: where a fix needs DDL, the advice carries the exact statement for a
+person to review and apply as a migration.
+
+This package is the public API (`run_checks`, `summary`, `Report`, `Check` and every check
+by name); the checks live in one module per question:
+
+- `trigger`: the sign-up trigger on auth.users and the function it calls.
+- `simulation`: the simulated sign-up.
+- `drift`: each app table against the spec, and the index on its key column.
+- `schema_cache`: PostgREST's "not in the schema cache" question, and the reload.
+- `data`: orphaned and duplicate rows, sign-ups missing rows by week, rows that cannot be provisioned.
+- `findings`: `Check`, the statuses and what the checks share; `audit`: the audit record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from django.db import DatabaseError, transaction
+
+from provisioning import catalog
+from provisioning.actors import Actor
+from provisioning.diagnostics import simulation
+from provisioning.diagnostics.audit import Action, Outcome
+from provisioning.diagnostics.data import (
+    check_cannot_provision,
+    check_coverage,
+    check_duplicates,
+    check_orphans,
+    missing_by_week,
+)
+from provisioning.diagnostics.drift import check_key_index, check_table, key_index_statement, unique_index_statement
+from provisioning.diagnostics.findings import (
+    AUTH_SCHEMA,
+    AUTH_TABLE,
+    OK,
+    PROBLEM,
+    SAMPLE,
+    STATUSES,
+    WARNING,
+    Check,
+    _error_details,
+    quote_ident,
+    worst,
+)
+from provisioning.diagnostics.schema_cache import (
+    BadQuestion,
+    check_schema_cache,
+    closest_names,
+    parse_schema_cache_question,
+    reload_schema_cache,
+)
+from provisioning.diagnostics.simulation import SIMULATION_TIMEOUT, simulate_signup
+from provisioning.diagnostics.trigger import (
+    SIGNUP_FUNCTION,
+    SIGNUP_TRIGGER,
+    FunctionInsert,
+    app_table_inserts,
+    check_function,
+    check_trigger,
+    signup_triggers,
+)
+from provisioning.spec import SPEC
+
+__all__ = [
+    "AUTH_SCHEMA",
+    "AUTH_TABLE",
+    "OK",
+    "PROBLEM",
+    "SAMPLE",
+    "SIGNUP_FUNCTION",
+    "SIGNUP_TRIGGER",
+    "SIMULATION_TIMEOUT",
+    "STATUSES",
+    "WARNING",
+    "Action",
+    "BadQuestion",
+    "Check",
+    "FunctionInsert",
+    "HealthSummary",
+    "Outcome",
+    "Report",
+    "app_table_inserts",
+    "check_cannot_provision",
+    "check_coverage",
+    "check_duplicates",
+    "check_function",
+    "check_key_index",
+    "check_orphans",
+    "check_schema_cache",
+    "check_table",
+    "check_trigger",
+    "closest_names",
+    "key_index_statement",
+    "missing_by_week",
+    "parse_schema_cache_question",
+    "quote_ident",
+    "reload_schema_cache",
+    "run_checks",
+    "signup_triggers",
+    "simulate_signup",
+    "summary",
+    "unique_index_statement",
+    "worst",
+]
+
+
+@dataclass
+class Report:
+    checks: list[Check]
+
+    @property
+    def status(self) -> str:
+        return worst(c.status for c in self.checks)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {s: sum(c.status == s for c in self.checks) for s in STATUSES}
+
+    def as_dict(self) -> dict:
+        return {"status": self.status, "counts": self.counts, "checks": [c.as_dict() for c in self.checks]}
+
+
+#: (the check's name, should it fail to run; the check)
+_Step = tuple[str, Callable[[], Check | None]]
+
+
+def _catalog_checks() -> list[_Step]:
+    auth_id = catalog.column_type(AUTH_SCHEMA, AUTH_TABLE, "id")
+    steps: list[_Step] = [("Sign-up trigger", check_trigger), ("Sign-up function", check_function)]
+    steps += [(f"Table {s.qualified_name}", lambda s=s: check_table(s, auth_id)) for s in SPEC]
+    steps += [(f"Index on {s.qualified_name}.{s.key}", lambda s=s: check_key_index(s)) for s in SPEC]
+    return steps
+
+
+def _data_checks() -> list[_Step]:
+    return [
+        ("Orphaned app rows", check_orphans),
+        ("Duplicate app rows", check_duplicates),
+        ("Sign-ups missing rows", check_coverage),
+        ("Users that cannot be provisioned", check_cannot_provision),
+    ]
+
+
+def _run(steps: list[_Step], *, raise_errors: bool) -> list[Check]:
+    results = []
+    for name, check in steps:
+        if raise_errors:
+            result = check()
+        else:
+            try:
+                # A savepoint, so one failing check leaves the others a usable transaction.
+                with transaction.atomic():
+                    result = check()
+            except DatabaseError as exc:
+                result = Check(name, PROBLEM, f"The check could not run: {_error_details(exc)['message']}.")
+        if result is not None:
+            results.append(result)
+    return results
+
+
+def run_checks(simulate_signup: bool = False, *, actor: Actor | None = None, raise_errors: bool = False) -> Report:
+    """Every check. With `simulate_signup`, also the simulated sign-up (needs `actor`, who
+    must hold the provision permission; see `simulate_signup`). A check that hits a
+    database error becomes a problem naming the error, unless `raise_errors`."""
+    if simulate_signup and actor is None:
+        raise ValueError("a simulated sign-up needs an actor")
+    checks = _run(_catalog_checks() + _data_checks(), raise_errors=raise_errors)
+    if simulate_signup:
+        # `simulate_signup` is the argument here, so the check is reached through its module.
+        checks.insert(2, simulation.simulate_signup(actor=actor))
+    return Report(checks)
+
+
+@dataclass
+class HealthSummary:
+    status: str
+    counts: dict[str, int]
+    attention: list[dict[str, str]]  # name and status of each check that is not ok
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def summary() -> HealthSummary:
+    """Worst status and counts per status of the catalog checks (trigger, function, tables,
+    key indexes): catalog reads only, no table scans, no simulated sign-up. For the home page."""
+    report = Report(_run(_catalog_checks(), raise_errors=False))
+    return HealthSummary(
+        status=report.status,
+        counts=report.counts,
+        attention=[{"name": c.name, "status": c.status} for c in report.checks if not c.ok],
+    )

@@ -1,0 +1,29 @@
+"""The audit record of the two things diagnostics do that are not reads: the simulated
+sign-up and the schema cache reload."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from provisioning.actors import Actor
+from provisioning.models import AuditEvent
+from provisioning.spec import TABLE_NAMES
+
+Action = AuditEvent.Action
+Outcome = AuditEvent.Outcome
+
+
+def record(actor: Actor, action: str, outcome: str, detail: dict) -> AuditEvent:
+    """One AuditEvent naming every app table, committed on its own (a savepoint when a
+    transaction is open)."""
+    with transaction.atomic():
+        return AuditEvent.objects.create(
+            actor=actor.user if actor.user is not None and actor.user.pk else None,
+            actor_username=actor.username[:150],
+            channel=actor.channel,
+            action=action,
+            outcome=outcome,
+            tables=list(TABLE_NAMES),
+            client_address=actor.address,
+            detail=detail,
+        )

@@ -1,0 +1,159 @@
+"""What the data says: orphaned and duplicate app rows, live sign-ups missing rows by week
+of sign-up, and missing rows provisioning cannot write. Read-only."""
+
+from __future__ import annotations
+
+from django.db import connection
+from psycopg import sql
+
+from provisioning import selectors, statements
+from provisioning.diagnostics.drift import unique_index_statement
+from provisioning.diagnostics.findings import OK, PROBLEM, SAMPLE, WARNING, Check, _has_key_column
+from provisioning.plans import TablePlan, plan_table
+from provisioning.spec import SPEC
+
+
+def check_orphans() -> Check:
+    """App rows whose auth user no longer exists: counts and a sample. Read-only."""
+    rows = []
+    with connection.cursor() as cursor:
+        for spec in SPEC:
+            if not _has_key_column(spec):
+                continue
+            orphan = sql.SQL("FROM {t} x WHERE NOT EXISTS (SELECT 1 FROM {auth} u WHERE u.id = x.{k})").format(
+                t=spec.identifier(), auth=statements.AUTH_USERS, k=sql.Identifier(spec.key)
+            )
+            cursor.execute(sql.SQL("SELECT count(*) {}").format(orphan))
+            (n,) = cursor.fetchone()
+            if n:
+                cursor.execute(
+                    sql.SQL("SELECT x.{k} {o} ORDER BY x.{k} LIMIT %s").format(k=sql.Identifier(spec.key), o=orphan),
+                    [SAMPLE],
+                )
+                sample = ", ".join(str(r[0]) for r in cursor.fetchall())
+                rows.append({"table": spec.qualified_name, "orphaned rows": n, "sample user ids": sample})
+    if not rows:
+        return Check("Orphaned app rows", OK, "Every app row belongs to an existing auth user.", "", {})
+    total = sum(r["orphaned rows"] for r in rows)
+    where = ", ".join(f"{r['orphaned rows']} in {r['table']}" for r in rows)
+    return Check(
+        "Orphaned app rows",
+        WARNING,
+        f"{total} app row(s) belong to auth users that no longer exist ({where}).",
+        "They do not break sign-ups, but they hold unique values (an email, a username) a new sign-up may "
+        "collide with. Review and delete them in a migration; the dashboard never deletes app rows.",
+        {"rows": rows},
+    )
+
+
+def check_duplicates() -> Check:
+    """Users with more than one row in a table that should hold one per user. Read-only."""
+    rows = []
+    statements_needed = []
+    with connection.cursor() as cursor:
+        for spec in SPEC:
+            if not _has_key_column(spec) or plan_table(spec).key_is_unique:
+                continue  # a unique key rules duplicates out
+            grouped = sql.SQL(
+                "SELECT {k}, count(*) AS n FROM {t} WHERE {k} IS NOT NULL GROUP BY {k} HAVING count(*) > 1"
+            )
+            grouped = grouped.format(k=sql.Identifier(spec.key), t=spec.identifier())
+            cursor.execute(sql.SQL("SELECT count(*), coalesce(sum(n), 0) FROM ({}) d").format(grouped))
+            users, total = cursor.fetchone()
+            if users:
+                cursor.execute(sql.SQL("{} ORDER BY n DESC, 1 LIMIT %s").format(grouped), [SAMPLE])
+                sample = ", ".join(f"{key} ({n})" for key, n in cursor.fetchall())
+                rows.append({"table": spec.qualified_name, "users": users, "rows": int(total), "sample (rows)": sample})
+                statements_needed.append(unique_index_statement(spec))
+    if not rows:
+        return Check("Duplicate app rows", OK, "No user has more than one row in an app table.", "", {})
+    where = ", ".join(f"{r['users']} user(s) with {r['rows']} rows in {r['table']}" for r in rows)
+    return Check(
+        "Duplicate app rows",
+        PROBLEM,
+        f"Some users have more than one row: {where}. The app reads one at random.",
+        "Keep one row per user (the oldest, merged by hand where they differ) in a reviewed migration, then "
+        f"apply {' '.join(f'`{s}`' for s in statements_needed)} so it cannot happen again.",
+        {"rows": rows, "statements": statements_needed},
+    )
+
+
+# --- 6. Coverage ------------------------------------------------------------------------------
+
+
+def missing_by_week(plans: list[TablePlan] | None = None) -> list[dict]:
+    """Per week of sign-up (date_trunc('week', created_at)), live sign-ups and how many miss a
+    row in each app table; only weeks with a gap, most recent first. One anti-join per table."""
+    plans = plans if plans is not None else [plan_table(spec) for spec in SPEC]
+    weeks: dict = {}
+    week = sql.SQL("date_trunc('week', u.created_at)")
+    with connection.cursor() as cursor:
+        for plan in plans:
+            cursor.execute(
+                sql.SQL("SELECT {w}, count(*) FROM {auth} u WHERE {pop} AND {missing} GROUP BY 1").format(
+                    w=week, auth=statements.AUTH_USERS, pop=statements.POPULATION, missing=statements.missing(plan)
+                )
+            )
+            for start, n in cursor.fetchall():
+                weeks.setdefault(start, {})[plan.name] = n
+        if not weeks:
+            return []
+        cursor.execute(
+            sql.SQL("SELECT {w}, count(*) FROM {auth} u WHERE {pop} GROUP BY 1").format(
+                w=week, auth=statements.AUTH_USERS, pop=statements.POPULATION
+            )
+        )
+        signups = dict(cursor.fetchall())
+    order = sorted(weeks, key=lambda w: (w is not None, w), reverse=True)
+    result = []
+    for start in order:
+        row = {"week of": start.date().isoformat() if start else "unknown", "sign-ups": signups.get(start, 0)}
+        row.update({f"missing {p.name}": weeks[start].get(p.name, 0) for p in plans})
+        result.append(row)
+    return result
+
+
+def check_coverage() -> Check:
+    """Live sign-ups missing app rows, by week of sign-up: when the trigger stopped working."""
+    plans = [plan_table(spec) for spec in SPEC]
+    weeks = missing_by_week(plans)
+    if not weeks:
+        return Check("Sign-ups missing rows", OK, "Every live sign-up has its app user, profile and wallet.", "", {})
+    totals = {p.name: sum(w[f"missing {p.name}"] for w in weeks) for p in plans}
+    all_missing = [w["week of"] for w in weeks if any(w[f"missing {p.name}"] == w["sign-ups"] for p in plans)]
+    found = (
+        "Live sign-ups are missing rows: "
+        + ", ".join(f"{n} {t}" for t, n in totals.items() if n)
+        + f"; gaps in {len(weeks)} week(s), most recently the week of {weeks[0]['week of']}."
+    )
+    if all_missing:
+        found += (
+            f" In {len(all_missing)} week(s) a table got no row for any sign-up (the trigger was off or broken), "
+            f"most recently the week of {all_missing[0]}."
+        )
+    return Check(
+        "Sign-ups missing rows",
+        WARNING,
+        found,
+        "Fix the cause first (trigger checks above), then Provision all missing (or `manage.py provision "
+        "--all-missing`).",
+        {"rows": weeks[:60], "missing": totals},
+    )
+
+
+def check_cannot_provision() -> Check:
+    """Users missing a row that provisioning cannot write, grouped by reason."""
+    counts, sample = selectors.cannot_provision(sample=SAMPLE)
+    if not counts:
+        return Check("Users that cannot be provisioned", OK, "Every missing row can be provisioned.", "", {})
+    total = sum(counts.values())
+    return Check(
+        "Users that cannot be provisioned",
+        WARNING,
+        f"{total} missing row(s) cannot be provisioned: "
+        + "; ".join(f"{n} x {reason}" for reason, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+        + ".",
+        "Expected for phone-only sign-ups where public.users.email is NOT NULL; otherwise fix the data "
+        "(a colliding orphan row, say) and provision again.",
+        {"rows": [{"reason": r, "rows": n} for r, n in counts.items()], "sample": sample},
+    )

@@ -1,0 +1,94 @@
+"""What a check finds, and the vocabulary every diagnostics module shares.
+
+A `Check` has a status (ok / warning / problem), what was found and what to do; `_combine`
+folds several findings into one check. Also here: the advice's SQL quoting
+(`quote_ident`), how a database error is described (`_error_details`) and whether a table
+can be read by its key column (`_has_key_column`), because several checks need each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from django.db import DatabaseError, connection
+
+from provisioning import catalog
+from provisioning.spec import TableSpec
+
+OK = "ok"
+WARNING = "warning"
+PROBLEM = "problem"
+STATUSES = (OK, WARNING, PROBLEM)
+_RANK = {OK: 0, WARNING: 1, PROBLEM: 2}
+
+#: Where Supabase keeps its sign-ups.
+AUTH_SCHEMA, AUTH_TABLE = "auth", "users"
+#: How many sample rows a check shows.
+SAMPLE = 5
+
+
+@dataclass
+class Check:
+    """One finding. `details` is JSON-ready; the page shows its `definition`, `statements`
+    and `rows` keys specially."""
+
+    name: str
+    status: str
+    found: str
+    advice: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def quote_ident(*parts: str) -> str:
+    """A dotted name as PostgreSQL's quote_ident() writes it: bare where that is exact, so the
+    statements in the advice read like hand-written SQL (`public.profiles`)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT string_agg(quote_ident(p), '.' ORDER BY i) FROM unnest(%s::text[]) WITH ORDINALITY AS t(p, i)",
+            [list(parts)],
+        )
+        return cursor.fetchone()[0]
+
+
+def worst(statuses) -> str:
+    return max(statuses, key=_RANK.__getitem__, default=OK)
+
+
+def _combine(name: str, findings: list[tuple[str, str, str]], ok_text: str, details: dict) -> Check:
+    """A check from (status, found, advice) findings: the worst status, every finding."""
+    if not findings:
+        return Check(name, OK, ok_text, "", details)
+    return Check(
+        name,
+        worst(f[0] for f in findings),
+        " ".join(f[1] for f in findings),
+        " ".join(dict.fromkeys(f[2] for f in findings if f[2])),
+        details,
+    )
+
+
+def _error_details(exc: DatabaseError) -> dict[str, str]:
+    """What the database said: SQLSTATE, message, detail, hint, context ("" where absent)."""
+    cause = exc.__cause__
+    diag = getattr(cause, "diag", None)
+    message = (getattr(diag, "message_primary", None) or str(exc).strip().splitlines()[0]) if str(exc) else ""
+    return {
+        "sqlstate": getattr(cause, "sqlstate", None) or "",
+        "message": message or exc.__class__.__name__,
+        "detail": getattr(diag, "message_detail", None) or "",
+        "hint": getattr(diag, "message_hint", None) or "",
+        "context": getattr(diag, "context", None) or "",
+    }
+
+
+def _has_key_column(spec: TableSpec) -> bool:
+    """The app table exists and has the column that ties its rows to auth users."""
+    return spec.key in catalog.columns(spec.schema, spec.name)

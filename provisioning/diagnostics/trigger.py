@@ -1,0 +1,232 @@
+"""The sign-up trigger on auth.users and the function it calls: does a trigger provision
+sign-ups, does it fire, and does the function write only what the tables have? Read-only."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from provisioning import catalog, triggergen
+from provisioning.diagnostics.findings import (
+    AUTH_SCHEMA,
+    AUTH_TABLE,
+    PROBLEM,
+    WARNING,
+    Check,
+    _combine,
+    quote_ident,
+)
+from provisioning.spec import TABLE_NAMES
+
+#: The sign-up function and trigger the Eloity project uses: the ones `provisioning_trigger_sql` writes.
+SIGNUP_FUNCTION = triggergen.FUNCTION
+SIGNUP_TRIGGER = triggergen.TRIGGER
+
+_COMMENT = re.compile(r"--[^\n]*")
+_INSERT = re.compile(
+    r'INSERT\s+INTO\s+(?P<table>(?:"?\w+"?\s*\.\s*)?"?\w+"?)\s*\((?P<columns>[^)]*)\)(?P<rest>[^;]*)', re.IGNORECASE
+)
+_CONFLICT = re.compile(r"ON\s+CONFLICT\s*\((?P<target>[^)]*)\)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class FunctionInsert:
+    """One `INSERT INTO public.<app table> (...)` read from a function's source."""
+
+    table: str
+    columns: tuple[str, ...]
+    conflict_target: tuple[str, ...] | None
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip().strip('"') for part in text.split(",") if part.strip())
+
+
+def app_table_inserts(definition: str) -> list[FunctionInsert]:
+    """The inserts into the app tables in a function's source (a textual reading: enough for
+    the plain INSERT ... (columns) VALUES ... [ON CONFLICT (...)] a sign-up trigger uses)."""
+    found = []
+    for match in _INSERT.finditer(_COMMENT.sub("", definition)):
+        parts = [p.strip().strip('"') for p in match["table"].split(".")]
+        schema, table = (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0])
+        if schema not in (None, "public") or table not in TABLE_NAMES:
+            continue
+        conflict = _CONFLICT.search(match["rest"])
+        found.append(FunctionInsert(table, _names(match["columns"]), _names(conflict["target"]) if conflict else None))
+    return found
+
+
+def signup_triggers() -> list[catalog.Trigger]:
+    """Row-level INSERT triggers on auth.users that call the sign-up function or any function
+    that inserts into an app table."""
+    found = []
+    for trigger in catalog.triggers(AUTH_SCHEMA, AUTH_TABLE):
+        if not (trigger.for_each_row and trigger.on_insert):
+            continue
+        if (trigger.function_schema, trigger.function_name) == SIGNUP_FUNCTION:
+            found.append(trigger)
+            continue
+        function = catalog.function(trigger.function_schema, trigger.function_name)
+        if function is not None and app_table_inserts(function.definition):
+            found.append(trigger)
+    return found
+
+
+def check_trigger() -> Check:
+    """A trigger on auth.users that provisions sign-ups exists and fires."""
+    name = "Sign-up trigger"
+    signup = "public.handle_new_user()"
+    candidates = signup_triggers()
+    others = [t.definition for t in catalog.triggers(AUTH_SCHEMA, AUTH_TABLE) if t not in candidates]
+    details: dict[str, Any] = {
+        "triggers": [{"name": t.name, "function": t.function, "state": t.state} for t in candidates],
+        "other_triggers_on_auth_users": others,
+        "statements": [t.definition for t in candidates],
+    }
+    generate = "Review and apply the SQL from `manage.py provisioning_trigger_sql` as a migration"
+    backfill = "then provision the users who signed up meanwhile (Provision all missing)."
+    if not catalog.table_exists(AUTH_SCHEMA, AUTH_TABLE):
+        return Check(
+            name, PROBLEM, "auth.users does not exist on this database.", "Point DATABASE_URL at the Supabase database."
+        )
+    if not candidates:
+        return Check(
+            name,
+            PROBLEM,
+            f"No trigger on auth.users calls {signup} (or any function that inserts app rows): "
+            "every new sign-up gets no app user, profile or wallet.",
+            f"{generate}; {backfill}",
+            details,
+        )
+    firing = [t for t in candidates if t.fires]
+    if not firing:
+        names = ", ".join(f"{t.name} ({t.state}, tgenabled = '{t.enabled}')" for t in candidates)
+        enable = " ".join(f"ALTER TABLE auth.users ENABLE TRIGGER {quote_ident(t.name)};" for t in candidates)
+        details["statements"].append(enable)
+        return Check(
+            name,
+            PROBLEM,
+            f"The sign-up trigger exists but does not fire: {names}. New sign-ups get no app rows.",
+            f"Enable it with `{enable}` (as the table's owner, in a migration); {backfill}",
+            details,
+        )
+    findings = []
+    if len(firing) > 1:
+        findings.append(
+            (WARNING, f"{len(firing)} triggers provision sign-ups: {', '.join(t.name for t in firing)}.", "Keep one.")
+        )
+    for trigger in firing:
+        if trigger.before:
+            findings.append(
+                (
+                    WARNING,
+                    f"{trigger.name} fires BEFORE INSERT: app rows are written before the auth user exists, "
+                    "so a foreign key to auth.users fails.",
+                    "Recreate it AFTER INSERT (provisioning_trigger_sql does).",
+                )
+            )
+    trigger = firing[0]
+    return _combine(
+        name,
+        findings,
+        f"{trigger.name} (AFTER INSERT, FOR EACH ROW) on auth.users calls {trigger.function}() and is {trigger.state}.",
+        details,
+    )
+
+
+def _signup_function() -> tuple[str, str]:
+    """The function the firing sign-up trigger calls, else public.handle_new_user."""
+    triggers = signup_triggers()
+    chosen = next((t for t in triggers if t.fires), triggers[0] if triggers else None)
+    return (chosen.function_schema, chosen.function_name) if chosen else SIGNUP_FUNCTION
+
+
+def check_function() -> Check:
+    """The sign-up function exists, writes only columns the tables have, and its ON CONFLICT
+    targets have unique indexes. Its definition is in details["definition"]."""
+    schema, fname = _signup_function()
+    name = "Sign-up function"
+    qualified = f"{schema}.{fname}()"
+    function = catalog.function(schema, fname)
+    if function is None:
+        return Check(
+            name,
+            PROBLEM,
+            f"The function {qualified} does not exist.",
+            "Review and apply the SQL from `manage.py provisioning_trigger_sql` as a migration.",
+        )
+    inserts = app_table_inserts(function.definition)
+    details: dict[str, Any] = {
+        "function": qualified,
+        "definition": function.definition,
+        "writes": {i.table: list(i.columns) for i in inserts},
+    }
+    regenerate = "Replace the function with the one `manage.py provisioning_trigger_sql` prints (review it first)."
+    findings = []
+    written = {i.table for i in inserts}
+    for table in TABLE_NAMES:
+        if table not in written:
+            findings.append((WARNING, f"It does not insert into public.{table}: new sign-ups get none.", regenerate))
+    for insert in inserts:
+        qualified_table = f"public.{insert.table}"
+        live = catalog.columns("public", insert.table)
+        if not live:
+            findings.append((PROBLEM, f"It inserts into {qualified_table}, which does not exist.", regenerate))
+            continue
+        absent = [c for c in insert.columns if c not in live]
+        if absent:
+            listed = ", ".join(f"{qualified_table}.{c}" for c in absent)
+            verb = "does" if len(absent) == 1 else "do"
+            findings.append(
+                (
+                    PROBLEM,
+                    f"It writes {listed}, which {verb} not exist: every sign-up fails with "
+                    f'`column "{absent[0]}" of relation "{insert.table}" does not exist`.',
+                    regenerate,
+                )
+            )
+        unfilled = [c.name for c in live.values() if c.required and c.name not in insert.columns]
+        if unfilled:
+            findings.append(
+                (
+                    PROBLEM,
+                    f"It leaves {qualified_table}.{', '.join(unfilled)} empty, which is NOT NULL with no default: "
+                    "every sign-up fails with a not-null violation.",
+                    regenerate,
+                )
+            )
+        if insert.conflict_target:
+            keys = {frozenset(k.columns) for k in catalog.unique_keys("public", insert.table)}
+            if frozenset(insert.conflict_target) not in keys:
+                target = ", ".join(insert.conflict_target)
+                findings.append(
+                    (
+                        PROBLEM,
+                        f"It uses ON CONFLICT ({target}) on {qualified_table}, which has no unique index on "
+                        f"({target}): "
+                        "every sign-up fails with `there is no unique or exclusion constraint matching the "
+                        "ON CONFLICT specification`.",
+                        f"Create the unique index (see the {qualified_table} check), or {regenerate[0].lower()}"
+                        f"{regenerate[1:]}",
+                    )
+                )
+    if not function.security_definer:
+        findings.append(
+            (
+                WARNING,
+                "It is not SECURITY DEFINER: it runs with the rights of Supabase's auth role, "
+                "which may not insert into public tables.",
+                regenerate,
+            )
+        )
+    elif not function.sets_search_path:
+        findings.append(
+            (
+                WARNING,
+                "It is SECURITY DEFINER without a fixed search_path, which lets a caller's objects shadow its tables.",
+                "Add `SET search_path = ''` to the function (provisioning_trigger_sql does).",
+            )
+        )
+    tables = ", ".join(f"public.{t}" for t in TABLE_NAMES if t in written)
+    return _combine(name, findings, f"{qualified} exists and writes only existing columns of {tables}.", details)
