@@ -1,7 +1,7 @@
 """The "Provisioning health" page: the diagnostics report, a PostgREST schema cache
 question, and two audited actions (simulate a sign-up, reload PostgREST's schema cache).
 
-Thin: permissions, parsing and rendering here; the checks live in `diagnostics.py`.
+Thin: permissions, parsing and rendering here; the checks live in the `diagnostics` package.
 Seeing the page needs `provisioning.view_authuser`; the actions need
 `provisioning.provision_users` (a refusal is a 403 and a denied AuditEvent).
 """
