@@ -27,12 +27,24 @@ LARGE_TABLE = 100_000
 MAX_SELECTED = 10_000
 
 
+#: The least a list counts: on a million auth users, counting a filtered list costs about
+#: 25 ms per 1,000 matches (each row is a heap fetch in id order), so the first page counts
+#: this far and deeper pages count further (AuthUserAdmin.get_paginator).
+MIN_COUNT_CAP = 1_000
+
+
 class CappedCountPaginator(Paginator):
-    """A paginator whose count stops at COUNT_CAP + 1 (shown as "10,000+")."""
+    """A paginator whose count stops at `count_cap` + 1 (COUNT_CAP unless given)."""
+
+    def __init__(self, *args, count_cap: int = COUNT_CAP, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.count_cap = count_cap
 
     @cached_property
     def count(self) -> int:
-        return self.object_list.values("pk")[: COUNT_CAP + 1].count()
+        # order_by(): a count needs no order, and sorting by an unindexed column is the
+        # expensive part on a large table.
+        return self.object_list.order_by().values("pk")[: self.count_cap + 1].count()
 
 
 class ProvisioningStatusFilter(admin.SimpleListFilter):
@@ -148,6 +160,16 @@ class AuthUserAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return selectors.with_status(super().get_queryset(request))
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        # Count only ten pages beyond the one shown (between MIN_COUNT_CAP and COUNT_CAP):
+        # the first page of a million-row list then costs tens of milliseconds, not hundreds.
+        try:
+            page = max(1, int(request.GET.get("p", 1)))
+        except (TypeError, ValueError):
+            page = 1
+        cap = min(COUNT_CAP, max(MIN_COUNT_CAP, (page + 10) * per_page))
+        return self.paginator(queryset, per_page, orphans, allow_empty_first_page, count_cap=cap)
 
     def get_ordering(self, request):
         if selectors.estimated_auth_users() > LARGE_TABLE:

@@ -74,6 +74,16 @@ class StatusCounts:
         }
 
 
+def count_missing_any(tables: list[str] | tuple[str, ...] | None = None) -> int:
+    """Population users lacking a row in any of `tables` (all when None), counted in SQL as
+    a UNION of anti-joins: several times faster at scale than `users_missing().count()`."""
+    from provisioning.spec import select_tables
+
+    with connection.cursor() as cursor:
+        cursor.execute(statements.count_missing_any(plans_module.plan_tables(select_tables(tables))))
+        return cursor.fetchone()[0]
+
+
 def status_counts(*, sample: int = 20) -> StatusCounts:
     """Counts for the population. One anti-join count per table: each is a hash anti-join,
     far faster at scale than one statement with a FILTER per table (correlated subplans).
@@ -82,7 +92,7 @@ def status_counts(*, sample: int = 20) -> StatusCounts:
     return StatusCounts(
         auth_users=population().count(),
         missing={t: users_missing(t).count() for t in TABLE_MODELS},
-        missing_any=users_missing().count(),
+        missing_any=count_missing_any(),
         blocked=blocked,
         blocked_sample=blocked_sample,
     )

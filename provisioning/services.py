@@ -15,13 +15,12 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Q
 
 from provisioning import statements
 from provisioning.actors import Actor
 from provisioning.models import AuditEvent
 from provisioning.plans import TablePlan, plan_tables
-from provisioning.selectors import missing_q, population
+from provisioning.selectors import count_missing_any
 from provisioning.spec import select_tables
 
 #: How many ids a result keeps per table, and how many not-provisioned entries: results
@@ -193,15 +192,19 @@ def provision_all_missing(
 
     def batches(plans: list[TablePlan]) -> Iterator[list[uuid.UUID]]:
         after = start_after
-        query = statements.next_missing_batch(plans)
+        query = statements.next_missing_candidates(plans)
         while True:
             with connection.cursor() as cursor:
                 cursor.execute(query, {"after": after, "limit": size})
-                ids = [row[0] for row in cursor.fetchall()]
-            if not ids:
+                candidates = cursor.fetchall()
+            if not candidates:
                 return
-            yield ids
-            after = ids[-1]
+            # Continue after the last candidate, live or not: soft-deleted and anonymous
+            # users are skipped here, never provisioned.
+            after = candidates[-1][0]
+            ids = [user_id for user_id, live in candidates if live]
+            if ids:
+                yield ids
 
     return _run(
         actor=actor,
@@ -217,10 +220,7 @@ def provision_all_missing(
 
 def count_all_missing(tables: Sequence[str] | None = None) -> int:
     """How many users `provision_all_missing` will visit (for progress totals)."""
-    q = Q()
-    for spec in select_tables(tables):
-        q |= missing_q(spec.name)
-    return population().filter(q).count()
+    return count_missing_any(tables)
 
 
 def _batch_size(batch_size: int | None) -> int:
@@ -330,26 +330,22 @@ def _provision_batch(ids: list[uuid.UUID], plans: list[TablePlan], *, dry_run: b
         not_provisioned += [NotProvisioned(i, "*", UNKNOWN_USER_REASON) for i in ids if i not in existing]
 
         for plan in plans:
-            if not dry_run:
-                cursor.execute(statements.lock_table(plan))
-            cursor.execute(statements.missing_in_batch(plan), params)
-            missing = cursor.fetchall()
-            blocked = {user_id: reason for user_id, reason in missing if reason is not None}
-            not_provisioned += [NotProvisioned(u, plan.name, r) for u, r in blocked.items()]
             if dry_run:
+                cursor.execute(statements.missing_in_batch(plan), params)
+                missing = cursor.fetchall()
+                not_provisioned += [NotProvisioned(u, plan.name, r) for u, r in missing if r is not None]
                 created[plan.name] = [user_id for user_id, reason in missing if reason is None]
                 continue
-            if len(blocked) == len(missing):
-                created[plan.name] = []
-                continue
+            cursor.execute(statements.lock_table(plan))
+            # Write first, then ask what is still missing and why: two statements per
+            # table, and the second only probes the (few) rows that stayed missing.
             cursor.execute(statements.insert_missing(plan), params)
             created[plan.name] = sorted(row[0] for row in cursor.fetchall())
-            # Anything still missing that was neither blocked nor written collided on
-            # another unique key (two auth users sharing an email, say).
-            cursor.execute(statements.still_missing(plan), params)
-            for (user_id,) in cursor.fetchall():
-                if user_id not in blocked:
-                    not_provisioned.append(NotProvisioned(user_id, plan.name, CONFLICT_REASON))
+            cursor.execute(statements.missing_in_batch(plan), params)
+            for user_id, reason in cursor.fetchall():
+                # No block reason and still missing: it collided on another unique key
+                # (two auth users sharing an email, say).
+                not_provisioned.append(NotProvisioned(user_id, plan.name, reason or CONFLICT_REASON))
     return BatchOutcome(user_ids=list(ids), created=created, not_provisioned=not_provisioned)
 
 
