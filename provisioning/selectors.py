@@ -99,17 +99,21 @@ def status_counts(*, sample: int = 20) -> StatusCounts:
 
 
 def cannot_provision(*, sample: int = 20) -> tuple[dict[str, int], list[dict]]:
-    """Population users that miss a row provisioning cannot write: counts by reason, a sample."""
+    """Population users that miss a row provisioning cannot write: counts by reason (counted
+    in SQL, so memory stays flat) and the first `sample` of them."""
     counts: dict[str, int] = {}
     rows: list[dict] = []
     with connection.cursor() as cursor:
         for plan in plans_module.plan_tables(SPEC):
-            cursor.execute(statements.blocked_in_population(plan))
-            for user_id, email, reason in cursor.fetchall():
-                key = f"{plan.name}: {reason}"
-                counts[key] = counts.get(key, 0) + 1
-                if len(rows) < sample:
-                    rows.append({"user_id": str(user_id), "email": email, "table": plan.name, "reason": reason})
+            cursor.execute(statements.blocked_reason_counts(plan), {})
+            for reason, n in cursor.fetchall():
+                counts[f"{plan.name}: {reason}"] = n
+            if len(rows) < sample:
+                cursor.execute(statements.blocked_sample(plan), {"limit": sample - len(rows)})
+                rows += [
+                    {"user_id": str(user_id), "email": email, "table": plan.name, "reason": reason}
+                    for user_id, email, reason in cursor.fetchall()
+                ]
     return counts, rows
 
 
@@ -121,7 +125,8 @@ def parse_uuid(value: str) -> uuid.UUID | None:
 
 
 def resolve_users(identifiers: list[str]) -> tuple[list[uuid.UUID], list[str]]:
-    """Map ids or emails (case-insensitive) to auth user ids. Returns (ids, not found)."""
+    """Map ids or emails (case-insensitive) to auth user ids. Returns (ids, not found or
+    ambiguous): an email several auth users share resolves to none of them."""
     found: list[uuid.UUID] = []
     unknown: list[str] = []
     for ident in identifiers:
@@ -130,9 +135,14 @@ def resolve_users(identifiers: list[str]) -> tuple[list[uuid.UUID], list[str]]:
             match = AuthUser.objects.filter(pk=as_uuid).values_list("id", flat=True).first()
         else:
             cleaned = ident.replace("\x00", "").strip()
-            match = (
-                AuthUser.objects.filter(email__iexact=cleaned).values_list("id", flat=True).first() if cleaned else None
+            matches = (
+                list(AuthUser.objects.filter(email__iexact=cleaned).values_list("id", flat=True)[:2]) if cleaned else []
             )
+            if len(matches) > 1:
+                # SSO sign-ups may share an email: acting on "the first" could fix the wrong account.
+                unknown.append(f"{ident} (several auth users have this email: give the id)")
+                continue
+            match = matches[0] if matches else None
         if match is None:
             unknown.append(ident)
         elif match not in found:

@@ -330,7 +330,9 @@ def _provision_batch(ids: list[uuid.UUID], plans: list[TablePlan], *, dry_run: b
         not_provisioned += [NotProvisioned(i, "*", UNKNOWN_USER_REASON) for i in ids if i not in existing]
 
         for plan in plans:
-            if dry_run:
+            if dry_run or plan.table_problem:
+                # Report only: a dry run, or a table that cannot take a row at all (missing,
+                # no key column, a required column the spec leaves empty).
                 cursor.execute(statements.missing_in_batch(plan), params)
                 missing = cursor.fetchall()
                 not_provisioned += [NotProvisioned(u, plan.name, r) for u, r in missing if r is not None]

@@ -33,7 +33,8 @@ class Value:
     #: True when the value comes from the auth user and may therefore be null.
     from_auth_user = False
 
-    def expression(self) -> sql.Composable:
+    def expression(self, alias: str = "u") -> sql.Composable:
+        """The value as SQL; `alias` names the auth user row it may read from."""
         raise NotImplementedError
 
     def describe(self) -> str:
@@ -44,7 +45,7 @@ class Value:
 class Const(Value):
     value: Any
 
-    def expression(self) -> sql.Composable:
+    def expression(self, alias: str = "u") -> sql.Composable:
         return _literal(self.value)
 
     def describe(self) -> str:
@@ -55,7 +56,7 @@ class Const(Value):
 class JsonConst(Value):
     value: Any
 
-    def expression(self) -> sql.Composable:
+    def expression(self, alias: str = "u") -> sql.Composable:
         return sql.SQL("{}::jsonb").format(_literal(json.dumps(self.value)))
 
     def describe(self) -> str:
@@ -64,7 +65,7 @@ class JsonConst(Value):
 
 @dataclass(frozen=True)
 class Now(Value):
-    def expression(self) -> sql.Composable:
+    def expression(self, alias: str = "u") -> sql.Composable:
         return sql.SQL("now()")
 
     def describe(self) -> str:
@@ -78,8 +79,8 @@ class AuthColumn(Value):
     column: str
     from_auth_user = True
 
-    def expression(self) -> sql.Composable:
-        return sql.SQL("u.{}").format(sql.Identifier(self.column))
+    def expression(self, alias: str = "u") -> sql.Composable:
+        return sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(self.column))
 
     def describe(self) -> str:
         return f"auth.users.{self.column}"
@@ -92,8 +93,8 @@ class AuthMetadata(Value):
     key: str
     from_auth_user = True
 
-    def expression(self) -> sql.Composable:
-        return sql.SQL("u.raw_user_meta_data ->> {}").format(_literal(self.key))
+    def expression(self, alias: str = "u") -> sql.Composable:
+        return sql.SQL("{}.raw_user_meta_data ->> {}").format(sql.Identifier(alias), _literal(self.key))
 
     def describe(self) -> str:
         return f"raw_user_meta_data->>'{self.key}'"

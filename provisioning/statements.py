@@ -19,17 +19,27 @@ POPULATION = sql.SQL("u.deleted_at IS NULL AND NOT u.is_anonymous")
 SOFT_DELETED_REASON = "auth user is soft-deleted"
 
 
-def missing(plan: TablePlan) -> sql.Composable:
-    """True when auth user `u` has no row in the plan's table."""
+#: The other users of the same run, as a condition on auth user alias `p`.
+PEERS_IN_BATCH = sql.SQL("p.id = ANY(%(ids)s)")
+PEERS_IN_POPULATION = sql.SQL("p.deleted_at IS NULL AND NOT p.is_anonymous")
+
+
+def missing(plan: TablePlan, alias: str = "u") -> sql.Composable:
+    """True when auth user `alias` has no row in the plan's table."""
     if not plan.exists or plan.spec.key not in plan.columns:
         return sql.SQL("TRUE")
-    return sql.SQL("NOT EXISTS (SELECT 1 FROM {table} x WHERE x.{key} = u.id)").format(
-        table=plan.spec.identifier(), key=sql.Identifier(plan.spec.key)
+    return sql.SQL("NOT EXISTS (SELECT 1 FROM {table} x WHERE x.{key} = {alias}.id)").format(
+        table=plan.spec.identifier(), key=sql.Identifier(plan.spec.key), alias=sql.Identifier(alias)
     )
 
 
-def block_reason(plan: TablePlan) -> sql.Composable:
-    """Why auth user `u` cannot get a row in the plan's table, or NULL when it can."""
+def block_reason(plan: TablePlan, peers: sql.Composable = PEERS_IN_BATCH) -> sql.Composable:
+    """Why auth user `u` cannot get a row in the plan's table, or NULL when it can.
+
+    `peers` are the other users of the same run: where two of them would write the same
+    value to a unique column (an SSO sign-up sharing an email, say), the first by id gets
+    the row and the others are blocked, so a dry run predicts exactly who wins.
+    """
     if plan.table_problem:
         return _literal(plan.table_problem)
     whens = [sql.SQL("WHEN u.deleted_at IS NOT NULL THEN {}").format(_literal(SOFT_DELETED_REASON))]
@@ -37,15 +47,29 @@ def block_reason(plan: TablePlan) -> sql.Composable:
         if blocker.kind == "null":
             (column,) = blocker.columns
             condition = sql.SQL("{} IS NULL").format(plan.columns[column].expression())
-        else:
-            condition = sql.SQL("EXISTS (SELECT 1 FROM {table} x WHERE {match})").format(
-                table=plan.spec.identifier(),
-                match=sql.SQL(" AND ").join(
-                    sql.SQL("x.{} = {}").format(sql.Identifier(c), plan.columns[c].expression())
-                    for c in blocker.columns
-                ),
-            )
-        whens.append(sql.SQL("WHEN {} THEN {}").format(condition, _literal(blocker.reason)))
+            whens.append(sql.SQL("WHEN {} THEN {}").format(condition, _literal(blocker.reason)))
+            continue
+        # Checked before the table's own rows, so the reason is the same before and after
+        # the first user's row is written: a dry run and a real run report alike.
+        earlier_peer = sql.SQL(
+            "EXISTS (SELECT 1 FROM {auth} p WHERE {peers} AND p.id < u.id AND p.deleted_at IS NULL AND {match})"
+        ).format(
+            auth=AUTH_USERS,
+            peers=peers,
+            match=sql.SQL(" AND ").join(
+                sql.SQL("{} = {}").format(plan.columns[c].expression("p"), plan.columns[c].expression())
+                for c in blocker.columns
+            ),
+        )
+        shared = f"{', '.join(blocker.columns)} shared with an earlier user of this run, who has or gets the row"
+        whens.append(sql.SQL("WHEN {} THEN {}").format(earlier_peer, _literal(shared)))
+        taken = sql.SQL("EXISTS (SELECT 1 FROM {table} x WHERE {match})").format(
+            table=plan.spec.identifier(),
+            match=sql.SQL(" AND ").join(
+                sql.SQL("x.{} = {}").format(sql.Identifier(c), plan.columns[c].expression()) for c in blocker.columns
+            ),
+        )
+        whens.append(sql.SQL("WHEN {} THEN {}").format(taken, _literal(blocker.reason)))
     return sql.SQL("CASE {} END").format(sql.SQL(" ").join(whens))
 
 
@@ -82,31 +106,8 @@ def insert_missing(plan: TablePlan) -> sql.Composed:
     )
 
 
-def still_missing(plan: TablePlan) -> sql.Composed:
-    """The batch's users that still lack a row (after an insert)."""
-    return sql.SQL("SELECT u.id FROM {auth} u WHERE u.id = ANY(%(ids)s) AND {missing}").format(
-        auth=AUTH_USERS, missing=missing(plan)
-    )
-
-
 def existing_users(ids_param: str = "ids") -> sql.Composed:
     return sql.SQL("SELECT u.id FROM {auth} u WHERE u.id = ANY(%({p})s)").format(auth=AUTH_USERS, p=sql.SQL(ids_param))
-
-
-def next_missing_batch(plans: list[TablePlan]) -> sql.Composed:
-    """The next `%(limit)s` users after `%(after)s` (by id) missing a row in any plan's table.
-
-    Keyset paging on the primary key: each batch is an index range scan, so a bulk run over
-    a million users never sorts or offsets.
-    """
-    return sql.SQL(
-        "SELECT u.id FROM {auth} u WHERE {population} AND u.id > %(after)s AND ({any_missing}) "
-        "ORDER BY u.id LIMIT %(limit)s"
-    ).format(
-        auth=AUTH_USERS,
-        population=POPULATION,
-        any_missing=sql.SQL(" OR ").join(missing(p) for p in plans),
-    )
 
 
 def _ids_missing(plan: TablePlan, *, after: bool) -> sql.Composed:
@@ -178,10 +179,28 @@ def lock_table(plan: TablePlan) -> sql.Composed:
     )
 
 
-def blocked_in_population(plan: TablePlan) -> sql.Composed:
-    """Users of the population lacking a row in the table who cannot get one, with why."""
+def _blocked_in_population(plan: TablePlan, select: str, tail: str) -> sql.Composed:
     return sql.SQL(
-        "SELECT u.id, u.email, r.reason FROM {auth} u "
-        "CROSS JOIN LATERAL (SELECT {reason} AS reason) r "
-        "WHERE {population} AND {missing} AND r.reason IS NOT NULL ORDER BY u.id"
-    ).format(auth=AUTH_USERS, reason=block_reason(plan), population=POPULATION, missing=missing(plan))
+        "SELECT {select} FROM {auth} u CROSS JOIN LATERAL (SELECT {reason} AS reason) r "
+        "WHERE {population} AND {missing} AND r.reason IS NOT NULL {tail}"
+    ).format(
+        select=sql.SQL(select),
+        auth=AUTH_USERS,
+        reason=block_reason(plan, PEERS_IN_POPULATION),
+        population=POPULATION,
+        missing=missing(plan),
+        tail=sql.SQL(tail),
+    )
+
+
+def blocked_reason_counts(plan: TablePlan) -> sql.Composed:
+    """(reason, count) for population users lacking a row in the table who cannot get one.
+
+    Run it with parameters (even none): reasons are literals with `%` doubled.
+    """
+    return _blocked_in_population(plan, "r.reason, count(*)", "GROUP BY r.reason ORDER BY count(*) DESC")
+
+
+def blocked_sample(plan: TablePlan) -> sql.Composed:
+    """The first `%(limit)s` such users by id: (id, email, reason)."""
+    return _blocked_in_population(plan, "u.id, u.email, r.reason", "ORDER BY u.id LIMIT %(limit)s")

@@ -127,3 +127,17 @@ def test_unreachable_database_exits_2_with_one_line():
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0
     assert "database unreachable" in result.stderr
+
+
+def test_an_email_shared_by_two_auth_users_is_refused_with_exit_2():
+    make_auth_user(email="twin@example.com")
+    from tests.factories import disable_trigger
+
+    disable_trigger()
+    twin = make_auth_user(email="twin@example.com", is_sso_user=True, keep=())
+
+    code, message = run("provision", "--user", "twin@example.com")
+
+    assert code == 2
+    assert "give the id" in message
+    assert count("profiles", [twin]) == 0

@@ -97,8 +97,34 @@ def test_email_taken_by_another_app_user_is_reported_not_raised(cli_actor):
     result = services.provision_users(actor=cli_actor, user_ids=[first, sso_twin])
 
     assert [(n.user_id, n.table) for n in result.not_provisioned] == [(sso_twin, "users")]
-    assert "already used" in result.not_provisioned[0].reason
+    assert result.not_provisioned[0].reason.startswith("email")
     assert count("profiles", [sso_twin]) == 1
+
+
+def test_two_missing_users_sharing_an_email_dry_run_predicts_who_gets_the_row(cli_actor):
+    disable_trigger()
+    ids = sorted([make_auth_user(email="twin@example.com"), make_auth_user(email="twin@example.com", is_sso_user=True)])
+
+    dry = services.provision_users(actor=cli_actor, user_ids=ids, tables=["users"], dry_run=True)
+    real = services.provision_users(actor=cli_actor, user_ids=ids, tables=["users"])
+
+    assert real.created_sample == dry.created_sample == {"users": [ids[0]]}
+    assert [n.as_dict() for n in real.not_provisioned] == [n.as_dict() for n in dry.not_provisioned]
+    assert [n.user_id for n in real.not_provisioned] == [ids[1]]
+    assert count("users", ids) == 1
+
+
+def test_a_missing_app_table_is_reported_and_the_other_tables_still_written(cli_actor):
+    user_id = make_auth_user(keep=())
+    disable_trigger()
+    execute("DROP TABLE public.wallets")
+
+    dry = services.provision_users(actor=cli_actor, user_ids=[user_id], dry_run=True)
+    real = services.provision_users(actor=cli_actor, user_ids=[user_id])
+
+    assert real.created == dry.created == {"users": 1, "profiles": 1, "wallets": 0}
+    assert [(n.table, n.reason) for n in real.not_provisioned] == [("wallets", "table public.wallets does not exist")]
+    assert [count(t, [user_id]) for t in ("users", "profiles")] == [1, 1]
 
 
 def test_unknown_and_soft_deleted_users_are_reported(cli_actor):
@@ -369,3 +395,18 @@ def test_second_run_waits_for_an_open_run_instead_of_duplicating_keyless_profile
         assert count("profiles", ids) == 5
     finally:
         execute("CREATE UNIQUE INDEX IF NOT EXISTS profiles_user_id_key ON public.profiles (user_id)")
+
+
+def test_reasons_keep_a_percent_sign_as_is(cli_actor):
+    from provisioning import selectors
+
+    user_id = make_auth_user(keep=("users", "profiles"))
+    execute("ALTER TABLE public.wallets ADD COLUMN \"odd%col\" text NOT NULL DEFAULT 'x'")
+    execute('ALTER TABLE public.wallets ALTER COLUMN "odd%col" DROP DEFAULT')
+
+    result = services.provision_users(actor=cli_actor, user_ids=[user_id])
+    blocked, sample = selectors.cannot_provision()
+
+    assert "odd%col NOT NULL" in result.not_provisioned[0].reason
+    assert list(blocked) == ["wallets: public.wallets.odd%col NOT NULL with no default, and the spec does not fill it"]
+    assert sample[0]["user_id"] == str(user_id)
