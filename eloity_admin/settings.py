@@ -117,6 +117,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Provisioning ---------------------------------------------------------------------
 PROVISIONING_BATCH_SIZE = env.int("PROVISIONING_BATCH_SIZE", default=5000)
+# The bulk action's confirmation page posts one field per selected user (up to 10,000).
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 11_000
 
 # Background jobs live in the database (no broker): any number of web instances enqueue,
 # any number of `manage.py db_worker` processes run them.

@@ -368,9 +368,12 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
     def get_object(self, request, object_id, from_field=None):
-        if selectors.parse_uuid(object_id) is None:
+        user_id = selectors.parse_uuid(object_id)
+        if user_id is None:
             raise Http404("Malformed id.")
-        return super().get_object(request, object_id, from_field)
+        # Not .get(): nothing makes profiles.user_id unique in shape A, and a duplicate
+        # row must not turn this page into a 500 (diagnostics report duplicates).
+        return self.get_queryset(request).filter(pk=user_id).first()
 
 
 @admin.register(AppUser)

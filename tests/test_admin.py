@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from provisioning import jobs
 from provisioning.models import AuditEvent, ProvisioningJob
-from tests.factories import count, make_auth_user
+from tests.factories import count, execute, make_auth_user, make_many_auth_users
 
 pytestmark = pytest.mark.django_db
 
@@ -207,3 +207,36 @@ def test_provision_all_previews_then_writes(provisioner_client):
     jobs.run_job(job.pk)
     assert count("profiles", ids) == 4
     assert count("users", ids) == 3
+
+
+def test_a_long_list_says_more_than_instead_of_a_wrong_count(viewer_client):
+    make_many_auth_users(1_100)
+
+    response = viewer_client.get(reverse(CHANGELIST))
+
+    html = response.content.decode()
+    cap = response.context["cl"].paginator.count_cap
+    assert cap < 1_100
+    assert f"more than {cap} auth users" in html
+    assert f"{cap + 1} auth users" not in html
+
+
+def test_bulk_confirmation_carries_over_a_thousand_users(provisioner_client):
+    ids = make_many_auth_users(1_100)
+    execute("DELETE FROM public.wallets WHERE user_id = ANY(%s)", [ids])
+    data = {"action": "provision_selected", "_selected_action": [str(i) for i in ids], "post": "yes"}
+
+    response = provisioner_client.post(reverse(CHANGELIST), data)
+
+    assert response.status_code == 302
+    assert count("wallets", ids) == 1_100
+
+
+def test_a_duplicate_profile_row_does_not_break_its_page(viewer_client):
+    user_id = make_auth_user()
+    execute("DROP INDEX public.profiles_user_id_key")
+    execute("INSERT INTO public.profiles (user_id) VALUES (%s)", [user_id])
+
+    response = viewer_client.get(reverse("admin:provisioning_profile_change", args=[user_id]))
+
+    assert response.status_code == 200
