@@ -248,7 +248,7 @@ class AuthUserAdmin(admin.ModelAdmin):
                 raise PermissionDenied("You do not have permission to provision users.") from None
             messages.success(request, f"Job {job.pk} queued: a background worker provisions every user missing a row.")
             return HttpResponseRedirect(reverse("provisioning_job", args=[job.pk]))
-        result = _run_or_message(request, services.provision_all_missing, actor=actor, dry_run=True)
+        result = _run_or_message(request, services.preview_all_missing, actor=actor)
         if result is None:
             return HttpResponseRedirect(reverse("admin:provisioning_authuser_changelist"))
         context = {

@@ -20,7 +20,7 @@ from provisioning import statements
 from provisioning.actors import Actor
 from provisioning.models import AuditEvent
 from provisioning.plans import TablePlan, plan_tables
-from provisioning.selectors import count_missing_any
+from provisioning.selectors import count_missing_any, users_missing
 from provisioning.spec import select_tables
 
 #: How many ids a result keeps per table, and how many not-provisioned entries: results
@@ -216,6 +216,64 @@ def provision_all_missing(
         should_stop=should_stop,
         run_id=run_id,
     )
+
+
+def preview_all_missing(
+    *, actor: Actor, tables: Sequence[str] | None = None, sample_size: int = 25
+) -> ProvisioningResult:
+    """What `provision_all_missing` would write, without walking every batch.
+
+    Counts come from one anti-join count per table less the users each table blocks
+    (counted in SQL), so the preview stays quick on a million users; the sample of users is
+    a real dry run of the first `sample_size` candidates. Writes no app row; audits one
+    "dry run" event that holds the counts (not the users, so user histories stay clean).
+    Raises ProvisioningDenied without the permission.
+    """
+    specs = select_tables(tables)
+    table_names = [s.name for s in specs]
+    if not actor.may_provision():
+        record_denied(actor=actor, action=Action.PROVISION_ALL_MISSING, tables=table_names)
+        raise ProvisioningDenied("You do not have permission to provision users.")
+    plans = plan_tables(specs)
+    result = ProvisioningResult(
+        action=Action.PROVISION_ALL_MISSING,
+        dry_run=True,
+        tables=table_names,
+        run_id=uuid.uuid4(),
+        skipped_columns={p.name: p.skipped_columns for p in plans if p.skipped_columns},
+        users_processed=count_all_missing(tables),
+    )
+    with connection.cursor() as cursor:
+        for plan in plans:
+            cursor.execute(statements.blocked_reason_counts(plan), {})
+            blocked = sum(n for _, n in cursor.fetchall())
+            result.created[plan.name] = users_missing(plan.name).count() - blocked
+            result.not_provisioned_count += blocked
+            if len(result.not_provisioned) < SAMPLE_SIZE:
+                cursor.execute(statements.blocked_sample(plan), {"limit": SAMPLE_SIZE - len(result.not_provisioned)})
+                result.not_provisioned += [NotProvisioned(u, plan.name, r) for u, _, r in cursor.fetchall()]
+        cursor.execute(statements.next_missing_candidates(plans), {"after": uuid.UUID(int=0), "limit": sample_size})
+        first = [user_id for user_id, live in cursor.fetchall() if live]
+    if first:
+        sample = _provision_batch(first, plans, dry_run=True)
+        result.created_sample = {t: ids for t, ids in sample.created.items() if ids}
+    with transaction.atomic():
+        event = _record(
+            actor=actor,
+            action=Action.PROVISION_ALL_MISSING,
+            outcome=Outcome.DRY_RUN,
+            tables=table_names,
+            detail={
+                "would_create": result.created,
+                "users_missing_any": result.users_processed,
+                "not_provisioned_count": result.not_provisioned_count,
+                "skipped_columns": result.skipped_columns,
+                "preview": True,
+            },
+            run_id=result.run_id,
+        )
+    result.audit_event_ids.append(event.pk)
+    return result
 
 
 def count_all_missing(tables: Sequence[str] | None = None) -> int:

@@ -410,3 +410,20 @@ def test_reasons_keep_a_percent_sign_as_is(cli_actor):
     assert "odd%col NOT NULL" in result.not_provisioned[0].reason
     assert list(blocked) == ["wallets: public.wallets.odd%col NOT NULL with no default, and the spec does not fill it"]
     assert sample[0]["user_id"] == str(user_id)
+
+
+def test_preview_of_all_missing_agrees_with_the_full_dry_run(cli_actor):
+    for keep in ((), ("users",), ("users", "profiles"), ("profiles", "wallets")):
+        make_auth_user(keep=keep)
+    make_auth_user(phone="15550900", keep=())
+    make_auth_user(deleted=True, keep=())
+    before = {t: count(t) for t in ("users", "profiles", "wallets")}
+
+    preview = services.preview_all_missing(actor=cli_actor)
+    full = services.provision_all_missing(actor=cli_actor, dry_run=True)
+
+    assert preview.created == full.created
+    assert preview.not_provisioned_count == full.not_provisioned_count == 1
+    assert preview.users_processed == full.users_processed == 5
+    assert {t: count(t) for t in ("users", "profiles", "wallets")} == before
+    assert AuditEvent.objects.get(pk=preview.audit_event_ids[0]).target_user_ids == []
