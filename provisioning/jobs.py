@@ -339,14 +339,6 @@ def _finish(job: ProvisioningJob, state: str, *, error: str = "") -> None:
 
 
 def _audit(actor: Actor, action: str, outcome: str, job: ProvisioningJob, *, detail: dict) -> AuditEvent:
-    return AuditEvent.objects.create(
-        actor=actor.user if actor.user is not None and actor.user.pk else None,
-        actor_username=actor.username[:150],
-        channel=actor.channel,
-        action=action,
-        outcome=outcome,
-        tables=list(job.tables),
-        detail=detail,
-        client_address=actor.address,
-        run_id=job.run_id,
+    return services.record_event(
+        actor=actor, action=action, outcome=outcome, tables=job.tables, detail=detail, run_id=job.run_id
     )

@@ -258,7 +258,7 @@ def preview_all_missing(
         sample = _provision_batch(first, plans, dry_run=True)
         result.created_sample = {t: ids for t, ids in sample.created.items() if ids}
     with transaction.atomic():
-        event = _record(
+        event = record_event(
             actor=actor,
             action=Action.PROVISION_ALL_MISSING,
             outcome=Outcome.DRY_RUN,
@@ -320,7 +320,7 @@ def _run(
             with transaction.atomic():
                 batch = _provision_batch(ids, plans, dry_run=dry_run)
                 if not dry_run:
-                    event = _record(
+                    event = record_event(
                         actor=actor,
                         action=action,
                         outcome=Outcome.PARTIAL if batch.not_provisioned else Outcome.SUCCEEDED,
@@ -335,7 +335,7 @@ def _run(
         except DatabaseError as exc:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
             with transaction.atomic():
-                event = _record(
+                event = record_event(
                     actor=actor,
                     action=action,
                     outcome=Outcome.FAILED,
@@ -357,7 +357,7 @@ def _run(
 
     if dry_run:
         with transaction.atomic():
-            event = _record(
+            event = record_event(
                 actor=actor,
                 action=action,
                 outcome=Outcome.DRY_RUN,
@@ -409,14 +409,16 @@ def _provision_batch(ids: list[uuid.UUID], plans: list[TablePlan], *, dry_run: b
     return BatchOutcome(user_ids=list(ids), created=created, not_provisioned=not_provisioned)
 
 
-def _record(*, actor: Actor, action: str, outcome: str, tables: list[str], **fields) -> AuditEvent:
+def record_event(*, actor: Actor, action: str, outcome: str, tables: Sequence[str], **fields) -> AuditEvent:
+    """Write one AuditEvent for `actor` (in the caller's transaction). Every audit row the
+    app writes goes through here."""
     return AuditEvent.objects.create(
         actor=actor.user if actor.user is not None and actor.user.pk else None,
         actor_username=actor.username[:150],
         channel=actor.channel,
         action=action,
         outcome=outcome,
-        tables=tables,
+        tables=list(tables),
         client_address=actor.address,
         **fields,
     )
@@ -425,4 +427,6 @@ def _record(*, actor: Actor, action: str, outcome: str, tables: list[str], **fie
 def record_denied(*, actor: Actor, action: str, tables: Sequence[str] = (), detail: dict | None = None) -> AuditEvent:
     """Record that `actor` was refused `action`. Commits on its own."""
     with transaction.atomic():
-        return _record(actor=actor, action=action, outcome=Outcome.DENIED, tables=list(tables), detail=detail or {})
+        return record_event(
+            actor=actor, action=action, outcome=Outcome.DENIED, tables=list(tables), detail=detail or {}
+        )

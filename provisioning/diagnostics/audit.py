@@ -7,6 +7,7 @@ from django.db import transaction
 
 from provisioning.actors import Actor
 from provisioning.models import AuditEvent
+from provisioning.services import record_event
 from provisioning.spec import TABLE_NAMES
 
 Action = AuditEvent.Action
@@ -17,13 +18,4 @@ def record(actor: Actor, action: str, outcome: str, detail: dict) -> AuditEvent:
     """One AuditEvent naming every app table, committed on its own (a savepoint when a
     transaction is open)."""
     with transaction.atomic():
-        return AuditEvent.objects.create(
-            actor=actor.user if actor.user is not None and actor.user.pk else None,
-            actor_username=actor.username[:150],
-            channel=actor.channel,
-            action=action,
-            outcome=outcome,
-            tables=list(TABLE_NAMES),
-            client_address=actor.address,
-            detail=detail,
-        )
+        return record_event(actor=actor, action=action, outcome=outcome, tables=TABLE_NAMES, detail=detail)
