@@ -54,7 +54,7 @@ TIMEOUT_MS = 20_000
 @pytest.fixture(scope="module")
 def browser():
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does this)")
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (make test does this)")
     # Playwright's sync API runs an event loop in this thread; the ORM calls the tests
     # make between browser steps are ordinary synchronous calls.
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
