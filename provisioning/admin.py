@@ -47,6 +47,19 @@ class CappedCountPaginator(Paginator):
         return self.object_list.order_by().values("pk")[: self.count_cap + 1].count()
 
 
+class ReadOnlyMixin:
+    """No add, change or delete in the admin, for anyone (superusers included)."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class ProvisioningStatusFilter(admin.SimpleListFilter):
     title = "provisioning"
     parameter_name = "status"
@@ -114,7 +127,9 @@ def _status_column(field: str, label: str):
 
 
 @admin.register(AuthUser)
-class AuthUserAdmin(admin.ModelAdmin):
+class AuthUserAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """auth.users belongs to Supabase Auth: read-only here, always."""
+
     # The ✓/✗ columns come first after the sign-up: they are what staff scan for.
     list_display = (
         "display_name",
@@ -144,16 +159,6 @@ class AuthUserAdmin(admin.ModelAdmin):
         ("State", {"fields": ("deleted_at", "banned_until", "is_anonymous", "is_sso_user", "raw_user_meta_data")}),
     )
     readonly_fields = ("kind",)
-
-    # --- read-only, always: auth.users belongs to Supabase Auth ---------------------
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_provision_permission(self, request):
         return request.user.has_perm(PROVISION_PERMISSION)
@@ -357,15 +362,8 @@ def _sample_users(result: services.ProvisioningResult, limit: int = 25) -> list[
     ]
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+class ReadOnlyAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """The app tables, keyed by an auth user id: browsed here, written only by services."""
 
     def get_object(self, request, object_id, from_field=None):
         user_id = selectors.parse_uuid(object_id)

@@ -16,7 +16,7 @@ from django.http import Http404
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from provisioning.admin import CappedCountPaginator
+from provisioning.admin import CappedCountPaginator, ReadOnlyMixin
 from provisioning.models import AuditEvent, AuthUser
 from provisioning.selectors import parse_uuid
 
@@ -93,7 +93,7 @@ def _links(user_ids: list) -> str:
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
     """Read-only for everyone, superusers included: the audit log is append-only."""
 
     list_display = ("created_at", "actor_username", "channel", "action", "outcome", "rows_created_count", "targets")
@@ -126,15 +126,6 @@ class AuditEventAdmin(admin.ModelAdmin):
         ("What", {"fields": ("action", "outcome", "tables", "target_users")}),
         ("Result", {"fields": ("rows_created_by_table", "users_not_provisioned", "detail_json")}),
     )
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_object(self, request, object_id, from_field=None):
         if not str(object_id).isdigit() or len(str(object_id)) > 18:

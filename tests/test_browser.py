@@ -37,15 +37,7 @@ VIEWPORT = {"width": 1280, "height": 800}
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
 DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
-INCIDENT_ADDRESSES = [
-    "eloityhq@gmail.com",
-    "test@example.com",
-    "devilaid1900@gmail.com",
-    "solozikedi@gmail.com",
-    "fushjones@gmail.com",
-    "brochrisjerry@gmail.com",
-    "faroukarogundade@gmail.com",
-]
+INCIDENT_ADDRESSES = demo.INCIDENT_EMAILS
 PROVISIONER = ("browser-prov", "browser-prov-password-1")
 VIEWER = ("browser-view", "browser-view-password-1")
 TIMEOUT_MS = 20_000

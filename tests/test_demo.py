@@ -11,16 +11,6 @@ from tests.factories import execute
 
 pytestmark = pytest.mark.django_db
 
-INCIDENT_EMAILS = {
-    "eloityhq@gmail.com",
-    "test@example.com",
-    "devilaid1900@gmail.com",
-    "solozikedi@gmail.com",
-    "fushjones@gmail.com",
-    "brochrisjerry@gmail.com",
-    "faroukarogundade@gmail.com",
-}
-
 
 def scalar(statement: str):
     with connection.cursor() as cursor:
@@ -32,7 +22,7 @@ def test_seed_creates_a_realistic_mix_and_the_incident_users_lack_profiles():
     assert demo.seed(500) == 500
 
     missing_profile = set(selectors.users_missing("profiles").values_list("email", flat=True))
-    assert INCIDENT_EMAILS <= missing_profile
+    assert set(demo.INCIDENT_EMAILS) <= missing_profile
     assert scalar("SELECT count(*) FROM auth.users WHERE email IS NULL AND phone IS NOT NULL") > 0
     assert scalar("SELECT count(*) FROM auth.users WHERE is_anonymous") > 0
     assert scalar("SELECT count(*) FROM auth.users WHERE deleted_at IS NOT NULL") > 0
