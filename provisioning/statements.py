@@ -191,7 +191,10 @@ def _blocked_in_population(plan: TablePlan, select: str, tail: str) -> sql.Compo
     ).format(
         select=sql.SQL(select),
         auth=AUTH_USERS,
-        reason=block_reason(plan, PEERS_IN_POPULATION),
+        # Only users who lack the row compete for a unique value: ranking just those keeps
+        # this a sort of the few missing users, not of the whole population. (A user whose
+        # earlier twin already has the row is blocked by the table's own rows instead.)
+        reason=block_reason(plan, sql.SQL("{} AND {}").format(PEERS_IN_POPULATION, missing(plan, "p"))),
         population=POPULATION,
         missing=missing(plan),
         tail=sql.SQL(tail),
