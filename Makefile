@@ -29,7 +29,7 @@ run: demo
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # Performance at scale (not part of `make test`): BENCH_USERS auth users, several minutes
-# at 1,000,000. Results: bench/results/*.json, and docs/readme/performance.md.
+# at 1,000,000. Results: bench/results/*.json; the README's "Performance" section.
 BENCH_USERS ?= 1000000
 bench: setup
 	$(BIN)/python bench/run.py --users $(BENCH_USERS) $(BENCH_ARGS)
