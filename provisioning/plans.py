@@ -50,6 +50,12 @@ class TablePlan:
             return f"{self.spec.qualified_name}.{cols} NOT NULL with no default, and the spec does not fill it"
         return None
 
+    @property
+    def may_block_live_users(self) -> bool:
+        """Whether any live user can be refused a row here (the only other reason, being
+        soft-deleted, never applies to the population)."""
+        return bool(self.table_problem or self.blockers)
+
     def summary(self) -> dict:
         return {
             "table": self.spec.qualified_name,

@@ -75,45 +75,57 @@ class StatusCounts:
 
 
 def count_missing_any(tables: list[str] | tuple[str, ...] | None = None) -> int:
-    """Population users lacking a row in any of `tables` (all when None), counted in SQL as
-    a UNION of anti-joins: several times faster at scale than `users_missing().count()`."""
+    """Population users lacking a row in any of `tables` (all when None): one pass over
+    auth.users (`statements.status_counts`)."""
     from provisioning.spec import select_tables
 
     with connection.cursor() as cursor:
-        cursor.execute(statements.count_missing_any(plans_module.plan_tables(select_tables(tables))))
-        return cursor.fetchone()[0]
+        cursor.execute(statements.status_counts(plans_module.plan_tables(select_tables(tables))))
+        return cursor.fetchone()[-1]
 
 
 def status_counts(*, sample: int = 20) -> StatusCounts:
-    """Counts for the population. One anti-join count per table: each is a hash anti-join,
-    far faster at scale than one statement with a FILTER per table (correlated subplans).
-    """
-    blocked, blocked_sample = cannot_provision(sample=sample)
+    """Counts for the population: live users, missing per table, missing any (one pass over
+    auth.users, `statements.status_counts`), and who cannot be provisioned, by reason."""
+    plans = plans_module.plan_tables(SPEC)
+    with connection.cursor() as cursor:
+        cursor.execute(statements.status_counts(plans))
+        live, *per_table, missing_any = cursor.fetchone()
+    blocked, blocked_sample = cannot_provision(sample=sample, plans=plans)
     return StatusCounts(
-        auth_users=population().count(),
-        missing={t: users_missing(t).count() for t in TABLE_MODELS},
-        missing_any=count_missing_any(),
+        auth_users=live,
+        missing={plan.name: n for plan, n in zip(plans, per_table, strict=True)},
+        missing_any=missing_any,
         blocked=blocked,
         blocked_sample=blocked_sample,
     )
 
 
-def cannot_provision(*, sample: int = 20) -> tuple[dict[str, int], list[dict]]:
+def blocked_by_reason(plan, *, sample: int) -> list[tuple[str, int, list[uuid.UUID]]]:
+    """(reason, count, first `sample` user ids) for one table's live users that lack a row
+    provisioning cannot write. No query at all where nothing can block a live user."""
+    if not plan.may_block_live_users:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(statements.blocked_by_reason(plan), {"limit": max(sample, 1)})
+        return [(reason, n, list(ids or [])[:sample]) for reason, n, ids in cursor.fetchall()]
+
+
+def cannot_provision(*, sample: int = 20, plans=None) -> tuple[dict[str, int], list[dict]]:
     """Population users that miss a row provisioning cannot write: counts by reason (counted
     in SQL, so memory stays flat) and the first `sample` of them."""
     counts: dict[str, int] = {}
-    rows: list[dict] = []
-    with connection.cursor() as cursor:
-        for plan in plans_module.plan_tables(SPEC):
-            cursor.execute(statements.blocked_reason_counts(plan), {})
-            for reason, n in cursor.fetchall():
-                counts[f"{plan.name}: {reason}"] = n
-            if len(rows) < sample:
-                cursor.execute(statements.blocked_sample(plan), {"limit": sample - len(rows)})
-                rows += [
-                    {"user_id": str(user_id), "email": email, "table": plan.name, "reason": reason}
-                    for user_id, email, reason in cursor.fetchall()
-                ]
+    wanted: list[tuple[uuid.UUID, str, str]] = []
+    for plan in plans or plans_module.plan_tables(SPEC):
+        for reason, n, ids in blocked_by_reason(plan, sample=sample):
+            counts[f"{plan.name}: {reason}"] = n
+            wanted += [(user_id, plan.name, reason) for user_id in ids]
+    wanted = wanted[:sample]
+    emails = dict(AuthUser.objects.filter(pk__in=[w[0] for w in wanted]).values_list("pk", "email"))
+    rows = [
+        {"user_id": str(user_id), "email": emails.get(user_id), "table": table, "reason": reason}
+        for user_id, table, reason in wanted
+    ]
     return counts, rows
 
 

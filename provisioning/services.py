@@ -20,7 +20,7 @@ from provisioning import statements
 from provisioning.actors import Actor
 from provisioning.models import AuditEvent
 from provisioning.plans import TablePlan, plan_tables
-from provisioning.selectors import count_missing_any, users_missing
+from provisioning.selectors import blocked_by_reason, count_missing_any
 from provisioning.spec import select_tables
 
 #: How many ids a result keeps per table, and how many not-provisioned entries: results
@@ -241,17 +241,18 @@ def preview_all_missing(
         tables=table_names,
         run_id=uuid.uuid4(),
         skipped_columns={p.name: p.skipped_columns for p in plans if p.skipped_columns},
-        users_processed=count_all_missing(tables),
     )
     with connection.cursor() as cursor:
-        for plan in plans:
-            cursor.execute(statements.blocked_reason_counts(plan), {})
-            blocked = sum(n for _, n in cursor.fetchall())
-            result.created[plan.name] = users_missing(plan.name).count() - blocked
-            result.not_provisioned_count += blocked
-            if len(result.not_provisioned) < SAMPLE_SIZE:
-                cursor.execute(statements.blocked_sample(plan), {"limit": SAMPLE_SIZE - len(result.not_provisioned)})
-                result.not_provisioned += [NotProvisioned(u, plan.name, r) for u, _, r in cursor.fetchall()]
+        cursor.execute(statements.status_counts(plans))
+        _, *missing_per_table, result.users_processed = cursor.fetchone()
+    for plan, missing in zip(plans, missing_per_table, strict=True):
+        blocked = blocked_by_reason(plan, sample=SAMPLE_SIZE)
+        result.created[plan.name] = missing - sum(n for _, n, _ in blocked)
+        result.not_provisioned_count += sum(n for _, n, _ in blocked)
+        for reason, _, ids in blocked:
+            room = SAMPLE_SIZE - len(result.not_provisioned)
+            result.not_provisioned += [NotProvisioned(u, plan.name, reason) for u in ids[: max(room, 0)]]
+    with connection.cursor() as cursor:
         cursor.execute(statements.next_missing_candidates(plans), {"after": uuid.UUID(int=0), "limit": sample_size})
         first = [user_id for user_id, live in cursor.fetchall() if live]
     if first:

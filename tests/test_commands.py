@@ -141,3 +141,16 @@ def test_an_email_shared_by_two_auth_users_is_refused_with_exit_2():
     assert code == 2
     assert "give the id" in message
     assert count("profiles", [twin]) == 0
+
+
+def test_status_counts_each_user_once_when_profiles_has_duplicates():
+    from tests.factories import execute
+
+    twice = make_auth_user()
+    make_auth_user(keep=("users", "wallets"))
+    execute("DROP INDEX public.profiles_user_id_key")
+    execute("INSERT INTO public.profiles (user_id) VALUES (%s)", [twice])
+
+    data = json.loads(run("provisioning_status", "--json")[1])
+
+    assert (data["auth_users"], data["missing"]["profiles"], data["missing_any"]) == (2, 1, 1)
