@@ -15,7 +15,7 @@ from django.utils.html import format_html
 from provisioning import selectors, services
 from provisioning.actors import PROVISION_PERMISSION, Actor
 from provisioning.models import AppUser, AuthUser, Profile, Wallet
-from provisioning.templatetags.eloity import status_icon_html
+from provisioning.templatetags.eloity import local_time, status_icon_html
 
 #: Counting stops here: an exact COUNT(*) of a filtered million-row list on every page
 #: view costs more than the page itself.
@@ -137,8 +137,8 @@ class AuthUserAdmin(ReadOnlyMixin, admin.ModelAdmin):
         _status_column("has_profile", "Profile"),
         _status_column("has_wallet", "Wallet"),
         "phone",
-        "created_at",
-        "last_sign_in_at",
+        "signed_up",
+        "last_sign_in",
     )
     list_display_links = ("display_name",)
     list_filter = (ProvisioningStatusFilter, AccountKindFilter)
@@ -191,6 +191,15 @@ class AuthUserAdmin(ReadOnlyMixin, admin.ModelAdmin):
         if obj.phone:
             return format_html("<em>phone-only</em> {}", obj.phone)
         return format_html('<em>anonymous</em> <span title="{}">{}</span>', obj.pk, str(obj.pk)[:8])
+
+    # Local time with the UTC value on hover (the admin's own columns show local time only).
+    @admin.display(description="created at", ordering="created_at")
+    def signed_up(self, obj):
+        return local_time(obj.created_at)
+
+    @admin.display(description="last sign in at", ordering="last_sign_in_at")
+    def last_sign_in(self, obj):
+        return local_time(obj.last_sign_in_at)
 
     @admin.display(description="kind")
     def kind(self, obj):

@@ -240,3 +240,11 @@ def test_a_duplicate_profile_row_does_not_break_its_page(viewer_client):
     response = viewer_client.get(reverse("admin:provisioning_profile_change", args=[user_id]))
 
     assert response.status_code == 200
+
+
+def test_list_times_carry_their_utc_value_on_hover(viewer_client):
+    make_auth_user(created_at="2026-08-12 11:24:00+00")
+
+    html = viewer_client.get(reverse(CHANGELIST)).content.decode()
+
+    assert '<time datetime="2026-08-12T11:24:00Z" title="2026-08-12 11:24:00 UTC">' in html
