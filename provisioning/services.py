@@ -126,6 +126,18 @@ class ProvisioningResult:
         }
 
 
+@dataclass(frozen=True)
+class Batch:
+    """The users of one transaction. `missing_from` (table -> ids), when known, says which
+    tables each lacks, so a table is touched only for its own missing users."""
+
+    ids: list[uuid.UUID]
+    missing_from: dict[str, list[uuid.UUID]] | None = None
+
+    def ids_for(self, table: str) -> list[uuid.UUID]:
+        return self.ids if self.missing_from is None else self.missing_from.get(table, [])
+
+
 @dataclass
 class BatchOutcome:
     user_ids: list[uuid.UUID]
@@ -160,7 +172,7 @@ def provision_users(
     ids = list(dict.fromkeys(uuid.UUID(str(i)) for i in user_ids))
     action = Action.PROVISION_USER if len(ids) == 1 else Action.PROVISION_SELECTED
     size = _batch_size(batch_size)
-    batches = (ids[i : i + size] for i in range(0, len(ids), size))
+    batches = (Batch(ids[i : i + size]) for i in range(0, len(ids), size))
     return _run(actor=actor, action=action, tables=tables, dry_run=dry_run, batches=batches, progress=progress)
 
 
@@ -190,7 +202,7 @@ def provision_all_missing(
     specs = select_tables(tables)
     start_after = after or uuid.UUID(int=0)
 
-    def batches(plans: list[TablePlan]) -> Iterator[list[uuid.UUID]]:
+    def batches(plans: list[TablePlan]) -> Iterator[Batch]:
         after = start_after
         query = statements.next_missing_candidates(plans)
         while True:
@@ -202,9 +214,9 @@ def provision_all_missing(
             # Continue after the last candidate, live or not: soft-deleted and anonymous
             # users are skipped here, never provisioned.
             after = candidates[-1][0]
-            ids = [user_id for user_id, live in candidates if live]
-            if ids:
-                yield ids
+            batch = _batch_of_live(candidates)
+            if batch.ids:
+                yield batch
 
     return _run(
         actor=actor,
@@ -254,8 +266,8 @@ def preview_all_missing(
             result.not_provisioned += [NotProvisioned(u, plan.name, reason) for u in ids[: max(room, 0)]]
     with connection.cursor() as cursor:
         cursor.execute(statements.next_missing_candidates(plans), {"after": uuid.UUID(int=0), "limit": sample_size})
-        first = [user_id for user_id, live in cursor.fetchall() if live]
-    if first:
+        first = _batch_of_live(cursor.fetchall())
+    if first.ids:
         sample = _provision_batch(first, plans, dry_run=True)
         result.created_sample = {t: ids for t, ids in sample.created.items() if ids}
     with transaction.atomic():
@@ -282,6 +294,16 @@ def count_all_missing(tables: Sequence[str] | None = None) -> int:
     return count_missing_any(tables)
 
 
+def _batch_of_live(candidates: list[tuple]) -> Batch:
+    """A Batch from `statements.next_missing_candidates` rows, keeping live users only."""
+    live = [(user_id, tables) for user_id, is_live, tables in candidates if is_live]
+    missing_from: dict[str, list[uuid.UUID]] = {}
+    for user_id, tables in live:
+        for table in tables:
+            missing_from.setdefault(table, []).append(user_id)
+    return Batch([user_id for user_id, _ in live], missing_from)
+
+
 def _batch_size(batch_size: int | None) -> int:
     size = batch_size or settings.PROVISIONING_BATCH_SIZE
     if size < 1:
@@ -295,7 +317,7 @@ def _run(
     action: str,
     tables: Sequence[str] | None,
     dry_run: bool,
-    batches: Iterable[list[uuid.UUID]] | Callable[[list[TablePlan]], Iterable[list[uuid.UUID]]],
+    batches: Iterable[Batch] | Callable[[list[TablePlan]], Iterable[Batch]],
     progress: Progress | None,
     should_stop: Callable[[], bool] | None = None,
     run_id: uuid.UUID | None = None,
@@ -316,10 +338,11 @@ def _run(
         skipped_columns={p.name: p.skipped_columns for p in plans if p.skipped_columns},
     )
     dry_run_targets: list[str] = []
-    for ids in batches(plans) if callable(batches) else batches:
+    for batch_users in batches(plans) if callable(batches) else batches:
+        ids = batch_users.ids
         try:
             with transaction.atomic():
-                batch = _provision_batch(ids, plans, dry_run=dry_run)
+                batch = _provision_batch(batch_users, plans, dry_run=dry_run)
                 if not dry_run:
                     event = record_event(
                         actor=actor,
@@ -378,17 +401,24 @@ def _run(
     return result
 
 
-def _provision_batch(ids: list[uuid.UUID], plans: list[TablePlan], *, dry_run: bool) -> BatchOutcome:
+def _provision_batch(batch: Batch, plans: list[TablePlan], *, dry_run: bool) -> BatchOutcome:
     """One batch, inside the caller's transaction: a few set-based statements per table."""
-    params = {"ids": ids}
+    ids = batch.ids
     created: dict[str, list[uuid.UUID]] = {}
     not_provisioned: list[NotProvisioned] = []
     with connection.cursor() as cursor:
-        cursor.execute(statements.existing_users(), params)
-        existing = {row[0] for row in cursor.fetchall()}
-        not_provisioned += [NotProvisioned(i, "*", UNKNOWN_USER_REASON) for i in ids if i not in existing]
+        if batch.missing_from is None:
+            # Ids given by a person or a command may name nobody; candidates always exist.
+            cursor.execute(statements.existing_users(), {"ids": ids})
+            existing = {row[0] for row in cursor.fetchall()}
+            not_provisioned += [NotProvisioned(i, "*", UNKNOWN_USER_REASON) for i in ids if i not in existing]
 
         for plan in plans:
+            table_ids = batch.ids_for(plan.name)
+            created[plan.name] = []
+            if not table_ids:
+                continue
+            params = {"ids": table_ids}
             if dry_run or plan.table_problem:
                 # Report only: a dry run, or a table that cannot take a row at all (missing,
                 # no key column, a required column the spec leaves empty).
@@ -398,10 +428,12 @@ def _provision_batch(ids: list[uuid.UUID], plans: list[TablePlan], *, dry_run: b
                 created[plan.name] = [user_id for user_id, reason in missing if reason is None]
                 continue
             cursor.execute(statements.lock_table(plan))
-            # Write first, then ask what is still missing and why: two statements per
-            # table, and the second only probes the (few) rows that stayed missing.
+            # Write first, then ask what is still missing and why, and only when the insert
+            # wrote fewer rows than the batch's users lacking this table.
             cursor.execute(statements.insert_missing(plan), params)
             created[plan.name] = sorted(row[0] for row in cursor.fetchall())
+            if batch.missing_from is not None and len(created[plan.name]) == len(table_ids):
+                continue
             cursor.execute(statements.missing_in_batch(plan), params)
             for user_id, reason in cursor.fetchall():
                 # No block reason and still missing: it collided on another unique key

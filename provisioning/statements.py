@@ -119,7 +119,7 @@ def existing_users(ids_param: str = "ids") -> sql.Composed:
 
 def _ids_missing_after(plan: TablePlan) -> sql.Composed:
     """The next `%(limit)s` auth user ids (`a.id`) after `%(after)s` lacking a row in the
-    plan's table, in id order.
+    plan's table, in id order, each tagged with the table's name.
 
     No population filter here: reading `deleted_at`/`is_anonymous` means a heap fetch per
     auth user, while this anti-join of two indexes (auth.users' primary key and the app
@@ -134,24 +134,28 @@ def _ids_missing_after(plan: TablePlan) -> sql.Composed:
             table=plan.spec.identifier(), key=sql.Identifier(plan.spec.key)
         )
     return sql.SQL(
-        "(SELECT a.id FROM {auth} a WHERE a.id > %(after)s AND {condition} ORDER BY a.id LIMIT %(limit)s)"
-    ).format(auth=AUTH_USERS, condition=condition)
+        "(SELECT a.id, {name} AS missing_from FROM {auth} a WHERE a.id > %(after)s AND {condition} "
+        "ORDER BY a.id LIMIT %(limit)s)"
+    ).format(name=sql.Literal(plan.name), auth=AUTH_USERS, condition=condition)
 
 
 def next_missing_candidates(plans: list[TablePlan]) -> sql.Composed:
     """The next `%(limit)s` auth user ids after `%(after)s` missing a row in any plan's table,
-    each with whether it is in the population (live, non-anonymous), in id order.
+    in id order: (id, in the population (live, non-anonymous)?, the tables it lacks).
 
-    One keyset branch per table (an index-only anti-join), merged with UNION: no auth user
-    that has every row is read from the heap. The caller keeps the population's ids and
-    continues after the last candidate, so a run of soft-deleted users cannot end it early.
+    One keyset branch per table (an index-only anti-join), merged: no auth user that has
+    every row is read from the heap, and each batch then touches a table only for the users
+    that lack it. The caller keeps the population's ids and continues after the last
+    candidate, so a run of soft-deleted users cannot end it early.
     """
     return sql.SQL(
-        "SELECT c.id, ({population}) FROM (SELECT m.id FROM ({branches}) m ORDER BY m.id LIMIT %(limit)s) c "
+        "SELECT c.id, ({population}), c.missing_from FROM ("
+        "SELECT m.id, array_agg(m.missing_from) AS missing_from FROM ({branches}) m "
+        "GROUP BY m.id ORDER BY m.id LIMIT %(limit)s) c "
         "JOIN {auth} u ON u.id = c.id ORDER BY c.id"
     ).format(
         population=POPULATION,
-        branches=sql.SQL(" UNION ").join(_ids_missing_after(p) for p in plans),
+        branches=sql.SQL(" UNION ALL ").join(_ids_missing_after(p) for p in plans),
         auth=AUTH_USERS,
     )
 
