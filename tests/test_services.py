@@ -427,3 +427,14 @@ def test_preview_of_all_missing_agrees_with_the_full_dry_run(cli_actor):
     assert preview.users_processed == full.users_processed == 5
     assert {t: count(t) for t in ("users", "profiles", "wallets")} == before
     assert AuditEvent.objects.get(pk=preview.audit_event_ids[0]).target_user_ids == []
+
+
+def test_all_missing_reports_users_a_table_refuses_and_writes_the_rest(cli_actor):
+    phone_only = make_auth_user(phone="15550700", keep=())
+    others = [make_auth_user(keep=("profiles",)) for _ in range(3)]
+
+    result = services.provision_all_missing(actor=cli_actor, batch_size=2)
+
+    assert [(n.user_id, n.table) for n in result.not_provisioned] == [(phone_only, "users")]
+    assert result.created == {"users": 3, "profiles": 1, "wallets": 4}
+    assert count("users", others) == 3 and count("wallets", [phone_only, *others]) == 4
