@@ -127,3 +127,19 @@ def make_many_auth_users(n: int, *, prefix: str = "bulk") -> list[uuid.UUID]:
             [f"{prefix}-{uuid.uuid4().hex[:6]}-", n],
         )
         return [row[0] for row in cursor.fetchall()]
+
+
+def run_command(*args) -> tuple[int, str]:
+    """call_command, returning (exit code, stdout or the error's one line)."""
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    out = StringIO()
+    try:
+        call_command(*args, stdout=out)
+    except SystemExit as exc:
+        return exc.code, out.getvalue()
+    except CommandError as exc:
+        return exc.returncode, str(exc)
+    return 0, out.getvalue()

@@ -9,27 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from django.core.management import CommandError, call_command
 
 from provisioning.models import AuditEvent
 from tests.factories import count, make_auth_user
+from tests.factories import run_command as run
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def run(*args) -> tuple[int, str]:
-    """call_command, returning (exit code, stdout)."""
-    from io import StringIO
-
-    out = StringIO()
-    try:
-        call_command(*args, stdout=out)
-    except SystemExit as exc:
-        return exc.code, out.getvalue()
-    except CommandError as exc:
-        return exc.returncode, str(exc)
-    return 0, out.getvalue()
 
 
 def test_status_counts_match_the_database():

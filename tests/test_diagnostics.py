@@ -9,11 +9,9 @@ import os
 import subprocess
 import sys
 import uuid
-from io import StringIO
 from pathlib import Path
 
 import pytest
-from django.core.management import CommandError, call_command
 from django.db import connection
 from django.urls import reverse
 
@@ -22,7 +20,7 @@ from provisioning.actors import Actor
 from provisioning.models import AuditEvent
 from provisioning.services import ProvisioningDenied
 from provisioning.spec import PROFILES, USERS, WALLETS
-from tests.factories import count, disable_trigger, execute, make_auth_user, make_profiles_shape_b
+from tests.factories import count, disable_trigger, execute, make_auth_user, make_profiles_shape_b, run_command
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parent.parent
@@ -474,14 +472,7 @@ def test_health_actions_do_not_answer_get(provisioner_client):
 
 
 def doctor(*args) -> tuple[int, str]:
-    out = StringIO()
-    try:
-        call_command("provisioning_doctor", *args, stdout=out)
-    except SystemExit as exc:
-        return exc.code, out.getvalue()
-    except CommandError as exc:
-        return exc.returncode, str(exc)
-    return 0, out.getvalue()
+    return run_command("provisioning_doctor", *args)
 
 
 def test_doctor_exits_0_when_every_check_is_ok():
