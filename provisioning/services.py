@@ -204,16 +204,10 @@ def provision_all_missing(
 
     def batches(plans: list[TablePlan]) -> Iterator[Batch]:
         after = start_after
-        densest = None
+        query = statements.next_missing_candidates(plans)
         while True:
-            params = {"after": after, "limit": size}
             with connection.cursor() as cursor:
-                if densest is not None and len(plans) > 1:
-                    cursor.execute(statements.batch_upper_bound(densest), params)
-                    row = cursor.fetchone()
-                    if row is not None:
-                        params["upper"] = row[0]
-                cursor.execute(statements.next_missing_candidates(plans, bounded="upper" in params), params)
+                cursor.execute(query, {"after": after, "limit": size})
                 candidates = cursor.fetchall()
             if not candidates:
                 return
@@ -221,10 +215,6 @@ def provision_all_missing(
             # users are skipped here, never provisioned.
             after = candidates[-1][0]
             batch = _batch_of_live(candidates)
-            # Guess the next batch's densest table from this one (only a speed-up: the
-            # candidates are the same whichever table bounds the scan).
-            lacking = {name: len(ids) for name, ids in (batch.missing_from or {}).items()}
-            densest = next((p for p in plans if lacking and p.name == max(lacking, key=lacking.get)), None)
             if batch.ids:
                 yield batch
 

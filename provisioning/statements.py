@@ -117,9 +117,9 @@ def existing_users(ids_param: str = "ids") -> sql.Composed:
     return sql.SQL("SELECT u.id FROM {auth} u WHERE u.id = ANY(%({p})s)").format(auth=AUTH_USERS, p=sql.SQL(ids_param))
 
 
-def _ids_missing_after(plan: TablePlan, upper: sql.Composable | None = None) -> sql.Composed:
+def _ids_missing_after(plan: TablePlan) -> sql.Composed:
     """The next `%(limit)s` auth user ids (`a.id`) after `%(after)s` lacking a row in the
-    plan's table, in id order, each tagged with the table's name; none above `upper`.
+    plan's table, in id order, each tagged with the table's name.
 
     No population filter here: reading `deleted_at`/`is_anonymous` means a heap fetch per
     auth user, while this anti-join of two indexes (auth.users' primary key and the app
@@ -133,35 +133,21 @@ def _ids_missing_after(plan: TablePlan, upper: sql.Composable | None = None) -> 
         condition = sql.SQL("NOT EXISTS (SELECT 1 FROM {table} x WHERE x.{key} = a.id AND x.{key} > %(after)s)").format(
             table=plan.spec.identifier(), key=sql.Identifier(plan.spec.key)
         )
-    bound = sql.SQL("AND a.id <= {}").format(upper) if upper is not None else sql.SQL("")
     return sql.SQL(
-        "(SELECT a.id, {name} AS missing_from FROM {auth} a WHERE a.id > %(after)s {bound} AND {condition} "
+        "(SELECT a.id, {name} AS missing_from FROM {auth} a WHERE a.id > %(after)s AND {condition} "
         "ORDER BY a.id LIMIT %(limit)s)"
-    ).format(name=sql.Literal(plan.name), auth=AUTH_USERS, bound=bound, condition=condition)
+    ).format(name=sql.Literal(plan.name), auth=AUTH_USERS, condition=condition)
 
 
-def batch_upper_bound(densest: TablePlan) -> sql.Composed:
-    """The `%(limit)s`-th id after `%(after)s` lacking a row in `densest` (none when fewer).
-
-    No batch reaches past it, so `next_missing_candidates` can stop every table's scan there:
-    a table few users lack is then not scanned far past the batch to fill a `limit` of its own.
-    """
-    return sql.SQL("SELECT d.id FROM {branch} d ORDER BY d.id OFFSET %(limit)s - 1 LIMIT 1").format(
-        branch=_ids_missing_after(densest)
-    )
-
-
-def next_missing_candidates(plans: list[TablePlan], *, bounded: bool = False) -> sql.Composed:
+def next_missing_candidates(plans: list[TablePlan]) -> sql.Composed:
     """The next `%(limit)s` auth user ids after `%(after)s` missing a row in any plan's table,
     in id order: (id, in the population (live, non-anonymous)?, the tables it lacks).
 
     One keyset branch per table (an index-only anti-join), merged: no auth user that has
     every row is read from the heap, and each batch then touches a table only for the users
     that lack it. The caller keeps the population's ids and continues after the last
-    candidate, so a run of soft-deleted users cannot end it early. `bounded`: no id above
-    `%(upper)s` (see `batch_upper_bound`).
+    candidate, so a run of soft-deleted users cannot end it early.
     """
-    upper = sql.SQL("%(upper)s") if bounded else None
     return sql.SQL(
         "SELECT c.id, ({population}), c.missing_from FROM ("
         "SELECT m.id, array_agg(m.missing_from) AS missing_from FROM ({branches}) m "
@@ -169,7 +155,7 @@ def next_missing_candidates(plans: list[TablePlan], *, bounded: bool = False) ->
         "JOIN {auth} u ON u.id = c.id ORDER BY c.id"
     ).format(
         population=POPULATION,
-        branches=sql.SQL(" UNION ALL ").join(_ids_missing_after(p, upper) for p in plans),
+        branches=sql.SQL(" UNION ALL ").join(_ids_missing_after(p) for p in plans),
         auth=AUTH_USERS,
     )
 
