@@ -4,7 +4,6 @@ permissions and rendering here; reads in selectors, writes in services."""
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -247,7 +246,28 @@ class AuthUserAdmin(ReadOnlyMixin, admin.ModelAdmin):
         return super().change_view(request, str(obj.pk), form_url, extra_context)
 
     def provision_user_view(self, request, object_id):
-        return _provision_user(self, request, object_id)
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        obj = self._get_user_or_404(object_id)
+        result = _run_or_message(
+            request, services.provision_users, actor=Actor.from_request(request), user_ids=[obj.pk]
+        )
+        if result is not None:
+            _report(request, result)
+        return HttpResponseRedirect(reverse("admin:provisioning_authuser_change", args=[obj.pk]))
+
+    def _dry_run_page(self, request, template: str, title: str, result, **extra):
+        """The confirmation page of a provisioning action: what a real run would write."""
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": title,
+            "result": result,
+            "tables": _result_tables(result),
+            "sample_users": _sample_users(result),
+            **extra,
+        }
+        return TemplateResponse(request, f"admin/provisioning/authuser/{template}", context)
 
     def provision_all_view(self, request):
         actor = Actor.from_request(request)
@@ -256,24 +276,14 @@ class AuthUserAdmin(ReadOnlyMixin, admin.ModelAdmin):
             # job page follows it batch by batch.
             from provisioning import jobs
 
-            try:
-                job = jobs.start_provision_all_job(actor=actor)
-            except services.ProvisioningDenied:
-                raise PermissionDenied("You do not have permission to provision users.") from None
+            # A refusal (ProvisioningDenied, a PermissionDenied) is the admin's 403.
+            job = jobs.start_provision_all_job(actor=actor)
             messages.success(request, f"Job {job.pk} queued: a background worker provisions every user missing a row.")
             return HttpResponseRedirect(reverse("provisioning_job", args=[job.pk]))
         result = _run_or_message(request, services.preview_all_missing, actor=actor)
         if result is None:
             return HttpResponseRedirect(reverse("admin:provisioning_authuser_changelist"))
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "title": "Provision all missing",
-            "result": result,
-            "tables": _result_tables(result),
-            "sample_users": _sample_users(result),
-        }
-        return TemplateResponse(request, "admin/provisioning/authuser/provision_all.html", context)
+        return self._dry_run_page(request, "provision_all.html", "Provision all missing", result)
 
     @admin.action(description="Provision missing rows for selected users", permissions=["provision"])
     def provision_selected(self, request, queryset):
@@ -294,35 +304,21 @@ class AuthUserAdmin(ReadOnlyMixin, admin.ModelAdmin):
         result = _run_or_message(request, services.provision_users, actor=actor, user_ids=ids, dry_run=True)
         if result is None:
             return None
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "title": "Provision selected users?",
-            "result": result,
-            "tables": _result_tables(result),
-            "sample_users": _sample_users(result),
-            "selected_ids": ids,
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-        }
-        return TemplateResponse(request, "admin/provisioning/authuser/provision_selected.html", context)
-
-
-def _provision_user(model_admin: AuthUserAdmin, request, object_id):
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
-    obj = model_admin._get_user_or_404(object_id)
-    result = _run_or_message(request, services.provision_users, actor=Actor.from_request(request), user_ids=[obj.pk])
-    if result is not None:
-        _report(request, result)
-    return HttpResponseRedirect(reverse("admin:provisioning_authuser_change", args=[obj.pk]))
+        return self._dry_run_page(
+            request,
+            "provision_selected.html",
+            "Provision selected users?",
+            result,
+            selected_ids=ids,
+            action_checkbox_name=admin.helpers.ACTION_CHECKBOX_NAME,
+        )
 
 
 def _run_or_message(request, service, **kwargs):
-    """Call a provisioning service; a failure becomes a message, a denial a 403."""
+    """Call a provisioning service; a failure becomes a message. A refusal
+    (ProvisioningDenied, a PermissionDenied) propagates: the admin answers 403."""
     try:
         return service(**kwargs)
-    except services.ProvisioningDenied:
-        raise PermissionDenied("You do not have permission to provision users.") from None
     except services.ProvisioningFailed as exc:
         messages.error(request, f"Provisioning stopped by a database error, nothing of that batch was written: {exc}")
         if exc.result.total_created:

@@ -39,6 +39,11 @@ class TablePlan:
         return self.spec.name
 
     @property
+    def keyed(self) -> bool:
+        """The table exists and has its key column: rows can be looked up by auth user."""
+        return self.exists and self.spec.key in self.columns
+
+    @property
     def table_problem(self) -> str | None:
         """Why no row at all can be written to this table, or None."""
         if not self.exists:

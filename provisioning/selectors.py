@@ -11,7 +11,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from provisioning import plans as plans_module
 from provisioning import statements
 from provisioning.models import AppUser, AuditEvent, AuthUser, Profile, Wallet
-from provisioning.spec import SPEC
+from provisioning.spec import SPEC, select_tables
 
 #: The app table models by table name, for the ✓/✗ columns and filters.
 TABLE_MODELS = {"users": (AppUser, "id"), "profiles": (Profile, "user_id"), "wallets": (Wallet, "user_id")}
@@ -77,8 +77,6 @@ class StatusCounts:
 def count_missing_any(tables: list[str] | tuple[str, ...] | None = None) -> int:
     """Population users lacking a row in any of `tables` (all when None): one pass over
     auth.users (`statements.status_counts`)."""
-    from provisioning.spec import select_tables
-
     with connection.cursor() as cursor:
         cursor.execute(statements.status_counts(plans_module.plan_tables(select_tables(tables))))
         return cursor.fetchone()[-1]

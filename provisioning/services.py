@@ -18,6 +18,7 @@ from django.db import DatabaseError, connection, transaction
 
 from provisioning import statements
 from provisioning.actors import Actor
+from provisioning.errors import first_line
 from provisioning.models import AuditEvent
 from provisioning.plans import TablePlan, plan_tables
 from provisioning.selectors import blocked_by_reason, count_missing_any
@@ -172,7 +173,10 @@ def provision_users(
     ids = list(dict.fromkeys(uuid.UUID(str(i)) for i in user_ids))
     action = Action.PROVISION_USER if len(ids) == 1 else Action.PROVISION_SELECTED
     size = _batch_size(batch_size)
-    batches = (Batch(ids[i : i + size]) for i in range(0, len(ids), size))
+
+    def batches(plans: list[TablePlan]) -> Iterator[Batch]:
+        return (Batch(ids[i : i + size]) for i in range(0, len(ids), size))
+
     return _run(actor=actor, action=action, tables=tables, dry_run=dry_run, batches=batches, progress=progress)
 
 
@@ -241,19 +245,8 @@ def preview_all_missing(
     "dry run" event that holds the counts (not the users, so user histories stay clean).
     Raises ProvisioningDenied without the permission.
     """
-    specs = select_tables(tables)
-    table_names = [s.name for s in specs]
-    if not actor.may_provision():
-        record_denied(actor=actor, action=Action.PROVISION_ALL_MISSING, tables=table_names)
-        raise ProvisioningDenied("You do not have permission to provision users.")
-    plans = plan_tables(specs)
-    result = ProvisioningResult(
-        action=Action.PROVISION_ALL_MISSING,
-        dry_run=True,
-        tables=table_names,
-        run_id=uuid.uuid4(),
-        skipped_columns={p.name: p.skipped_columns for p in plans if p.skipped_columns},
-    )
+    plans, result = _start(actor=actor, action=Action.PROVISION_ALL_MISSING, tables=tables, dry_run=True)
+    table_names = result.tables
     with connection.cursor() as cursor:
         cursor.execute(statements.status_counts(plans))
         _, *missing_per_table, result.users_processed = cursor.fetchone()
@@ -311,23 +304,16 @@ def _batch_size(batch_size: int | None) -> int:
     return size
 
 
-def _run(
-    *,
-    actor: Actor,
-    action: str,
-    tables: Sequence[str] | None,
-    dry_run: bool,
-    batches: Iterable[Batch] | Callable[[list[TablePlan]], Iterable[Batch]],
-    progress: Progress | None,
-    should_stop: Callable[[], bool] | None = None,
-    run_id: uuid.UUID | None = None,
-) -> ProvisioningResult:
+def _start(
+    *, actor: Actor, action: str, tables: Sequence[str] | None, dry_run: bool, run_id: uuid.UUID | None = None
+) -> tuple[list[TablePlan], ProvisioningResult]:
+    """Check the tables and the actor's permission (a refusal is audited as "denied"), plan
+    the tables against the live catalog, and open an empty result."""
     specs = select_tables(tables)
     table_names = [s.name for s in specs]
     if not actor.may_provision():
         record_denied(actor=actor, action=action, tables=table_names)
         raise ProvisioningDenied("You do not have permission to provision users.")
-
     plans = plan_tables(specs)
     result = ProvisioningResult(
         action=action,
@@ -337,8 +323,24 @@ def _run(
         created={t: 0 for t in table_names},
         skipped_columns={p.name: p.skipped_columns for p in plans if p.skipped_columns},
     )
+    return plans, result
+
+
+def _run(
+    *,
+    actor: Actor,
+    action: str,
+    tables: Sequence[str] | None,
+    dry_run: bool,
+    batches: Callable[[list[TablePlan]], Iterable[Batch]],
+    progress: Progress | None,
+    should_stop: Callable[[], bool] | None = None,
+    run_id: uuid.UUID | None = None,
+) -> ProvisioningResult:
+    plans, result = _start(actor=actor, action=action, tables=tables, dry_run=dry_run, run_id=run_id)
+    table_names = result.tables
     dry_run_targets: list[str] = []
-    for batch_users in batches(plans) if callable(batches) else batches:
+    for batch_users in batches(plans):
         ids = batch_users.ids
         try:
             with transaction.atomic():
@@ -357,7 +359,7 @@ def _run(
                     )
                     result.audit_event_ids.append(event.pk)
         except DatabaseError as exc:
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+            message = first_line(exc)
             with transaction.atomic():
                 event = record_event(
                     actor=actor,

@@ -25,7 +25,7 @@ PEERS_IN_BATCH = sql.SQL("p.id = ANY(%(ids)s)")
 
 def missing(plan: TablePlan, alias: str = "u") -> sql.Composable:
     """True when auth user `alias` has no row in the plan's table."""
-    if not plan.exists or plan.spec.key not in plan.columns:
+    if not plan.keyed:
         return sql.SQL("TRUE")
     return sql.SQL("NOT EXISTS (SELECT 1 FROM {table} x WHERE x.{key} = {alias}.id)").format(
         table=plan.spec.identifier(), key=sql.Identifier(plan.spec.key), alias=sql.Identifier(alias)
@@ -113,8 +113,9 @@ def insert_missing(plan: TablePlan) -> sql.Composed:
     )
 
 
-def existing_users(ids_param: str = "ids") -> sql.Composed:
-    return sql.SQL("SELECT u.id FROM {auth} u WHERE u.id = ANY(%({p})s)").format(auth=AUTH_USERS, p=sql.SQL(ids_param))
+def existing_users() -> sql.Composed:
+    """Which of `%(ids)s` are auth users."""
+    return sql.SQL("SELECT u.id FROM {auth} u WHERE u.id = ANY(%(ids)s)").format(auth=AUTH_USERS)
 
 
 def _ids_missing_after(plan: TablePlan) -> sql.Composed:
@@ -125,7 +126,7 @@ def _ids_missing_after(plan: TablePlan) -> sql.Composed:
     auth user, while this anti-join of two indexes (auth.users' primary key and the app
     table's key) touches no heap at all. Callers filter the (few) candidates afterwards.
     """
-    if not plan.exists or plan.spec.key not in plan.columns:
+    if not plan.keyed:
         condition = sql.SQL("TRUE")
     else:
         # `x.key > after` is redundant (x.key = a.id > after) but lets the app table's index
@@ -219,7 +220,7 @@ def blocked_by_reason(plan: TablePlan) -> sql.Composed:
 
 def _joined(plan: TablePlan, alias: str) -> sql.Composable:
     """LEFT JOIN the plan's table keys as `alias`.k: NULL where the user has no row."""
-    if not plan.exists or plan.spec.key not in plan.columns:
+    if not plan.keyed:
         return sql.SQL("LEFT JOIN (SELECT NULL::uuid AS k) {a} ON FALSE").format(a=sql.Identifier(alias))
     # Without a unique key (profiles shape A) a user may have two rows: join distinct keys.
     keys = sql.SQL(

@@ -6,6 +6,8 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, InterfaceError, OperationalError
 
+from provisioning.errors import first_line
+
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -16,11 +18,6 @@ class ProvisioningCommand(BaseCommand):
         try:
             return super().execute(*args, **options)
         except (OperationalError, InterfaceError) as exc:
-            raise CommandError(f"database unreachable: {_first_line(exc)}", returncode=EXIT_BAD_INPUT) from exc
+            raise CommandError(f"database unreachable: {first_line(exc)}", returncode=EXIT_BAD_INPUT) from exc
         except DatabaseError as exc:
-            raise CommandError(f"database error: {_first_line(exc)}", returncode=EXIT_BAD_INPUT) from exc
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else exc.__class__.__name__
+            raise CommandError(f"database error: {first_line(exc)}", returncode=EXIT_BAD_INPUT) from exc

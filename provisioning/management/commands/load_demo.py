@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
 from provisioning import demo
+from provisioning.errors import first_line
 
 
 class Command(BaseCommand):
@@ -26,7 +27,7 @@ class Command(BaseCommand):
         except demo.NotADemoDatabase as exc:
             raise CommandError(str(exc), returncode=2) from exc
         except DatabaseError as exc:
-            raise CommandError(f"database error: {str(exc).strip().splitlines()[0]}", returncode=2) from exc
+            raise CommandError(f"database error: {first_line(exc)}", returncode=2) from exc
         if added:
             self.stdout.write(self.style.SUCCESS(f"Seeded {added} demo sign-ups."))
         else:
