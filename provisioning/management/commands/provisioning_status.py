@@ -11,10 +11,10 @@ class Command(ProvisioningCommand):
     def add_arguments(self, parser):
         parser.add_argument("--json", action="store_true", help="print JSON")
 
-    def handle(self, *args, json: bool = False, **options):
+    def handle(self, *args, **options):
         counts = selectors.status_counts()
-        if json:
-            self.stdout.write(_json_dumps(counts.as_dict()))
+        if options["json"]:
+            self.stdout.write(json.dumps(counts.as_dict(), indent=2, sort_keys=True))
             return
         self.stdout.write(f"auth users (live, non-anonymous): {counts.auth_users}")
         self.stdout.write(f"fully provisioned:               {counts.fully_provisioned}")
@@ -25,7 +25,3 @@ class Command(ProvisioningCommand):
         self.stdout.write(f"cannot be provisioned:           {total}")
         for reason, n in counts.blocked.items():
             self.stdout.write(f"  {n:>6}  {reason}")
-
-
-def _json_dumps(data) -> str:
-    return json.dumps(data, indent=2, sort_keys=True)
