@@ -140,3 +140,12 @@ def test_status_counts_each_user_once_when_profiles_has_duplicates():
     data = json.loads(run("provisioning_status", "--json")[1])
 
     assert (data["auth_users"], data["missing"]["profiles"], data["missing_any"]) == (2, 1, 1)
+
+
+def test_status_text_lists_the_users_that_cannot_be_provisioned():
+    phone_only = make_auth_user(phone="15550111", keep=())
+
+    code, out = run("provisioning_status")
+
+    assert code == 0
+    assert f"  {phone_only}  (no email)  users: auth user has no email" in out

@@ -25,3 +25,10 @@ class Command(ProvisioningCommand):
         self.stdout.write(f"cannot be provisioned:           {total}")
         for reason, n in counts.blocked.items():
             self.stdout.write(f"  {n:>6}  {reason}")
+        if counts.blocked_sample:
+            shown = len(counts.blocked_sample)
+            self.stdout.write(f"users that cannot be provisioned ({'first ' if shown < total else ''}{shown}):")
+            for row in counts.blocked_sample:
+                self.stdout.write(
+                    f"  {row['user_id']}  {row['email'] or '(no email)'}  {row['table']}: {row['reason']}"
+                )
