@@ -143,3 +143,43 @@ def run_command(*args) -> tuple[int, str]:
     except CommandError as exc:
         return exc.returncode, str(exc)
     return 0, out.getvalue()
+
+
+#: The Eloity trigger as it broke sign-ups: it writes wallets.sol_balance, which does not exist.
+SOL_BALANCE_TRIGGER = """
+CREATE OR REPLACE FUNCTION public.handle_new_user() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = '' AS $$
+BEGIN
+    INSERT INTO public.users (id, email) VALUES (NEW.id, NEW.email) ON CONFLICT (id) DO NOTHING;
+    INSERT INTO public.profiles (user_id, role) VALUES (NEW.id, 'user') ON CONFLICT (user_id) DO NOTHING;
+    INSERT INTO public.wallets (user_id, btc_balance, sol_balance) VALUES (NEW.id, 0, 0)
+        ON CONFLICT (user_id) DO NOTHING;
+    RETURN NEW;
+END;
+$$;
+"""
+
+
+def break_schema(broken: str) -> None:
+    """Break the demo schema one of the ways Eloity's sign-ups broke (DDL: it rolls back with
+    the test's transaction)."""
+    if broken == "trigger dropped":
+        execute("DROP TRIGGER on_auth_user_created ON auth.users")
+    elif broken == "trigger and function dropped":
+        execute("DROP TRIGGER on_auth_user_created ON auth.users; DROP FUNCTION public.handle_new_user()")
+    elif broken == "trigger disabled":
+        disable_trigger()
+    elif broken == "trigger writes a missing column":
+        execute(SOL_BALANCE_TRIGGER)
+    elif broken == "profiles shape B":
+        make_profiles_shape_b()
+    elif broken == "no unique index on profiles.user_id":
+        execute("DROP INDEX public.profiles_user_id_key")
+    elif broken == "orphan wallet":
+        execute("INSERT INTO public.wallets (user_id) VALUES (%s)", [uuid.uuid4()])
+    elif broken == "duplicate profile":
+        user_id = make_auth_user()
+        execute("DROP INDEX public.profiles_user_id_key")  # the trigger's ON CONFLICT needs it: drop it after
+        execute("INSERT INTO public.profiles (user_id) VALUES (%s)", [user_id])
+    else:
+        raise AssertionError(broken)

@@ -20,25 +20,20 @@ from provisioning.actors import Actor
 from provisioning.models import AuditEvent
 from provisioning.services import ProvisioningDenied
 from provisioning.spec import PROFILES, USERS, WALLETS
-from tests.factories import count, disable_trigger, execute, make_auth_user, make_profiles_shape_b, run_command
+from tests.factories import (
+    ALL_TABLES,
+    SOL_BALANCE_TRIGGER,
+    break_schema,
+    count,
+    disable_trigger,
+    execute,
+    make_auth_user,
+    make_profiles_shape_b,
+    run_command,
+)
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parent.parent
-TABLES = ("users", "profiles", "wallets")
-
-#: The Eloity trigger as it broke sign-ups: it writes wallets.sol_balance, which does not exist.
-SOL_BALANCE_TRIGGER = """
-CREATE OR REPLACE FUNCTION public.handle_new_user() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = '' AS $$
-BEGIN
-    INSERT INTO public.users (id, email) VALUES (NEW.id, NEW.email) ON CONFLICT (id) DO NOTHING;
-    INSERT INTO public.profiles (user_id, role) VALUES (NEW.id, 'user') ON CONFLICT (user_id) DO NOTHING;
-    INSERT INTO public.wallets (user_id, btc_balance, sol_balance) VALUES (NEW.id, 0, 0)
-        ON CONFLICT (user_id) DO NOTHING;
-    RETURN NEW;
-END;
-$$;
-"""
 
 
 def check(report: diagnostics.Report, name: str) -> diagnostics.Check:
@@ -52,7 +47,7 @@ def not_ok(report: diagnostics.Report) -> dict[str, str]:
 
 
 def row_counts() -> dict[str, int]:
-    counts = {t: count(t) for t in TABLES}
+    counts = {t: count(t) for t in ALL_TABLES}
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM auth.users")
         counts["auth.users"] = cursor.fetchone()[0]
@@ -281,18 +276,14 @@ def test_users_that_cannot_be_provisioned_are_grouped_by_reason():
 # --- the simulated sign-up -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("broken", [None, "drop", "disable", "sol_balance", "shape_b"])
+@pytest.mark.parametrize(
+    "broken", [None, "trigger dropped", "trigger disabled", "trigger writes a missing column", "profiles shape B"]
+)
 def test_simulated_signup_leaves_every_table_as_it_was_and_one_audit_event(cli_actor, broken):
     make_auth_user()
     make_auth_user(keep=("users",))
-    if broken == "drop":
-        execute("DROP TRIGGER on_auth_user_created ON auth.users")
-    elif broken == "disable":
-        disable_trigger()
-    elif broken == "sol_balance":
-        execute(SOL_BALANCE_TRIGGER)
-    elif broken == "shape_b":
-        make_profiles_shape_b()
+    if broken is not None:
+        break_schema(broken)
     before = row_counts()
     events = AuditEvent.objects.count()
 

@@ -3,43 +3,27 @@ of the schema, and a real sign-up then gets its rows in all three app tables."""
 
 from __future__ import annotations
 
-import uuid
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
 
 from provisioning import diagnostics, triggergen
-from tests.factories import count, disable_trigger, execute, make_auth_user, make_profiles_shape_b
-from tests.test_diagnostics import SOL_BALANCE_TRIGGER
+from tests.factories import (
+    ALL_TABLES,
+    break_schema,
+    count,
+    disable_trigger,
+    execute,
+    make_auth_user,
+    make_profiles_shape_b,
+)
 
 pytestmark = pytest.mark.django_db
-TABLES = ("users", "profiles", "wallets")
-
-
-def break_schema(broken: str) -> None:
-    if broken == "trigger dropped":
-        execute("DROP TRIGGER on_auth_user_created ON auth.users; DROP FUNCTION public.handle_new_user()")
-    elif broken == "trigger disabled":
-        disable_trigger()
-    elif broken == "trigger writes a missing column":
-        execute(SOL_BALANCE_TRIGGER)
-    elif broken == "profiles shape B":
-        make_profiles_shape_b()
-    elif broken == "no unique index on profiles.user_id":
-        execute("DROP INDEX public.profiles_user_id_key")
-    elif broken == "orphan wallet":
-        execute("INSERT INTO public.wallets (user_id) VALUES (%s)", [uuid.uuid4()])
-    elif broken == "duplicate profile":
-        user_id = make_auth_user()
-        execute("DROP INDEX public.profiles_user_id_key")
-        execute("INSERT INTO public.profiles (user_id) VALUES (%s)", [user_id])
-    else:
-        raise AssertionError(broken)
 
 
 BROKEN = [
-    "trigger dropped",
+    "trigger and function dropped",
     "trigger disabled",
     "trigger writes a missing column",
     "profiles shape B",
@@ -57,9 +41,9 @@ def test_generated_trigger_applies_to_a_broken_copy_and_provisions_a_real_signup
     user_id = make_auth_user()
     phone_only = make_auth_user(phone="15550199")
 
-    assert [count(t, [user_id]) for t in TABLES] == [1, 1, 1]
+    assert [count(t, [user_id]) for t in ALL_TABLES] == [1, 1, 1]
     # public.users.email is NOT NULL: a phone-only sign-up gets no app user, but still signs up.
-    assert [count(t, [phone_only]) for t in TABLES] == [0, 1, 1]
+    assert [count(t, [phone_only]) for t in ALL_TABLES] == [0, 1, 1]
     assert diagnostics.check_trigger().ok
     assert diagnostics.check_function().status == diagnostics.OK
 
@@ -76,7 +60,7 @@ def test_generated_trigger_is_idempotent_for_a_second_insert_of_the_same_rows():
         [user_id, f"again-{user_id.hex[:6]}@example.com"],
     )
 
-    assert [count(t, [user_id]) for t in TABLES] == [1, 1, 1]
+    assert [count(t, [user_id]) for t in ALL_TABLES] == [1, 1, 1]
 
 
 def test_on_conflict_only_where_the_key_is_unique():
@@ -123,7 +107,7 @@ def test_a_table_that_cannot_be_written_is_left_out_with_the_reason():
     assert "INSERT INTO public.wallets" not in text
     execute(text)
     user_id = make_auth_user()
-    assert [count(t, [user_id]) for t in TABLES] == [1, 1, 0]
+    assert [count(t, [user_id]) for t in ALL_TABLES] == [1, 1, 0]
 
 
 def test_command_prints_the_sql_and_runs_nothing():
