@@ -116,7 +116,7 @@ def request_cancel(*, actor: Actor, job: ProvisioningJob) -> ProvisioningJob:
 
 @task()
 def provision_all_missing_task(job_id: int) -> dict:
-    """The django-tasks entry point: run (or resume) one job. Returns the job's counters."""
+    """The django-tasks entry point: run (or resume) one job. Returns its id and final state."""
     job = run_job(job_id)
     return {"job_id": job_id, "state": job.state if job else None}
 
@@ -142,7 +142,8 @@ def run_job(job_id: int, *, after_batch: AfterBatch | None = None) -> Provisioni
         job.started_at = job.started_at or now
         job.attempt_started_at = now
         job.attempt_users_start = job.users_done
-        _save(job, state=State.RUNNING)
+        ProvisioningJob.objects.filter(pk=job.pk, state=State.QUEUED).update(state=State.RUNNING)
+        _save(job)
         actor = Actor(username=job.created_by_username, channel=AuditEvent.Channel.TASK, user=job.created_by)
         try:
             if job.total_users is None:
@@ -255,10 +256,11 @@ def _counters(job: ProvisioningJob) -> dict[str, Any]:
 
 
 def _reconcile(job: ProvisioningJob) -> None:
-    """Rebuild the job's counters from the audit events of its run: the committed truth.
+    """Set the job's counters from the audit events of its run: the committed truth.
 
     The job row is written just after each batch commits; a worker killed in between
-    leaves the row one batch behind. The audit events commit with their batch.
+    leaves the row one batch behind. The audit events commit with their batch. Sets the
+    fields on `job` only: the caller saves them.
     """
     events = sql.SQL(
         "{} e WHERE e.run_id = %(run)s AND e.action = %(action)s AND e.outcome IN (%(ok)s, %(partial)s)"
@@ -275,33 +277,25 @@ def _reconcile(job: ProvisioningJob) -> None:
         )
         for t in job.tables
     )
+    # Batches walk auth.users in id order: the highest id of the run is where it stopped.
+    last_user = sql.SQL(
+        "(SELECT u FROM (SELECT e.target_user_ids FROM {events}) r, unnest(r.target_user_ids) u "
+        "ORDER BY u DESC LIMIT 1)"
+    ).format(events=events)
     with connection.cursor() as cursor:
         cursor.execute(
             sql.SQL(
                 "SELECT count(*), coalesce(sum(cardinality(e.target_user_ids)), 0), "
-                "coalesce(sum(jsonb_array_length(e.not_provisioned)), 0), {per_table} FROM {events}"
-            ).format(per_table=per_table, events=events),
+                "coalesce(sum(jsonb_array_length(e.not_provisioned)), 0), {last_user}, {per_table} FROM {events}"
+            ).format(last_user=last_user, per_table=per_table, events=events),
             params,
         )
-        batches, users, not_provisioned, *created = cursor.fetchone()
-        last = None
-        if batches:
-            # Batches walk auth.users in id order: the highest id of the run is where it stopped.
-            cursor.execute(
-                sql.SQL(
-                    "SELECT u FROM (SELECT e.target_user_ids FROM {events}) r, unnest(r.target_user_ids) u "
-                    "ORDER BY u DESC LIMIT 1"
-                ).format(events=events),
-                params,
-            )
-            last = cursor.fetchone()[0]
-    rows = {t: int(n) for t, n in zip(job.tables, created, strict=True)}
+        batches, users, not_provisioned, last, *created = cursor.fetchone()
     job.batches_done = int(batches)
     job.users_done = int(users)
     job.not_provisioned_count = int(not_provisioned)
-    job.rows_created = rows
+    job.rows_created = {t: int(n) for t, n in zip(job.tables, created, strict=True)}
     job.last_user_id = last
-    _save(job)
 
 
 _PROGRESS_FIELDS = (
@@ -319,23 +313,18 @@ _PROGRESS_FIELDS = (
 )
 
 
-def _save(job: ProvisioningJob, *, state: str | None = None) -> None:
+def _save(job: ProvisioningJob, **changes: Any) -> None:
+    """Write the worker's progress fields (and `changes`), then read back what the web may
+    have changed meanwhile."""
     # update(), not save(): the web may have set cancel_requested/state meanwhile, and a
-    # worker must never overwrite that.
+    # worker must never overwrite that (only `_finish` writes the state, at the end).
     fields = {name: getattr(job, name) for name in _PROGRESS_FIELDS}
-    fields["updated_at"] = timezone.now()
-    jobs = ProvisioningJob.objects.filter(pk=job.pk)
-    if state == State.RUNNING:
-        jobs.filter(state=State.QUEUED).update(state=State.RUNNING)
-    jobs.update(**fields)
-    job.refresh_from_db(fields=["state", "cancel_requested", "updated_at"])
+    ProvisioningJob.objects.filter(pk=job.pk).update(**fields, **changes, updated_at=timezone.now())
+    job.refresh_from_db(fields=["state", "cancel_requested", "updated_at", *changes])
 
 
 def _finish(job: ProvisioningJob, state: str, *, error: str = "") -> None:
-    now = timezone.now()
-    ProvisioningJob.objects.filter(pk=job.pk).update(state=state, error=error, finished_at=now, updated_at=now)
-    _save(job)
-    job.refresh_from_db()
+    _save(job, state=state, error=error, finished_at=timezone.now())
 
 
 def _audit(actor: Actor, action: str, outcome: str, job: ProvisioningJob, *, detail: dict) -> AuditEvent:
