@@ -15,9 +15,9 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from provisioning import jobs, services
+from provisioning import jobs
 from provisioning.actors import PROVISION_PERMISSION, Actor
-from provisioning.models import AuthUser, ProvisioningJob
+from provisioning.models import ProvisioningJob
 
 VIEW_PERMISSION = "provisioning.view_authuser"
 LIST_SIZE = 50
@@ -28,12 +28,11 @@ def _require_view(request) -> None:
         raise PermissionDenied("You do not have permission to see provisioning jobs.")
 
 
-def job_status(job: ProvisioningJob, *, now=None) -> dict:
+def job_status(job: ProvisioningJob) -> dict:
     """What the progress bar shows: counts, percent, users per second, seconds left."""
-    now = now or timezone.now()
-    end = job.finished_at or now
+    end = job.finished_at or timezone.now()
     rate = None
-    if job.attempt_started_at and job.state not in (ProvisioningJob.State.QUEUED,):
+    if job.attempt_started_at and job.state != ProvisioningJob.State.QUEUED:
         elapsed = (end - job.attempt_started_at).total_seconds()
         users = job.users_done - job.attempt_users_start
         if elapsed > 0 and users > 0:
@@ -85,7 +84,6 @@ def job_list_view(request):
         **admin.site.each_context(request),
         "title": "Provisioning jobs",
         "jobs": ProvisioningJob.objects.all()[:LIST_SIZE],
-        "opts": AuthUser._meta,
     }
     return TemplateResponse(request, "admin/provisioning/job_list.html", context)
 
@@ -100,7 +98,6 @@ def job_detail_view(request, pk: int):
         "status": job_status(job),
         "can_cancel": request.user.has_perm(PROVISION_PERMISSION) and not job.finished,
         "audit_url": reverse("admin:provisioning_auditevent_changelist") + f"?run_id={job.run_id}",
-        "opts": AuthUser._meta,
     }
     return TemplateResponse(request, "admin/provisioning/job_detail.html", context)
 
@@ -114,10 +111,9 @@ def job_status_view(request, pk: int):
 @require_POST
 def job_cancel_view(request, pk: int):
     job = get_object_or_404(ProvisioningJob, pk=pk)
+    # A refusal (ProvisioningDenied, a PermissionDenied) is the admin's 403.
     try:
         jobs.request_cancel(actor=Actor.from_request(request), job=job)
-    except services.ProvisioningDenied:
-        raise PermissionDenied("You do not have permission to cancel provisioning jobs.") from None
     except jobs.JobNotCancellable:
         messages.info(request, f"Job {job.pk} had already finished.")
     else:
