@@ -195,11 +195,7 @@ def test_a_killed_worker_process_loses_nothing_and_a_restarted_one_finishes(prov
             worker = subprocess.Popen(
                 [sys.executable, "manage.py", "db_worker", "--no-reload", "--no-startup-delay", "--interval", "0.1"],
                 cwd=BASE_DIR,
-                env={
-                    **os.environ,
-                    "DJANGO_SETTINGS_MODULE": "eloity_admin.settings_test",
-                    "DATABASE_URL": _url(conninfo),
-                },
+                env=env,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
             )
