@@ -9,7 +9,7 @@ from typing import Any
 from django.db import DatabaseError, connection, transaction
 from psycopg import sql
 
-from provisioning import catalog, services
+from provisioning import catalog, services, statements
 from provisioning.actors import Actor
 from provisioning.diagnostics.audit import Action, Outcome, record
 from provisioning.diagnostics.findings import (
@@ -20,8 +20,8 @@ from provisioning.diagnostics.findings import (
     WARNING,
     Check,
     _error_details,
-    _has_key_column,
 )
+from provisioning.plans import plan_tables
 from provisioning.spec import SPEC, TABLE_NAMES
 
 #: The simulated sign-up gives up after this long (a lock held on an app table, say).
@@ -32,20 +32,15 @@ class _RollBack(Exception):
     """Raised to roll the simulated sign-up back, whatever happened inside it."""
 
 
-def _rows_for(user_id: uuid.UUID) -> dict[str, int | None]:
-    """How many rows each app table holds for `user_id` (None when the table cannot be read)."""
-    found: dict[str, int | None] = {}
+def _tables_with_row(user_id: uuid.UUID) -> set[str]:
+    """The app tables holding a row for `user_id`, in one statement (a table that cannot be
+    read by its key holds none)."""
+    plans = plan_tables(SPEC)
+    has_row = sql.SQL(", ").join(sql.SQL("NOT {}").format(statements.missing(plan)) for plan in plans)
     with connection.cursor() as cursor:
-        for spec in SPEC:
-            if not _has_key_column(spec):
-                found[spec.name] = None
-                continue
-            cursor.execute(
-                sql.SQL("SELECT count(*) FROM {} WHERE {} = %s").format(spec.identifier(), sql.Identifier(spec.key)),
-                [user_id],
-            )
-            found[spec.name] = cursor.fetchone()[0]
-    return found
+        cursor.execute(sql.SQL("SELECT {} FROM (SELECT %s::uuid AS id) u").format(has_row), [user_id])
+        found = cursor.fetchone()
+    return {plan.name for plan, has in zip(plans, found, strict=True) if has}
 
 
 def _simulated_insert(user_id: uuid.UUID, email: str) -> None:
@@ -89,7 +84,7 @@ def simulate_signup(*, actor: Actor) -> Check:
     user_id = uuid.uuid4()
     email = f"simulated-signup-{user_id.hex[:12]}@eloity-admin.invalid"
     error: dict[str, str] | None = None
-    rows: dict[str, int | None] = {}
+    with_row: set[str] = set()
     firing = [t.name for t in catalog.triggers(AUTH_SCHEMA, AUTH_TABLE) if t.fires and t.on_insert]
     try:
         with transaction.atomic():
@@ -101,12 +96,12 @@ def simulate_signup(*, actor: Actor) -> Check:
             except DatabaseError as exc:
                 error = _error_details(exc)
             else:
-                rows = _rows_for(user_id)
+                with_row = _tables_with_row(user_id)
             raise _RollBack
     except _RollBack:
         pass
 
-    appeared = [t for t, n in rows.items() if n]
+    appeared = [t for t in TABLE_NAMES if t in with_row]
     missing = [t for t in TABLE_NAMES if t not in appeared]
     details: dict[str, Any] = {
         "synthetic_user_id": str(user_id),
@@ -116,7 +111,7 @@ def simulate_signup(*, actor: Actor) -> Check:
         "rows_missing": missing,
         "error": error,
         "rolled_back": True,
-        "rows": [{"table": f"public.{t}", "row after sign-up": "yes" if rows.get(t) else "no"} for t in TABLE_NAMES],
+        "rows": [{"table": f"public.{t}", "row after sign-up": "yes" if t in with_row else "no"} for t in TABLE_NAMES],
     }
     if error is not None:
         trigger_raised = bool(error["context"]) or error["sqlstate"] != "42501"
