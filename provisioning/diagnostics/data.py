@@ -20,18 +20,19 @@ def check_orphans() -> Check:
         for spec in SPEC:
             if not _has_key_column(spec):
                 continue
-            orphan = sql.SQL("FROM {t} x WHERE NOT EXISTS (SELECT 1 FROM {auth} u WHERE u.id = x.{k})").format(
-                t=spec.identifier(), auth=statements.AUTH_USERS, k=sql.Identifier(spec.key)
+            # The count and the sample in one scan.
+            cursor.execute(
+                sql.SQL(
+                    "SELECT count(*), (array_agg(x.{k} ORDER BY x.{k}))[1:%s] FROM {t} x "
+                    "WHERE NOT EXISTS (SELECT 1 FROM {auth} u WHERE u.id = x.{k})"
+                ).format(t=spec.identifier(), auth=statements.AUTH_USERS, k=sql.Identifier(spec.key)),
+                [SAMPLE],
             )
-            cursor.execute(sql.SQL("SELECT count(*) {}").format(orphan))
-            (n,) = cursor.fetchone()
+            n, sample = cursor.fetchone()
             if n:
-                cursor.execute(
-                    sql.SQL("SELECT x.{k} {o} ORDER BY x.{k} LIMIT %s").format(k=sql.Identifier(spec.key), o=orphan),
-                    [SAMPLE],
+                rows.append(
+                    {"table": spec.qualified_name, "orphaned rows": n, "sample user ids": ", ".join(map(str, sample))}
                 )
-                sample = ", ".join(str(r[0]) for r in cursor.fetchall())
-                rows.append({"table": spec.qualified_name, "orphaned rows": n, "sample user ids": sample})
     if not rows:
         return Check("Orphaned app rows", OK, "Every app row belongs to an existing auth user.", "", {})
     total = sum(r["orphaned rows"] for r in rows)
@@ -58,12 +59,24 @@ def check_duplicates() -> Check:
                 "SELECT {k}, count(*) AS n FROM {t} WHERE {k} IS NOT NULL GROUP BY {k} HAVING count(*) > 1"
             )
             grouped = grouped.format(k=sql.Identifier(spec.key), t=spec.identifier())
-            cursor.execute(sql.SQL("SELECT count(*), coalesce(sum(n), 0) FROM ({}) d").format(grouped))
-            users, total = cursor.fetchone()
+            # The counts and the sample (most rows first) in one scan.
+            cursor.execute(
+                sql.SQL(
+                    "SELECT count(*), coalesce(sum(d.n), 0), "
+                    "(array_agg(d.{k}::text || ' (' || d.n || ')' ORDER BY d.n DESC, d.{k}))[1:%s] FROM ({g}) d"
+                ).format(k=sql.Identifier(spec.key), g=grouped),
+                [SAMPLE],
+            )
+            users, total, sample = cursor.fetchone()
             if users:
-                cursor.execute(sql.SQL("{} ORDER BY n DESC, 1 LIMIT %s").format(grouped), [SAMPLE])
-                sample = ", ".join(f"{key} ({n})" for key, n in cursor.fetchall())
-                rows.append({"table": spec.qualified_name, "users": users, "rows": int(total), "sample (rows)": sample})
+                rows.append(
+                    {
+                        "table": spec.qualified_name,
+                        "users": users,
+                        "rows": int(total),
+                        "sample (rows)": ", ".join(sample),
+                    }
+                )
                 statements_needed.append(unique_index_statement(spec))
     if not rows:
         return Check("Duplicate app rows", OK, "No user has more than one row in an app table.", "", {})
