@@ -1,5 +1,6 @@
 import json
 import sys
+from collections.abc import Callable
 
 from django.core.management.base import CommandError
 
@@ -39,14 +40,14 @@ class Command(ProvisioningCommand):
         bar = None
         try:
             if options["all_missing"]:
-                bar = self._progress_bar(services.count_all_missing(options["table"]), options["json"])
+                bar = self._progress_bar(lambda: selectors.count_missing_any(options["table"]), options["json"])
                 kwargs["progress"] = _bar_updater(bar)
                 result = services.provision_all_missing(**kwargs)
             else:
                 ids, unknown = selectors.resolve_users(options["user"])
                 if unknown:
                     raise CommandError(f"unknown user: {', '.join(unknown)}", returncode=EXIT_BAD_INPUT)
-                bar = self._progress_bar(len(ids), options["json"])
+                bar = self._progress_bar(lambda: len(ids), options["json"])
                 kwargs["progress"] = _bar_updater(bar)
                 result = services.provision_users(user_ids=ids, **kwargs)
         except ValueError as exc:
@@ -73,22 +74,18 @@ class Command(ProvisioningCommand):
         if not result.ok:
             sys.exit(EXIT_SOME_FAILED)
 
-    def _progress_bar(self, total: int, quiet: bool):
-        """A tqdm bar on a terminal (stderr), none when piped or printing JSON."""
+    def _progress_bar(self, total: Callable[[], int], quiet: bool):
+        """A tqdm bar on a terminal (stderr), none when piped or printing JSON. `total` is
+        only counted when a bar is shown (at a million users the count takes a second)."""
         if quiet or not sys.stderr.isatty():
             return None
         from tqdm import tqdm
 
-        return tqdm(total=total, unit="user", desc="provisioning", file=sys.stderr)
+        return tqdm(total=total(), unit="user", desc="provisioning", file=sys.stderr)
 
 
 def _bar_updater(bar):
+    """A services progress callback that moves `bar` to the users done so far."""
     if bar is None:
         return None
-    state = {"done": 0}
-
-    def update(batches: int, users: int, result) -> None:
-        bar.update(users - state["done"])
-        state["done"] = users
-
-    return update
+    return lambda batches, users, result: bar.update(users - bar.n)
