@@ -94,13 +94,13 @@ def check_table(spec: TableSpec, auth_id_type: str | None = None) -> Check:
     )
 
 
-def key_index_statement(spec: TableSpec) -> str | None:
-    """`CREATE INDEX CONCURRENTLY ...` for the key column of `spec`'s table when no valid,
-    non-partial index leads with it; None when one does (or the table or key is missing)."""
-    if not _has_key_column(spec):
-        return None
-    existing = catalog.indexes(spec.schema, spec.name)
-    if any(i.leading_column == spec.key and i.valid and not i.partial for i in existing):
+def _usable(index: catalog.Index, spec: TableSpec) -> bool:
+    """A valid, non-partial index leading with the key column: one the lookups by user can use."""
+    return index.leading_column == spec.key and index.valid and not index.partial
+
+
+def _key_index_statement(spec: TableSpec, existing: list[catalog.Index]) -> str | None:
+    if any(_usable(i, spec) for i in existing):
         return None
     index_name = f"{spec.name}_{spec.key}_idx"
     table = quote_ident(spec.schema, spec.name)
@@ -111,16 +111,25 @@ def key_index_statement(spec: TableSpec) -> str | None:
     return statement
 
 
+def key_index_statement(spec: TableSpec) -> str | None:
+    """`CREATE INDEX CONCURRENTLY ...` for the key column of `spec`'s table when no valid,
+    non-partial index leads with it; None when one does (or the table or key is missing)."""
+    if not _has_key_column(spec):
+        return None
+    return _key_index_statement(spec, catalog.indexes(spec.schema, spec.name))
+
+
 def check_key_index(spec: TableSpec) -> Check | None:
     """The key column is indexed (every "is this user missing a row" lookup uses it)."""
     if not _has_key_column(spec):
         return None  # check_table reports it
-    statement = key_index_statement(spec)
+    existing = catalog.indexes(spec.schema, spec.name)
+    statement = _key_index_statement(spec, existing)
     name = f"Index on {spec.qualified_name}.{spec.key}"
     if statement is None:
-        index = next(i for i in catalog.indexes(spec.schema, spec.name) if i.leading_column == spec.key and i.valid)
+        index = next(i for i in existing if _usable(i, spec))
         return Check(name, OK, f"{spec.key} is indexed ({index.name}).", "", {"statements": [index.definition]})
-    invalid = [i.name for i in catalog.indexes(spec.schema, spec.name) if i.leading_column == spec.key and not i.valid]
+    invalid = [i.name for i in existing if i.leading_column == spec.key and not i.valid]
     found = f"No usable index leads with {spec.qualified_name}.{spec.key}"
     found += f" ({', '.join(invalid)} is invalid, left by a failed build)" if invalid else ""
     return Check(

@@ -57,28 +57,30 @@ def app_table_inserts(definition: str) -> list[FunctionInsert]:
     return found
 
 
+def _provisions_signups(trigger: catalog.Trigger) -> bool:
+    """A row-level INSERT trigger calling the sign-up function or any function that inserts
+    into an app table."""
+    if not (trigger.for_each_row and trigger.on_insert):
+        return False
+    if (trigger.function_schema, trigger.function_name) == SIGNUP_FUNCTION:
+        return True
+    function = catalog.function(trigger.function_schema, trigger.function_name)
+    return function is not None and bool(app_table_inserts(function.definition))
+
+
 def signup_triggers() -> list[catalog.Trigger]:
     """Row-level INSERT triggers on auth.users that call the sign-up function or any function
     that inserts into an app table."""
-    found = []
-    for trigger in catalog.triggers(AUTH_SCHEMA, AUTH_TABLE):
-        if not (trigger.for_each_row and trigger.on_insert):
-            continue
-        if (trigger.function_schema, trigger.function_name) == SIGNUP_FUNCTION:
-            found.append(trigger)
-            continue
-        function = catalog.function(trigger.function_schema, trigger.function_name)
-        if function is not None and app_table_inserts(function.definition):
-            found.append(trigger)
-    return found
+    return [t for t in catalog.triggers(AUTH_SCHEMA, AUTH_TABLE) if _provisions_signups(t)]
 
 
 def check_trigger() -> Check:
     """A trigger on auth.users that provisions sign-ups exists and fires."""
     name = "Sign-up trigger"
     signup = "public.handle_new_user()"
-    candidates = signup_triggers()
-    others = [t.definition for t in catalog.triggers(AUTH_SCHEMA, AUTH_TABLE) if t not in candidates]
+    on_auth_users = catalog.triggers(AUTH_SCHEMA, AUTH_TABLE)
+    candidates = [t for t in on_auth_users if _provisions_signups(t)]
+    others = [t.definition for t in on_auth_users if t not in candidates]
     details: dict[str, Any] = {
         "triggers": [{"name": t.name, "function": t.function, "state": t.state} for t in candidates],
         "other_triggers_on_auth_users": others,
