@@ -145,11 +145,6 @@ def home_figures(*, recount: bool = False) -> HomeFigures:
     return figures
 
 
-def forget_figures() -> None:
-    """Drop the cached counts (in this process's cache), e.g. after provisioning."""
-    cache.delete_many([COUNTS_CACHE_KEY, HEALTH_CACHE_KEY])
-
-
 def _health_url() -> str | None:
     try:
         resolve(HEALTH_PAGE_PATH)

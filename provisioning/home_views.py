@@ -70,8 +70,6 @@ def home_context(request) -> dict:
             "health": dashboard.provisioning_health(),
             "audit_events": dashboard.latest_audit_events(10),
             "ttl": dashboard.COUNTS_TTL,
-            "list_url": dashboard.list_url(),
-            "missing_any_url": dashboard.list_url("missing_any"),
         }
     }
 
