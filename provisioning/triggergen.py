@@ -38,6 +38,11 @@ class _Names:
         return ".".join(self._quoted[p] for p in parts)
 
 
+def quote_ident(*parts: str) -> str:
+    """One dotted name as PostgreSQL's quote_ident() writes it (`public.profiles`)."""
+    return _Names(set(parts))(*parts)
+
+
 def new_row_expression(value: Value, names: _Names | None = None) -> str:
     """`value` as a SQL expression inside the trigger, over the new auth user `NEW`."""
     if isinstance(value, AuthColumn):

@@ -51,7 +51,6 @@ from provisioning.diagnostics.findings import (
     WARNING,
     Check,
     _error_details,
-    quote_ident,
     worst,
 )
 from provisioning.diagnostics.schema_cache import (
@@ -72,6 +71,7 @@ from provisioning.diagnostics.trigger import (
     signup_triggers,
 )
 from provisioning.spec import SPEC
+from provisioning.triggergen import quote_ident
 
 __all__ = [
     "AUTH_SCHEMA",

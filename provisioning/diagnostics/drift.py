@@ -7,9 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from provisioning import catalog
-from provisioning.diagnostics.findings import OK, PROBLEM, WARNING, Check, _combine, _has_key_column, quote_ident
+from provisioning.diagnostics.findings import OK, PROBLEM, WARNING, Check, _combine, _has_key_column
 from provisioning.plans import plan_table
 from provisioning.spec import TableSpec
+from provisioning.triggergen import quote_ident
 
 
 def unique_index_statement(spec: TableSpec) -> str:

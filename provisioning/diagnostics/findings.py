@@ -1,9 +1,9 @@
 """What a check finds, and the vocabulary every diagnostics module shares.
 
 A `Check` has a status (ok / warning / problem), what was found and what to do; `_combine`
-folds several findings into one check. Also here: the advice's SQL quoting
-(`quote_ident`), how a database error is described (`_error_details`) and whether a table
-can be read by its key column (`_has_key_column`), because several checks need each.
+folds several findings into one check. Also here: how a database error is described
+(`_error_details`) and whether a table can be read by its key column (`_has_key_column`),
+because several checks need each.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from django.db import DatabaseError, connection
+from django.db import DatabaseError
 
 from provisioning import catalog
 from provisioning.spec import TableSpec
@@ -45,17 +45,6 @@ class Check:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-def quote_ident(*parts: str) -> str:
-    """A dotted name as PostgreSQL's quote_ident() writes it: bare where that is exact, so the
-    statements in the advice read like hand-written SQL (`public.profiles`)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT string_agg(quote_ident(p), '.' ORDER BY i) FROM unnest(%s::text[]) WITH ORDINALITY AS t(p, i)",
-            [list(parts)],
-        )
-        return cursor.fetchone()[0]
 
 
 def worst(statuses) -> str:

@@ -15,9 +15,9 @@ from provisioning.diagnostics.findings import (
     WARNING,
     Check,
     _combine,
-    quote_ident,
 )
 from provisioning.spec import TABLE_NAMES
+from provisioning.triggergen import quote_ident
 
 #: The sign-up function and trigger the Eloity project uses: the ones `provisioning_trigger_sql` writes.
 SIGNUP_FUNCTION = triggergen.FUNCTION
