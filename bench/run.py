@@ -39,7 +39,6 @@ from urllib.parse import quote, urlencode
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-SQL_DIR = BASE_DIR / "provisioning" / "sql"
 sys.path.insert(0, str(BASE_DIR))
 # Production settings (DEBUG off: no query log in memory) with test-only secrets.
 SETTINGS = "eloity_admin.settings_test"
@@ -94,6 +93,7 @@ def build_database(server: dict, name: str, users: int, *, profiles_index: bool)
     from psycopg import sql
 
     from eloity_admin.embedded import DEMO_MARKER
+    from provisioning.demo import SCHEMA_SCRIPTS, read_sql
 
     started = time.perf_counter()
     drop_database(server, name)
@@ -103,8 +103,8 @@ def build_database(server: dict, name: str, users: int, *, profiles_index: bool)
         admin.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(DEMO_MARKER)))
     run_manage(["migrate", "--noinput", "-v", "0"], name, server)
     with connect(server, name, autocommit=True) as conn:
-        for script in ("auth_schema.sql", "app_schema.sql", "trigger.sql"):
-            conn.execute((SQL_DIR / script).read_text())
+        for script in SCHEMA_SCRIPTS:
+            conn.execute(read_sql(script))
         if not profiles_index:
             conn.execute("DROP INDEX public.profiles_user_id_key")
         # The sign-up trigger would insert one row at a time: load set-based instead.

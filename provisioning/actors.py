@@ -36,6 +36,11 @@ class Actor:
             name = "unknown"
         return cls(username=f"os:{name}", channel=AuditEvent.Channel.CLI)
 
+    @property
+    def staff_user(self):
+        """The saved Django user behind the actor, or None (the command line)."""
+        return self.user if self.user is not None and self.user.pk else None
+
     def may_provision(self) -> bool:
         if self.user is None:
             # The command line acts with the database role's own rights.

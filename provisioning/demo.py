@@ -14,6 +14,8 @@ from django.db import connection, transaction
 from eloity_admin.embedded import DEMO_MARKER
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
+#: The Supabase-like schema, in the order it is built: auth.users, the app tables, the trigger.
+SCHEMA_SCRIPTS = ("auth_schema.sql", "app_schema.sql", "trigger.sql")
 DEMO_STAFF = (
     # username, password, group
     ("support", "support-demo-password", "Support provisioners"),
@@ -77,7 +79,7 @@ def install_schema() -> None:
     """Create auth.users, the app tables and the sign-up trigger. Idempotent."""
     require_demo_database()
     with connection.cursor() as cursor:
-        for name in ("auth_schema.sql", "app_schema.sql", "trigger.sql"):
+        for name in SCHEMA_SCRIPTS:
             cursor.execute(read_sql(name))
 
 

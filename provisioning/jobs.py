@@ -21,14 +21,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from django_tasks import task
 from psycopg import sql
 
-from provisioning import services
+from provisioning import selectors, services
 from provisioning.actors import Actor
+from provisioning.errors import first_line
 from provisioning.models import AuditEvent, ProvisioningJob
 from provisioning.spec import select_tables
 
@@ -60,15 +60,13 @@ def start_provision_all_job(
     commit together. ValueError for an unknown table or a batch size below 1.
     """
     table_names = [s.name for s in select_tables(tables)]
-    size = batch_size or settings.PROVISIONING_BATCH_SIZE
+    size = services.batch_size_or_default(batch_size)
     if size < 1:
         raise ValueError("batch size must be at least 1")
-    if not actor.may_provision():
-        services.record_denied(actor=actor, action=Action.JOB_STARTED, tables=table_names)
-        raise services.ProvisioningDenied("You do not have permission to provision users.")
+    services.require_provisioning(actor=actor, action=Action.JOB_STARTED, tables=table_names)
     with transaction.atomic():
         job = ProvisioningJob.objects.create(
-            created_by=actor.user if actor.user is not None and actor.user.pk else None,
+            created_by=actor.staff_user,
             created_by_username=actor.username[:150],
             tables=table_names,
             batch_size=size,
@@ -86,9 +84,13 @@ def request_cancel(*, actor: Actor, job: ProvisioningJob) -> ProvisioningJob:
     Committed batches stay committed. Audited as `job_cancelled`. Raises
     ProvisioningDenied without the permission, JobNotCancellable when the job finished.
     """
-    if not actor.may_provision():
-        services.record_denied(actor=actor, action=Action.JOB_CANCELLED, tables=job.tables, detail={"job_id": job.pk})
-        raise services.ProvisioningDenied("You do not have permission to cancel provisioning jobs.")
+    services.require_provisioning(
+        actor=actor,
+        action=Action.JOB_CANCELLED,
+        tables=job.tables,
+        detail={"job_id": job.pk},
+        what="cancel provisioning jobs",
+    )
     with transaction.atomic():
         now = timezone.now()
         jobs = ProvisioningJob.objects.filter(pk=job.pk)
@@ -147,7 +149,7 @@ def run_job(job_id: int, *, after_batch: AfterBatch | None = None) -> Provisioni
         actor = Actor(username=job.created_by_username, channel=AuditEvent.Channel.TASK, user=job.created_by)
         try:
             if job.total_users is None:
-                job.total_users = services.count_all_missing(job.tables)
+                job.total_users = selectors.count_missing_any(job.tables)
                 job.total_batches = math.ceil(job.total_users / job.batch_size)
                 _save(job)
             base = _counters(job)
@@ -180,7 +182,7 @@ def run_job(job_id: int, *, after_batch: AfterBatch | None = None) -> Provisioni
             _finish(
                 job,
                 State.FAILED,
-                error=f"Database error: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}",
+                error=f"Database error: {first_line(exc)}",
             )
         else:
             _finish(job, State.CANCELLED if result.cancelled else State.SUCCEEDED)

@@ -21,7 +21,7 @@ from provisioning.actors import Actor
 from provisioning.errors import first_line
 from provisioning.models import AuditEvent
 from provisioning.plans import TablePlan, plan_tables
-from provisioning.selectors import blocked_by_reason, count_missing_any
+from provisioning.selectors import blocked_by_reason
 from provisioning.spec import select_tables
 
 #: How many ids a result keeps per table, and how many not-provisioned entries: results
@@ -172,7 +172,7 @@ def provision_users(
     """
     ids = list(dict.fromkeys(uuid.UUID(str(i)) for i in user_ids))
     action = Action.PROVISION_USER if len(ids) == 1 else Action.PROVISION_SELECTED
-    size = _batch_size(batch_size)
+    size = batch_size_or_default(batch_size)
 
     def batches(plans: list[TablePlan]) -> Iterator[Batch]:
         return (Batch(ids[i : i + size]) for i in range(0, len(ids), size))
@@ -202,7 +202,7 @@ def provision_all_missing(
     `run_id` tags every batch's audit event (a background job passes its own, so all its
     attempts share one); `after` starts the walk after that auth user id (a resumed job).
     """
-    size = _batch_size(batch_size)
+    size = batch_size_or_default(batch_size)
     specs = select_tables(tables)
     start_after = after or uuid.UUID(int=0)
 
@@ -282,11 +282,6 @@ def preview_all_missing(
     return result
 
 
-def count_all_missing(tables: Sequence[str] | None = None) -> int:
-    """How many users `provision_all_missing` will visit (for progress totals)."""
-    return count_missing_any(tables)
-
-
 def _batch_of_live(candidates: list[tuple]) -> Batch:
     """A Batch from `statements.next_missing_candidates` rows, keeping live users only."""
     live = [(user_id, tables) for user_id, is_live, tables in candidates if is_live]
@@ -297,7 +292,17 @@ def _batch_of_live(candidates: list[tuple]) -> Batch:
     return Batch([user_id for user_id, _ in live], missing_from)
 
 
-def _batch_size(batch_size: int | None) -> int:
+def require_provisioning(
+    *, actor: Actor, action: str, tables: Sequence[str] = (), detail: dict | None = None, what: str = "provision users"
+) -> None:
+    """Raise ProvisioningDenied, after recording a "denied" event, unless `actor` may
+    provision. Every write path calls this, whatever page or command it came from."""
+    if not actor.may_provision():
+        record_denied(actor=actor, action=action, tables=tables, detail=detail)
+        raise ProvisioningDenied(f"You do not have permission to {what}.")
+
+
+def batch_size_or_default(batch_size: int | None) -> int:
     size = batch_size or settings.PROVISIONING_BATCH_SIZE
     if size < 1:
         raise ValueError("batch size must be at least 1")
@@ -311,9 +316,7 @@ def _start(
     the tables against the live catalog, and open an empty result."""
     specs = select_tables(tables)
     table_names = [s.name for s in specs]
-    if not actor.may_provision():
-        record_denied(actor=actor, action=action, tables=table_names)
-        raise ProvisioningDenied("You do not have permission to provision users.")
+    require_provisioning(actor=actor, action=action, tables=table_names)
     plans = plan_tables(specs)
     result = ProvisioningResult(
         action=action,
@@ -448,7 +451,7 @@ def record_event(*, actor: Actor, action: str, outcome: str, tables: Sequence[st
     """Write one AuditEvent for `actor` (in the caller's transaction). Every audit row the
     app writes goes through here."""
     return AuditEvent.objects.create(
-        actor=actor.user if actor.user is not None and actor.user.pk else None,
+        actor=actor.staff_user,
         actor_username=actor.username[:150],
         channel=actor.channel,
         action=action,
