@@ -23,10 +23,12 @@ class Command(ProvisioningCommand):
             help="also insert one synthetic auth user in a transaction that is always rolled back (audited)",
         )
 
-    def handle(self, *args, json: bool = False, simulate_signup: bool = False, **options):
-        report = diagnostics.run_checks(simulate_signup=simulate_signup, actor=Actor.command_line(), raise_errors=True)
-        if json:
-            self.stdout.write(_dumps(report.as_dict()))
+    def handle(self, *args, **options):
+        report = diagnostics.run_checks(
+            simulate_signup=options["simulate_signup"], actor=Actor.command_line(), raise_errors=True
+        )
+        if options["json"]:
+            self.stdout.write(json.dumps(report.as_dict(), indent=2, default=str))
         else:
             self._print(report)
         if report.status == diagnostics.PROBLEM:
@@ -42,7 +44,3 @@ class Command(ProvisioningCommand):
                 self.stdout.write(
                     textwrap.fill(check.advice, 100, initial_indent="  what to do: ", subsequent_indent="    ")
                 )
-
-
-def _dumps(data) -> str:
-    return json.dumps(data, indent=2, default=str)
