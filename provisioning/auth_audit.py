@@ -12,6 +12,8 @@ import ipaddress
 
 from django.db import transaction
 
+from provisioning import services
+from provisioning.actors import Actor
 from provisioning.models import AuditEvent
 
 Action = AuditEvent.Action
@@ -57,16 +59,14 @@ def record_access(*, request, action: str, outcome: str, user=None, username: st
     Committed even when the surrounding request later fails, so a refused or failed
     sign-in always leaves a trace.
     """
+    actor = Actor(
+        username=clean_username(username or (user.get_username() if user is not None else "")),
+        channel=AuditEvent.Channel.WEB,
+        user=user,
+        address=client_address(request),
+    )
     with transaction.atomic():
-        return AuditEvent.objects.create(
-            actor=user if user is not None and getattr(user, "pk", None) else None,
-            actor_username=clean_username(username or (user.get_username() if user is not None else "")),
-            channel=AuditEvent.Channel.WEB,
-            action=action,
-            outcome=outcome,
-            client_address=client_address(request),
-            detail=detail or {},
-        )
+        return services.record_event(actor=actor, action=action, outcome=outcome, tables=(), detail=detail or {})
 
 
 def on_user_logged_in(sender, request, user, **kwargs) -> None:

@@ -14,6 +14,8 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.views.defaults import bad_request
 
+from provisioning.errors import first_line
+
 logger = logging.getLogger(__name__)
 
 
@@ -33,12 +35,12 @@ class DatabaseUnavailableMiddleware:
             # A filter value the database cannot take, met only when the list is counted
             # (`?created_at__year=99999` on any admin list): Django validates lookups when
             # they are built, not this. Answer as the admin does for a bad lookup.
-            logger.warning("unusable list filter on %s: %s", request.path, _first_line(exception))
+            logger.warning("unusable list filter on %s: %s", request.path, first_line(exception))
             return HttpResponseRedirect(f"{request.path}?{ERROR_FLAG}=1")
         if not isinstance(exception, (OperationalError, InterfaceError)):
             return None
         # One line, no traceback: the message names the host at most, never a password.
-        logger.error("database unavailable: %s", _first_line(exception))
+        logger.error("database unavailable: %s", first_line(exception))
         for conn in connections.all(initialized_only=True):
             # Drop the broken connection now, so the next request opens a fresh one.
             # Closing a connection that is already broken may itself raise: best effort.
@@ -64,8 +66,3 @@ def _page_context() -> dict:
 def _is_admin_changelist(request) -> bool:
     match = getattr(request, "resolver_match", None)
     return bool(match and match.namespace == "admin" and (match.url_name or "").endswith("_changelist"))
-
-
-def _first_line(exception: Exception) -> str:
-    text = str(exception).strip()
-    return text.splitlines()[0] if text else exception.__class__.__name__
