@@ -9,7 +9,7 @@ from psycopg import sql
 from provisioning import selectors, statements
 from provisioning.diagnostics.drift import unique_index_statement
 from provisioning.diagnostics.findings import OK, PROBLEM, SAMPLE, WARNING, Check, _has_key_column
-from provisioning.plans import TablePlan, plan_table
+from provisioning.plans import TablePlan, plan_table, plan_tables
 from provisioning.spec import SPEC
 
 
@@ -97,7 +97,7 @@ def check_duplicates() -> Check:
 def missing_by_week(plans: list[TablePlan] | None = None) -> list[dict]:
     """Per week of sign-up (date_trunc('week', created_at)), live sign-ups and how many miss a
     row in each app table; only weeks with a gap, most recent first. One anti-join per table."""
-    plans = plans if plans is not None else [plan_table(spec) for spec in SPEC]
+    plans = plans if plans is not None else plan_tables(SPEC)
     weeks: dict = {}
     week = sql.SQL("date_trunc('week', u.created_at)")
     with connection.cursor() as cursor:
@@ -128,7 +128,7 @@ def missing_by_week(plans: list[TablePlan] | None = None) -> list[dict]:
 
 def check_coverage() -> Check:
     """Live sign-ups missing app rows, by week of sign-up: when the trigger stopped working."""
-    plans = [plan_table(spec) for spec in SPEC]
+    plans = plan_tables(SPEC)
     weeks = missing_by_week(plans)
     if not weeks:
         return Check("Sign-ups missing rows", OK, "Every live sign-up has its app user, profile and wallet.", "", {})
