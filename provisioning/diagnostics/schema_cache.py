@@ -108,9 +108,7 @@ def reload_schema_cache(*, actor: Actor) -> AuditEvent:
     """Send `NOTIFY pgrst, 'reload schema'` (delivered when the transaction commits) and
     record it. Raises services.ProvisioningDenied (after recording a denied event) when
     `actor` lacks provisioning.provision_users."""
-    if not actor.may_provision():
-        services.record_denied(actor=actor, action=Action.RELOAD_SCHEMA_CACHE)
-        raise services.ProvisioningDenied("You do not have permission to reload the schema cache.")
+    services.require_provisioning(actor=actor, action=Action.RELOAD_SCHEMA_CACHE, what="reload the schema cache")
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("NOTIFY pgrst, 'reload schema'")

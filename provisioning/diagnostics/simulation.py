@@ -78,9 +78,7 @@ def simulate_signup(*, actor: Actor) -> Check:
     that it ran and what it saw. Raises services.ProvisioningDenied (after recording a
     denied event) when `actor` lacks provisioning.provision_users.
     """
-    if not actor.may_provision():
-        services.record_denied(actor=actor, action=Action.SIMULATE_SIGNUP)
-        raise services.ProvisioningDenied("You do not have permission to simulate a sign-up.")
+    services.require_provisioning(actor=actor, action=Action.SIMULATE_SIGNUP, what="simulate a sign-up")
     user_id = uuid.uuid4()
     email = f"simulated-signup-{user_id.hex[:12]}@eloity-admin.invalid"
     error: dict[str, str] | None = None
