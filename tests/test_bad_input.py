@@ -23,6 +23,7 @@ from provisioning.management.commands.provision import Command as ProvisionComma
 from provisioning.models import AuditEvent
 from provisioning.spec import TABLE_NAMES
 from tests.factories import make_auth_user
+from tests.test_faults import subprocess_env
 from tests.test_security import ids, pages, table_counts  # noqa: F401 - fixtures and helpers
 
 pytestmark = pytest.mark.django_db
@@ -280,17 +281,9 @@ def test_cli_bad_arguments_exit_2_with_one_line_and_no_traceback(args):
         capture_output=True,
         text=True,
         timeout=120,
-        env={**_subprocess_env(), "DJANGO_SETTINGS_MODULE": "eloity_admin.settings_test"},
+        env=subprocess_env(),
     )
 
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     assert result.stderr.strip()
-
-
-def _subprocess_env() -> dict:
-    import os
-
-    from tests.test_faults import database_url
-
-    return {**os.environ, "DATABASE_URL": database_url()}

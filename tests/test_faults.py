@@ -21,7 +21,7 @@ from django.db import connection
 from django.urls import reverse
 
 from provisioning.models import AuditEvent
-from tests.factories import execute
+from tests.factories import count, execute
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -96,6 +96,13 @@ def database_url() -> str:
     return f"postgres://{user}{password}@{host}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
+def subprocess_env() -> dict:
+    """The environment for `manage.py` run as a subprocess on the test database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    env.update(DJANGO_SETTINGS_MODULE="eloity_admin.settings_test", DATABASE_URL=database_url())
+    return env
+
+
 def seed_missing_users(count: int, phone_only: int) -> None:
     """`count` sign-ups with no app rows at all, and `phone_only` that cannot get an app user
     (no email). Committed."""
@@ -129,12 +136,10 @@ def duplicated_users(table: str) -> int:
 def test_bulk_run_killed_part_way_leaves_complete_audited_batches_and_a_rerun_finishes(clean_app_tables):
     users, phone_only, batch = 6000, 30, 50
     seed_missing_users(users, phone_only)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
-    env.update(DJANGO_SETTINGS_MODULE="eloity_admin.settings_test", DATABASE_URL=database_url())
     run = subprocess.Popen(
         [sys.executable, "manage.py", "provision", "--all-missing", "--batch-size", str(batch), "--json"],
         cwd=BASE_DIR,
-        env=env,
+        env=subprocess_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -176,9 +181,9 @@ def test_bulk_run_killed_part_way_leaves_complete_audited_batches_and_a_rerun_fi
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM auth.users")
         assert cursor.fetchone()[0] == users + phone_only
-    assert len(user_ids_with_rows("users")) == users  # everyone with an email
-    assert len(user_ids_with_rows("profiles")) == users + phone_only
-    assert len(user_ids_with_rows("wallets")) == users + phone_only
+    assert count("users") == users  # everyone with an email
+    assert count("profiles") == users + phone_only
+    assert count("wallets") == users + phone_only
     for table in TABLE_KEYS:
         assert duplicated_users(table) == 0
     rerun_created = {
