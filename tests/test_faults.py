@@ -103,8 +103,8 @@ def subprocess_env() -> dict:
     return env
 
 
-def seed_missing_users(count: int, phone_only: int) -> None:
-    """`count` sign-ups with no app rows at all, and `phone_only` that cannot get an app user
+def seed_missing_users(email_users: int, phone_only: int) -> None:
+    """`email_users` sign-ups with no app rows at all, and `phone_only` that cannot get an app user
     (no email). Committed."""
     execute(
         """
@@ -116,7 +116,7 @@ def seed_missing_users(count: int, phone_only: int) -> None:
         FROM generate_series(1, %s) AS g;
         TRUNCATE public.users, public.profiles, public.wallets;
         """,
-        [count, phone_only],
+        [email_users, phone_only],
     )
 
 
