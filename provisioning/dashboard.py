@@ -1,7 +1,7 @@
 """Reads for the home page: totals, missing rows by week of sign-up, health, latest events.
 
-Nothing here writes. The counts are the expensive part (one anti-join per app table over
-the whole of auth.users), so they are computed once and kept in Django's cache for
+Nothing here writes. The counts are the expensive part (a pass over the whole of auth.users,
+shared with `selectors.status_counts`), so they are computed once and kept in Django's cache for
 `COUNTS_TTL` seconds; the page says when they were computed. Without a CACHES setting,
 Django's default LocMemCache is per server process: each gunicorn worker counts on its
 own, at most once a minute.
@@ -16,8 +16,6 @@ import time
 from dataclasses import dataclass, field
 
 from django.core.cache import cache
-from django.db.models import Count
-from django.db.models.functions import TruncWeek
 from django.urls import NoReverseMatch, Resolver404, resolve, reverse
 from django.utils import timezone
 
@@ -87,19 +85,15 @@ class Health:
     url: str | None = None
 
 
-def _count_by_week(queryset) -> dict[dt.date | None, int]:
-    rows = queryset.annotate(week=TruncWeek("created_at")).values("week").annotate(n=Count("pk")).order_by()
-    return {(row["week"].date() if row["week"] else None): row["n"] for row in rows}
-
-
 def compute_figures() -> HomeFigures:
-    """Count now, bypassing the cache. Five grouped counts plus the cannot-provision check;
-    the totals are the sums of the weekly counts, so they agree with the chart (and with
-    `selectors.status_counts()`, which counts the same querysets ungrouped)."""
+    """Count now, bypassing the cache: `selectors.status_counts` grouped by week (one pass
+    over auth.users) plus the cannot-provision check. The totals are the sums of the weekly
+    counts, so they agree with the chart (and with `selectors.status_counts()`)."""
     started = time.monotonic()
-    signups = _count_by_week(selectors.population())
-    missing_any = _count_by_week(selectors.users_missing())
-    missing = {table: _count_by_week(selectors.users_missing(table)) for table in TABLES}
+    by_week = selectors.status_counts_by_week(timezone.get_current_timezone_name())
+    signups = {week: live for week, (live, _, _) in by_week.items()}
+    missing_any = {week: n for week, (_, _, n) in by_week.items()}
+    missing = {table: {week: per_table[table] for week, (_, per_table, _) in by_week.items()} for table in TABLES}
     reasons, sample = selectors.cannot_provision(sample=10)
 
     dated = sorted(week for week in signups if week is not None)

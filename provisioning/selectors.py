@@ -99,6 +99,19 @@ def status_counts(*, sample: int = 20) -> StatusCounts:
     )
 
 
+def status_counts_by_week(tz: str) -> dict:
+    """{week (its Monday, in time zone `tz`, None without a sign-up time): (live users,
+    {table: missing}, missing any)}: `status_counts` grouped by week, in the same one pass."""
+    plans = plans_module.plan_tables(SPEC)
+    with connection.cursor() as cursor:
+        cursor.execute(statements.status_counts(plans, by_week=True), {"tz": tz})
+        rows = cursor.fetchall()
+    return {
+        week: (live, {plan.name: n for plan, n in zip(plans, per_table, strict=True)}, missing_any)
+        for week, live, *per_table, missing_any in rows
+    }
+
+
 def blocked_by_reason(plan, *, sample: int) -> list[tuple[str, int, list[uuid.UUID]]]:
     """(reason, count, first `sample` user ids) for one table's live users that lack a row
     provisioning cannot write. No query at all where nothing can block a live user."""
