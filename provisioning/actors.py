@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import getpass
+import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
 from provisioning.models import AuditEvent
 
 PROVISION_PERMISSION = "provisioning.provision_users"
+#: What every support page asks to be seen: both support groups have it.
+VIEW_PERMISSION = "provisioning.view_authuser"
+
+
+def client_address(request) -> str | None:
+    """REMOTE_ADDR when it is a valid IP address (the audit column is typed), else None."""
+    if request is None:
+        return None
+    value = str(request.META.get("REMOTE_ADDR") or "").strip()
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -24,7 +38,7 @@ class Actor:
             username=request.user.get_username(),
             channel=AuditEvent.Channel.WEB,
             user=request.user,
-            address=request.META.get("REMOTE_ADDR") or None,
+            address=client_address(request),
         )
 
     @classmethod

@@ -8,12 +8,10 @@ already blanks it in the signal's `credentials`; we do not read that key at all.
 
 from __future__ import annotations
 
-import ipaddress
-
 from django.db import transaction
 
 from provisioning import services
-from provisioning.actors import Actor
+from provisioning.actors import Actor, client_address
 from provisioning.models import AuditEvent
 
 Action = AuditEvent.Action
@@ -21,17 +19,6 @@ Outcome = AuditEvent.Outcome
 
 #: The login form's username field; nothing else is read from a failed attempt.
 USERNAME_KEY = "username"
-
-
-def client_address(request) -> str | None:
-    """REMOTE_ADDR when it is a valid IP address (the column is typed), else None."""
-    if request is None:
-        return None
-    value = str(request.META.get("REMOTE_ADDR") or "").strip()
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        return None
 
 
 def clean_username(value) -> str:

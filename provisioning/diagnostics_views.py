@@ -17,11 +17,10 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from provisioning import diagnostics
-from provisioning.actors import PROVISION_PERMISSION, Actor
+from provisioning.actors import PROVISION_PERMISSION, VIEW_PERMISSION, Actor
 from provisioning.models import AuditEvent, AuthUser
 from provisioning.services import record_denied
 
-VIEW_PERMISSION = "provisioning.view_authuser"
 TEMPLATE = "admin/provisioning/health.html"
 
 

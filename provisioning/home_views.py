@@ -16,14 +16,14 @@ from django.contrib import admin
 from django.urls import path
 
 from provisioning import charts, dashboard
+from provisioning.actors import VIEW_PERMISSION
 
 #: Who sees the figures; everyone else with staff access gets the admin's plain index.
-HOME_PERMISSION = "provisioning.view_authuser"
 
 
 def home_context(request) -> dict:
-    """The figures for the index template, or {} for staff without HOME_PERMISSION."""
-    if not request.user.has_perm(HOME_PERMISSION):
+    """The figures for the index template, or {} for staff without VIEW_PERMISSION."""
+    if not request.user.has_perm(VIEW_PERMISSION):
         return {}
     figures = dashboard.home_figures(recount=request.GET.get("recount") == "1")
     totals = [

@@ -16,10 +16,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from provisioning import jobs
-from provisioning.actors import PROVISION_PERMISSION, Actor
+from provisioning.actors import PROVISION_PERMISSION, VIEW_PERMISSION, Actor
 from provisioning.models import ProvisioningJob
 
-VIEW_PERMISSION = "provisioning.view_authuser"
 LIST_SIZE = 50
 
 
