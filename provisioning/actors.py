@@ -7,6 +7,8 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
+
 from provisioning.models import AuditEvent
 
 PROVISION_PERMISSION = "provisioning.provision_users"
@@ -15,12 +17,32 @@ VIEW_PERMISSION = "provisioning.view_authuser"
 
 
 def client_address(request) -> str | None:
-    """REMOTE_ADDR when it is a valid IP address (the audit column is typed), else None."""
+    """The address of the person making the request, as the deployment says to read it.
+
+    With `TRUSTED_PROXY_COUNT` = 0 (the default: nothing sits in front of the server), only
+    REMOTE_ADDR counts and `X-Forwarded-For` is ignored: anyone can send that header. With
+    N trusted proxies in front, each appends the address it received the request from, so
+    the client is the N-th entry from the right of `X-Forwarded-For`; anything further left
+    was written by the client and is never read. A header with fewer entries than that
+    means the request skipped a proxy: its leftmost entry is then the nearest address that
+    a trusted proxy wrote. Invalid addresses give None (the audit column is typed).
+
+    django-axes reads the same function (AXES_CLIENT_IP_CALLABLE), so sign-in throttling
+    and the audit log always name the same address. Written here rather than taken from
+    django-ipware, which looks through a dozen headers and prefers public addresses: the
+    rule that matters is exactly the deployment's proxy count, and it fits in these lines.
+    """
     if request is None:
         return None
-    value = str(request.META.get("REMOTE_ADDR") or "").strip()
+    value = str(request.META.get("REMOTE_ADDR") or "")
+    proxies = getattr(settings, "TRUSTED_PROXY_COUNT", 0)
+    if proxies > 0:
+        forwarded = [part.strip() for part in str(request.META.get("HTTP_X_FORWARDED_FOR") or "").split(",")]
+        forwarded = [part for part in forwarded if part]
+        if forwarded:
+            value = forwarded[-proxies] if len(forwarded) >= proxies else forwarded[0]
     try:
-        return str(ipaddress.ip_address(value))
+        return str(ipaddress.ip_address(value.strip()))
     except ValueError:
         return None
 

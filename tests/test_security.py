@@ -19,7 +19,7 @@ from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.core.management import call_command
 from django.db import connection
-from django.test import Client
+from django.test import Client, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 from django.urls.resolvers import RegexPattern, RoutePattern
 
@@ -389,6 +389,60 @@ def test_a_success_before_the_limit_resets_the_count(client, viewer):
         _sign_in(client, "view", "wrong-password")
 
     assert _sign_in(client, "view", "view-password").status_code == 302
+
+
+PROXY = "10.0.0.2"  # the load balancer: every request reaches the server from it
+
+
+def _sign_in_through_proxy(client, username, password, forwarded_for):
+    return client.post(
+        reverse("admin:login"),
+        {"username": username, "password": password},
+        REMOTE_ADDR=PROXY,
+        HTTP_X_FORWARDED_FOR=forwarded_for,
+    )
+
+
+@override_settings(TRUSTED_PROXY_COUNT=1)
+def test_behind_a_proxy_failures_lock_only_the_client_that_made_them(client, viewer):
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        _sign_in_through_proxy(client, "view", "wrong-password", "203.0.113.9")
+    assert _sign_in_through_proxy(Client(), "view", "view-password", "203.0.113.9").status_code == 429
+
+    # Everyone else reaches the server from the same proxy address, and still signs in.
+    assert _sign_in_through_proxy(Client(), "view", "view-password", "198.51.100.7").status_code == 302
+
+    failed = AuditEvent.objects.filter(action="login_failed").values_list("client_address", flat=True)
+    assert set(failed) == {"203.0.113.9"}
+    login = AuditEvent.objects.filter(action="login", outcome="succeeded").get()
+    assert login.client_address == "198.51.100.7"
+
+
+@override_settings(TRUSTED_PROXY_COUNT=1)
+def test_behind_one_proxy_addresses_the_client_wrote_are_ignored(client, viewer):
+    # The client sends its own X-Forwarded-For; the proxy appends the address it saw.
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        _sign_in_through_proxy(client, "view", "wrong-password", "1.2.3.4, 203.0.113.9")
+
+    assert _sign_in_through_proxy(Client(), "view", "view-password", "5.6.7.8, 203.0.113.9").status_code == 429
+    assert _sign_in_through_proxy(Client(), "view", "view-password", "1.2.3.4, 198.51.100.7").status_code == 302
+
+
+@override_settings(TRUSTED_PROXY_COUNT=2)
+def test_behind_two_proxies_the_client_is_the_second_address_from_the_right(client, viewer):
+    _sign_in_through_proxy(client, "view", "view-password", "1.2.3.4, 203.0.113.9, 192.0.2.1")
+
+    assert AuditEvent.objects.get(action="login").client_address == "203.0.113.9"
+
+
+def test_without_a_trusted_proxy_the_forwarded_header_is_never_read(client, viewer):
+    for i in range(settings.AXES_FAILURE_LIMIT):
+        _sign_in_through_proxy(client, "view", "wrong-password", f"203.0.113.{i}")
+
+    # Changing the header does not escape the lockout: the address is REMOTE_ADDR's.
+    assert _sign_in_through_proxy(Client(), "view", "view-password", "198.51.100.7").status_code == 429
+    failed = AuditEvent.objects.filter(action="login_failed").values_list("client_address", flat=True)
+    assert set(failed) == {PROXY}
 
 
 # --- 5. production settings --------------------------------------------------------------
