@@ -205,6 +205,60 @@ def test_export_neutralises_spreadsheet_formulas(viewer_client):
     assert row["actor_username"] == '\'=HYPERLINK("http://evil")'
 
 
+#: Failed sign-in usernames built to reach a spreadsheet as a formula, whichever separator
+#: the spreadsheet splits the file on.
+HOSTILE_USERNAMES = [
+    ";=1+1",
+    ",=1+1",
+    "a;+cmd|' /C calc'!A0",
+    'x;"=1+1"',
+    'x;""=1+1',
+    "x; =1+1",
+    "x;\t=1",
+    "@SUM(A1:A2)",
+    "-2+3",
+    "x\n=1+1",
+    "x\r\n-1+1",
+    "x,;@a",
+]
+FORMULA_CHARACTERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def is_plain_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("delimiter", [",", ";"])
+@pytest.mark.parametrize("quoting", [csv.QUOTE_MINIMAL, csv.QUOTE_NONE])
+def test_export_reaches_no_spreadsheet_as_a_formula_with_either_separator(viewer_client, delimiter, quoting):
+    for name in HOSTILE_USERNAMES:
+        event(actor_username=name, action=Action.LOGIN_FAILED, outcome=Outcome.FAILED, detail={"typed": name})
+    event(actor_username="plain", action=Action.LOGIN_FAILED, outcome=Outcome.FAILED, detail={"n": -5})
+
+    response = viewer_client.get(reverse("audit_export_csv"), {"action": "login_failed"})
+    text = b"".join(response.streaming_content).decode()
+    cells = [
+        cell for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting) for cell in row
+    ]
+
+    assert len(cells) > len(HOSTILE_USERNAMES)
+    formulas = [c for c in cells if c.startswith(FORMULA_CHARACTERS) and not is_plain_number(c)]
+    assert formulas == []
+
+
+def test_export_keeps_plain_values_and_numbers_as_they_are(viewer_client):
+    event(actor_username="-5", action=Action.LOGIN_FAILED, outcome=Outcome.FAILED)
+    event(actor_username="ann;bob", action=Action.LOGIN_FAILED, outcome=Outcome.FAILED)
+
+    rows = csv_rows(viewer_client.get(reverse("audit_export_csv"), {"action": "login_failed"}))
+
+    assert sorted(row["actor_username"] for row in rows) == ["-5", "ann;bob"]
+
+
 def test_export_needs_the_audit_view_permission(client, django_user_model):
     staff = django_user_model.objects.create_user("plainstaff", password="x-password-1", is_staff=True)
     client.force_login(staff)
@@ -220,6 +274,29 @@ def test_export_with_bad_filters_goes_back_to_the_list_and_writes_nothing(viewer
 
     assert response.status_code == 302 and response["Location"].endswith("?e=1")
     assert not AuditEvent.objects.filter(action=Action.EXPORT_AUDIT).exists()
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"client_address": "notanip"},
+        {"actor_username__regex": "("},
+        {"target_user_ids__contains": "x"},
+        {"rows_created__has_key": "\x00"},
+        {"created_at__year": "99999"},
+    ],
+)
+@pytest.mark.django_db(transaction=True)  # as in production: each request in autocommit
+def test_export_answers_malformed_filters_as_the_list_does(viewer_client, query, caplog):
+    event(actor_username="alice")
+    listed_page = viewer_client.get(reverse(CHANGELIST), query)
+
+    response = viewer_client.get(reverse("audit_export_csv"), query)
+
+    assert listed_page.status_code == 302 and listed_page["Location"].endswith("?e=1")
+    assert response.status_code == 302 and response["Location"] == reverse(CHANGELIST) + "?e=1"
+    assert not AuditEvent.objects.filter(action=Action.EXPORT_AUDIT).exists()
+    assert [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")] == []
 
 
 # --- 3. append-only in the database ------------------------------------------------------
