@@ -15,20 +15,23 @@ answered by the database, not by guessing from timestamps.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection, connections, transaction
 from django.utils import timezone
 from django_tasks import task
 from psycopg import sql
 
 from provisioning import selectors, services
 from provisioning.actors import Actor
-from provisioning.errors import first_line
+from provisioning.errors import connection_lost, first_line
 from provisioning.models import AuditEvent, ProvisioningJob
 from provisioning.spec import select_tables
 
@@ -38,6 +41,12 @@ State = ProvisioningJob.State
 
 #: Advisory lock namespace (first key); the job id is the second key.
 LOCK_NAMESPACE = "eloity_admin.provisioning_job"
+
+logger = logging.getLogger("django_tasks_db.reconnect")
+
+#: Seconds to wait after a lost connection; doubled after each failed attempt, up to the cap.
+FIRST_RETRY_DELAY = 1.0
+MAX_RETRY_DELAY = 30.0
 
 #: after_batch(job) is called after each committed batch, with the job row as saved.
 AfterBatch = Callable[[ProvisioningJob], None]
@@ -119,8 +128,45 @@ def request_cancel(*, actor: Actor, job: ProvisioningJob) -> ProvisioningJob:
 @task()
 def provision_all_missing_task(job_id: int) -> dict:
     """The django-tasks entry point: run (or resume) one job. Returns its id and final state."""
-    job = run_job(job_id)
+    job = run_job_through_outages(job_id)
     return {"job_id": job_id, "state": job.state if job else None}
+
+
+def run_job_through_outages(job_id: int, *, sleep: Callable[[float], None] = time.sleep) -> ProvisioningJob | None:
+    """`run_job`, carried on after the database went away (a restart, a failover, a pooler
+    that dropped the connection): the batch in flight rolled back, so wait with backoff (one
+    log line per attempt), reconnect, and resume after the last committed batch."""
+    delay = FIRST_RETRY_DELAY
+    attempt = 0
+    while True:
+        try:
+            job = run_job(job_id)
+        except DatabaseError as exc:
+            if not connection_lost(exc):
+                raise
+            attempt += 1
+            close_connections()
+            logger.warning(
+                "job %s: database unavailable (%s): attempt %d, resuming in %.0f s",
+                job_id,
+                first_line(exc),
+                attempt,
+                delay,
+            )
+            sleep(delay)
+            delay = min(delay * 2, MAX_RETRY_DELAY)
+        else:
+            if attempt:
+                logger.warning("job %s: database reachable again after %d attempt(s)", job_id, attempt)
+            return job
+
+
+def close_connections() -> None:
+    """Forget broken connections, so the next query opens a fresh one. Closing a connection
+    that is already broken may itself raise: best effort."""
+    for conn in connections.all(initialized_only=True):
+        with contextlib.suppress(Exception):
+            conn.close()
 
 
 def run_job(job_id: int, *, after_batch: AfterBatch | None = None) -> ProvisioningJob | None:
@@ -150,8 +196,8 @@ def run_job(job_id: int, *, after_batch: AfterBatch | None = None) -> Provisioni
         try:
             if job.total_users is None:
                 job.total_users = selectors.count_missing_any(job.tables)
-                job.total_batches = math.ceil(job.total_users / job.batch_size)
-                _save(job)
+            _align_totals(job)
+            _save(job)
             base = _counters(job)
 
             def progress(batches: int, users: int, result: services.ProvisioningResult) -> None:
@@ -160,6 +206,7 @@ def run_job(job_id: int, *, after_batch: AfterBatch | None = None) -> Provisioni
                 job.rows_created = {t: base["rows_created"].get(t, 0) + n for t, n in result.created.items()}
                 job.not_provisioned_count = base["not_provisioned_count"] + result.not_provisioned_count
                 job.last_user_id = result.last_user_id
+                _align_totals(job)
                 _save(job)
                 if after_batch:
                     after_batch(job)
@@ -176,15 +223,26 @@ def run_job(job_id: int, *, after_batch: AfterBatch | None = None) -> Provisioni
         except services.ProvisioningDenied:
             _finish(job, State.FAILED, error=f"{job.created_by_username} may no longer provision users.")
         except services.ProvisioningFailed as exc:
+            if exc.__cause__ is not None and connection_lost(exc.__cause__):
+                # The batch rolled back; the job resumes once the database is back.
+                raise exc.__cause__ from exc
             _reconcile(job)
             _finish(job, State.FAILED, error=f"A batch failed and was rolled back: {exc}")
         except DatabaseError as exc:
+            if connection_lost(exc):
+                # Not the job's failure: it stays "running", its lock died with the
+                # connection, and the worker queues it again once the database is back.
+                raise
             _finish(
                 job,
                 State.FAILED,
                 error=f"Database error: {first_line(exc)}",
             )
         else:
+            if not result.cancelled:
+                # The walk is the truth once it is over: users who signed up or were
+                # provisioned by someone else meanwhile moved the first count.
+                job.total_users, job.total_batches = job.users_done, job.batches_done
             _finish(job, State.CANCELLED if result.cancelled else State.SUCCEEDED)
     return job
 
@@ -244,8 +302,26 @@ def _job_lock(job_id: int) -> Iterator[bool]:
         yield acquired
     finally:
         if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(hashtext(%s), %s)", [LOCK_NAMESPACE, job_id])
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(hashtext(%s), %s)", [LOCK_NAMESPACE, job_id])
+            except DatabaseError as exc:
+                # A lost connection took the lock with it; anything else is a real error.
+                if not connection_lost(exc):
+                    raise
+
+
+def _align_totals(job: ProvisioningJob) -> None:
+    """Keep the totals at or ahead of the progress: "N of M" never has N > M.
+
+    The first count is an estimate: batches skip soft-deleted and anonymous users, so one
+    can hold fewer users than the batch size, and sign-ups go on during a run. The batches
+    still to come are what the users still to come need, after the batches done.
+    """
+    if job.total_users is None:
+        return
+    job.total_users = max(job.total_users, job.users_done)
+    job.total_batches = job.batches_done + math.ceil((job.total_users - job.users_done) / job.batch_size)
 
 
 def _counters(job: ProvisioningJob) -> dict[str, Any]:
