@@ -357,3 +357,27 @@ def test_unknown_table_or_bad_batch_size_is_refused_before_anything_is_written(p
     with pytest.raises(ValueError):
         jobs.start_provision_all_job(actor=_actor(provisioner), batch_size=-1)
     assert not ProvisioningJob.objects.exists()
+
+
+def test_progress_never_passes_its_totals_when_batches_are_sparse(provisioner):
+    # Soft-deleted and anonymous sign-ups lacking rows are walked but never provisioned:
+    # a batch then holds fewer live users than the batch size, and takes more batches
+    # than the first count promised.
+    live = []
+    for _ in range(6):
+        live.append(make_auth_user(keep=()))
+        make_auth_user(keep=(), deleted=True)
+        make_auth_user(keep=(), anonymous=True)
+    job = jobs.start_provision_all_job(actor=_actor(provisioner), batch_size=2)
+    seen = []
+
+    jobs.run_job(
+        job.pk, after_batch=lambda j: seen.append((j.batches_done, j.total_batches, j.users_done, j.total_users))
+    )
+
+    assert len(seen) > 3  # more batches than ceil(6 / 2): the case that read "16 of 14"
+    assert all(done <= total and users <= total_users for done, total, users, total_users in seen)
+    job.refresh_from_db()
+    assert (job.state, job.users_done, job.total_users) == (State.SUCCEEDED, 6, 6)
+    assert job.batches_done == job.total_batches == len(seen) == _batch_events(job).count()
+    assert _users_with_every_row(live) == 6
