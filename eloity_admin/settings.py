@@ -47,11 +47,13 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.postgres",
+    # Before django_tasks_db: its `db_worker` command is replaced by ours, which outlives
+    # a database restart (provisioning/management/commands/db_worker.py).
+    "provisioning.apps.ProvisioningConfig",
     # Background jobs: Django's tasks API (backport) with a database-backed queue, so a
     # bulk run needs no extra server; `manage.py db_worker` runs them.
     "django_tasks",
     "django_tasks_db",
-    "provisioning.apps.ProvisioningConfig",
     # Throttles repeated failed sign-ins; its tables live beside Django's (eloity_admin schema).
     "axes",
 ]
@@ -65,6 +67,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "provisioning.middleware.DatabaseUnavailableMiddleware",
     # Last, as django-axes requires: turns a locked-out sign-in into its 429 page.
     "axes.middleware.AxesMiddleware",
@@ -142,9 +145,12 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
-# Serve straight from the app folders when collectstatic has not run (development, tests).
-WHITENOISE_USE_FINDERS = DEBUG or not STATIC_ROOT.exists()
-if WHITENOISE_USE_FINDERS:
+# With DEBUG on, files are served straight from the app folders. With DEBUG off, from
+# `collectstatic`'s output with hashed names (a documented deploy step). The choice never
+# depends on whether STATIC_ROOT happens to exist: that made the first `collectstatic`
+# write no manifest, and every page a 500 afterwards.
+WHITENOISE_USE_FINDERS = DEBUG
+if DEBUG:
     STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"
 
 LOGIN_URL = "admin:login"
@@ -160,11 +166,18 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# The client address behind TRUSTED_PROXY_COUNT proxies: the same one the audit log records.
+AXES_CLIENT_IP_CALLABLE = "provisioning.actors.client_address"
 AXES_USERNAME_CALLABLE = "provisioning.auth_audit.throttle_username"
 # Our own audit log records sign-ins; axes' per-success log would only duplicate it.
 AXES_DISABLE_ACCESS_LOG = True
 
 # --- Security (production values come from the environment; see README) --------------
+# How many proxies (load balancer, CDN) sit in front of the server and append to
+# X-Forwarded-For. 0: the header is never read and REMOTE_ADDR is the client.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more.")
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=False) else None
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
 SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
@@ -180,6 +193,25 @@ SECURE_REFERRER_POLICY = "same-origin"
 # HSTS preload commits the whole domain (and its subdomains) to browsers' built-in lists:
 # that is the domain owner's decision, made with SECURE_HSTS_PRELOAD=1, not this app's.
 SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD or not SECURE_HSTS_SECONDS else ["security.W021"]
+
+# Content-Security-Policy (django-csp; Django's own SECURE_CSP needs 6.0): a second layer
+# behind escaping. Scripts only from our own static files (no inline script, no eval);
+# the job page polls its status with fetch() to the same origin. Inline style attributes
+# stay allowed: the admin's own templates and widgets set a few.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 LOGGING = {
     "version": 1,

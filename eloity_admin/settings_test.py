@@ -6,3 +6,8 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key-never-used-outside-the
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 
 from eloity_admin.settings import *  # noqa: F403
+
+# Tests render pages without running collectstatic: serve files from the app folders.
+# (The production path test runs gunicorn on the real settings after collectstatic.)
+WHITENOISE_USE_FINDERS = True
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405

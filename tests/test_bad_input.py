@@ -22,8 +22,7 @@ from hypothesis import strategies as st
 from provisioning.management.commands.provision import Command as ProvisionCommand
 from provisioning.models import AuditEvent
 from provisioning.spec import TABLE_NAMES
-from tests.factories import make_auth_user
-from tests.test_faults import subprocess_env
+from tests.factories import make_auth_user, subprocess_env
 from tests.test_security import ids, pages, table_counts  # noqa: F401 - fixtures and helpers
 
 pytestmark = pytest.mark.django_db

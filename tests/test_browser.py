@@ -65,11 +65,19 @@ def browser():
 
 @pytest.fixture
 def page(browser):
+    """A page that fails its test if anything it loaded broke the Content-Security-Policy."""
     context = browser.new_context(viewport=VIEWPORT, timezone_id="UTC", locale="en-US")
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None,
+    )
+    page.csp_violations = violations
     yield page
     context.close()
+    assert violations == [], "the Content-Security-Policy blocked something on the page"
 
 
 @pytest.fixture
@@ -280,3 +288,36 @@ def test_a_viewer_sees_the_list_but_cannot_provision(page, live_server, demo_dat
     )
     assert status == 403
     assert count("profiles", [user_id]) == 0
+
+
+def test_pages_work_under_the_content_security_policy(page, live_server, demo_data):
+    """Scripts run from our static files only; the job page's polling and the copy buttons
+    work with script-src 'self' (no inline script), and nothing is refused."""
+    from playwright.sync_api import expect
+
+    from provisioning import jobs
+
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    log_in(page, live_server, PROVISIONER)
+    response = page.goto(f"{live_server.url}/admin/provisioning/authuser/")
+    csp = response.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "'unsafe-inline'" not in csp.split("script-src")[1].split(";")[0]
+
+    # A copy button: the script swaps its label once it has copied.
+    page.goto(f"{live_server.url}/admin/provisioning/authuser/{user_id_of(INCIDENT_ADDRESSES[0])}/change/")
+    button = page.locator("button.copy-id").first
+    button.click()
+    page.locator("button.copy-id[data-copied]").first.wait_for()
+    assert page.locator("button.copy-id .copy-id-text").first.inner_text() in {"copied", "select and copy"}
+
+    # The job page polls its status.json: the worker's progress shows without a reload.
+    page.goto(f"{live_server.url}/admin/provisioning/authuser/")
+    page.get_by_role("link", name="Provision all missing…").click()
+    page.get_by_role("button", name="Provision all missing").click()
+    page.wait_for_url(re.compile(r"/admin/tools/jobs/\d+/"))
+    job_id = int(re.search(r"/admin/tools/jobs/(\d+)/", page.url).group(1))
+    assert page.locator("#job-state").inner_text() != "Succeeded"
+    jobs.run_job(job_id)
+    expect(page.locator("#job-state")).to_have_text("Succeeded")
+    assert page.locator("#job-batches").inner_text() == page.locator("#job-total-batches").inner_text()
+    assert page.csp_violations == []

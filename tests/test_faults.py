@@ -5,13 +5,11 @@ clean up auth.users and the app tables afterwards (`clean_app_tables`)."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote, urlencode
 
 import psycopg
 import pytest
@@ -21,7 +19,7 @@ from django.db import connection
 from django.urls import reverse
 
 from provisioning.models import AuditEvent
-from tests.factories import count, execute
+from tests.factories import count, execute, subprocess_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -81,26 +79,6 @@ def test_healthz_reports_a_lost_database_and_recovers(client):
 
 
 # --- 10. a bulk run killed part way ------------------------------------------------------
-
-
-def database_url() -> str:
-    """DATABASE_URL for the test database, for a subprocess (the embedded server listens
-    on a socket directory: django-environ passes ?host= through to psycopg)."""
-    db = connection.settings_dict
-    user = quote(db["USER"] or "", safe="")
-    password = f":{quote(db['PASSWORD'], safe='')}" if db.get("PASSWORD") else ""
-    host = db["HOST"] or "localhost"
-    if host.startswith("/"):
-        query = urlencode({"host": host, "port": db["PORT"] or "5432"})
-        return f"postgres://{user}{password}@/{db['NAME']}?{query}"
-    return f"postgres://{user}{password}@{host}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-def subprocess_env() -> dict:
-    """The environment for `manage.py` run as a subprocess on the test database."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
-    env.update(DJANGO_SETTINGS_MODULE="eloity_admin.settings_test", DATABASE_URL=database_url())
-    return env
 
 
 def seed_missing_users(email_users: int, phone_only: int) -> None:
