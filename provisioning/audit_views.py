@@ -106,11 +106,12 @@ def export_audit_csv(request):
         raise PermissionDenied("You do not have permission to view the audit log.")
     try:
         changelist = model_admin.get_changelist_instance(request)
-        events = changelist.queryset.iterator(chunk_size=EXPORT_CHUNK)
-        # Run the query before anything is sent or audited: a filter value the database
-        # cannot take (`?client_address=notanip`, a broken regex) fails here, not halfway
-        # through a streamed response.
-        first = next(events, None)
+        events = changelist.queryset
+        # Ask the database for one row before anything is sent or audited: a filter value
+        # it cannot take (`?client_address=notanip`, a broken regex) fails here, not
+        # halfway through a streamed response. (Not the stream's own cursor: a response
+        # nobody reads must not leave a server-side cursor open.)
+        list(events[:1])
     except IncorrectLookupParameters:
         # The changelist explains unknown or malformed filters itself.
         return _back_to_the_list()
@@ -129,10 +130,7 @@ def export_audit_csv(request):
 
     def lines():
         yield writer.writerow(EXPORT_COLUMNS)
-        if first is None:
-            return
-        yield writer.writerow(_event_row(first))
-        for event in events:
+        for event in events.iterator(chunk_size=EXPORT_CHUNK):
             yield writer.writerow(_event_row(event))
 
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
