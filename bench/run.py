@@ -35,11 +35,12 @@ import sys
 import time
 import types
 from pathlib import Path
-from urllib.parse import quote, urlencode
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 sys.path.insert(0, str(BASE_DIR))
+from tests import processes  # noqa: E402  (the one way a child's environment is built)
+
 # Production settings (DEBUG off: no query log in memory) with test-only secrets.
 SETTINGS = "eloity_admin.settings_test"
 REQUESTS = 20
@@ -75,10 +76,7 @@ def connect(server: dict, dbname: str, **kwargs):
 
 
 def database_url(server: dict, dbname: str) -> str:
-    password = f":{quote(server['password'], safe='')}" if server.get("password") else ""
-    return f"postgres://{quote(server['user'], safe='')}{password}@/{dbname}?" + urlencode(
-        {"host": server["host"], "port": server["port"]}
-    )
+    return processes.database_url({**server, "dbname": dbname})
 
 
 def drop_database(server: dict, name: str) -> None:
@@ -156,7 +154,7 @@ def copy_database(server: dict, source: str, target: str) -> None:
 
 
 def run_manage(args: list[str], dbname: str, server: dict, *, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": SETTINGS, "DATABASE_URL": database_url(server, dbname)}
+    env = processes.manage_env(database_url=database_url(server, dbname), settings=SETTINGS)
     done = subprocess.run(  # noqa: S603 (our own manage.py, our arguments)
         [sys.executable, str(BASE_DIR / "manage.py"), *args], cwd=BASE_DIR, env=env, capture_output=True, text=True
     )
@@ -179,7 +177,7 @@ def run_cli_measured(args: list[str], dbname: str, server: dict) -> tuple[subpro
         "print(json.dumps({'rc': r.returncode, 'seconds': s, 'rss_kb': rss, 'out': r.stdout, "
         "'err': r.stderr[-4000:]}))\n"
     )
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": SETTINGS, "DATABASE_URL": database_url(server, dbname)}
+    env = processes.manage_env(database_url=database_url(server, dbname), settings=SETTINGS)
     done = subprocess.run(  # noqa: S603 (our own manage.py, our arguments)
         [sys.executable, "-c", wrapper, sys.executable, str(BASE_DIR / "manage.py"), *args],
         cwd=BASE_DIR,

@@ -40,7 +40,8 @@ else:
         )
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin with the dashboard's own AdminSite (its home page): provisioning/web/site.py.
+    "provisioning.web.site.SupportAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -68,7 +69,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
-    "provisioning.middleware.DatabaseUnavailableMiddleware",
+    "provisioning.web.middleware.DatabaseUnavailableMiddleware",
     # Last, as django-axes requires: turns a locked-out sign-in into its 429 page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -87,6 +88,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # The dashboard's template tags live with its pages, in provisioning/web/.
+            "libraries": {"eloity": "provisioning.web.templatetags.eloity"},
         },
     },
 ]
@@ -168,7 +171,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 # The client address behind TRUSTED_PROXY_COUNT proxies: the same one the audit log records.
 AXES_CLIENT_IP_CALLABLE = "provisioning.actors.client_address"
-AXES_USERNAME_CALLABLE = "provisioning.auth_audit.throttle_username"
+AXES_USERNAME_CALLABLE = "provisioning.audit.access.throttle_username"
 # Our own audit log records sign-ins; axes' per-success log would only duplicate it.
 AXES_DISABLE_ACCESS_LOG = True
 

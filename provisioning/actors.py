@@ -47,6 +47,12 @@ def client_address(request) -> str | None:
         return None
 
 
+def may_provision(user) -> bool:
+    """May this staff member provision users? The one answer every page and service uses
+    (the services check it again through `Actor.may_provision`, so no page can forget)."""
+    return bool(user is not None and user.is_active and user.has_perm(PROVISION_PERMISSION))
+
+
 @dataclass(frozen=True)
 class Actor:
     username: str
@@ -81,4 +87,4 @@ class Actor:
         if self.user is None:
             # The command line acts with the database role's own rights.
             return self.channel == AuditEvent.Channel.CLI
-        return bool(self.user.is_active and self.user.has_perm(PROVISION_PERMISSION))
+        return may_provision(self.user)

@@ -13,7 +13,10 @@ class ProvisioningConfig(AppConfig):
 
         pre_migrate.connect(signals.create_django_schema, dispatch_uid="eloity_create_django_schema")
 
-        from provisioning import auth_audit
+        from provisioning.audit import access
 
         # Sign-ins, failed sign-ins and sign-outs land in the audit log.
-        auth_audit.connect()
+        access.connect()
+
+        # The ModelAdmins live in web/admin/, not in an `admin` module autodiscovery finds.
+        import provisioning.web.admin  # noqa: F401

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import itertools
-import os
 import uuid
 from collections.abc import Iterable
-from urllib.parse import quote, urlencode
 
 from django.db import connection
 
@@ -185,23 +183,3 @@ def break_schema(broken: str) -> None:
         execute("INSERT INTO public.profiles (user_id) VALUES (%s)", [user_id])
     else:
         raise AssertionError(broken)
-
-
-def database_url() -> str:
-    """DATABASE_URL for the test database, for a subprocess (the embedded server listens
-    on a socket directory: django-environ passes ?host= through to psycopg)."""
-    db = connection.settings_dict
-    user = quote(db["USER"] or "", safe="")
-    password = f":{quote(db['PASSWORD'], safe='')}" if db.get("PASSWORD") else ""
-    host = db["HOST"] or "localhost"
-    if host.startswith("/"):
-        query = urlencode({"host": host, "port": db["PORT"] or "5432"})
-        return f"postgres://{user}{password}@/{db['NAME']}?{query}"
-    return f"postgres://{user}{password}@{host}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-def subprocess_env() -> dict:
-    """The environment for `manage.py` run as a subprocess on the test database."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
-    env.update(DJANGO_SETTINGS_MODULE="eloity_admin.settings_test", DATABASE_URL=database_url())
-    return env

@@ -10,8 +10,8 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 from django.urls import reverse
 
-from provisioning import services
 from provisioning.actors import Actor
+from provisioning.engine import services
 from provisioning.models import AuditEvent
 from tests.factories import make_auth_user
 
@@ -173,7 +173,7 @@ def test_export_streams_the_filtered_list_and_is_audited(viewer_client, viewer):
     wanted = [event(action=Action.LOGIN, actor_username="bob") for _ in range(3)]
     event(action=Action.LOGOUT, actor_username="bob")
 
-    response = viewer_client.get(reverse("audit_export_csv"), {"action": "login", "actor": "bob"})
+    response = viewer_client.get(reverse("admin:provisioning_auditevent_export"), {"action": "login", "actor": "bob"})
 
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
@@ -191,7 +191,7 @@ def test_export_link_on_the_changelist_keeps_filters_and_search(viewer_client):
 
     export_url = page.context["export_url"]
 
-    assert export_url.startswith(reverse("audit_export_csv") + "?")
+    assert export_url.startswith(reverse("admin:provisioning_auditevent_export") + "?")
     assert "action=login" in export_url and "q=bob" in export_url and "p=" not in export_url
     assert export_url.replace("&", "&amp;") in page.content.decode()
     assert len(csv_rows(viewer_client.get(export_url))) == 1
@@ -200,7 +200,7 @@ def test_export_link_on_the_changelist_keeps_filters_and_search(viewer_client):
 def test_export_neutralises_spreadsheet_formulas(viewer_client):
     event(actor_username='=HYPERLINK("http://evil")', action=Action.LOGIN_FAILED, outcome=Outcome.FAILED)
 
-    (row,) = csv_rows(viewer_client.get(reverse("audit_export_csv"), {"action": "login_failed"}))
+    (row,) = csv_rows(viewer_client.get(reverse("admin:provisioning_auditevent_export"), {"action": "login_failed"}))
 
     assert row["actor_username"] == '\'=HYPERLINK("http://evil")'
 
@@ -239,7 +239,7 @@ def test_export_reaches_no_spreadsheet_as_a_formula_with_either_separator(viewer
         event(actor_username=name, action=Action.LOGIN_FAILED, outcome=Outcome.FAILED, detail={"typed": name})
     event(actor_username="plain", action=Action.LOGIN_FAILED, outcome=Outcome.FAILED, detail={"n": -5})
 
-    response = viewer_client.get(reverse("audit_export_csv"), {"action": "login_failed"})
+    response = viewer_client.get(reverse("admin:provisioning_auditevent_export"), {"action": "login_failed"})
     text = b"".join(response.streaming_content).decode()
     cells = [
         cell for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting) for cell in row
@@ -254,7 +254,7 @@ def test_export_keeps_plain_values_and_numbers_as_they_are(viewer_client):
     event(actor_username="-5", action=Action.LOGIN_FAILED, outcome=Outcome.FAILED)
     event(actor_username="ann;bob", action=Action.LOGIN_FAILED, outcome=Outcome.FAILED)
 
-    rows = csv_rows(viewer_client.get(reverse("audit_export_csv"), {"action": "login_failed"}))
+    rows = csv_rows(viewer_client.get(reverse("admin:provisioning_auditevent_export"), {"action": "login_failed"}))
 
     assert sorted(row["actor_username"] for row in rows) == ["-5", "ann;bob"]
 
@@ -263,14 +263,14 @@ def test_export_needs_the_audit_view_permission(client, django_user_model):
     staff = django_user_model.objects.create_user("plainstaff", password="x-password-1", is_staff=True)
     client.force_login(staff)
 
-    response = client.get(reverse("audit_export_csv"))
+    response = client.get(reverse("admin:provisioning_auditevent_export"))
 
     assert response.status_code == 403
     assert not AuditEvent.objects.filter(action=Action.EXPORT_AUDIT).exists()
 
 
 def test_export_with_bad_filters_goes_back_to_the_list_and_writes_nothing(viewer_client):
-    response = viewer_client.get(reverse("audit_export_csv"), {"created_at__gte": "not-a-date"})
+    response = viewer_client.get(reverse("admin:provisioning_auditevent_export"), {"created_at__gte": "not-a-date"})
 
     assert response.status_code == 302 and response["Location"].endswith("?e=1")
     assert not AuditEvent.objects.filter(action=Action.EXPORT_AUDIT).exists()
@@ -291,7 +291,7 @@ def test_export_answers_malformed_filters_as_the_list_does(viewer_client, query,
     event(actor_username="alice")
     listed_page = viewer_client.get(reverse(CHANGELIST), query)
 
-    response = viewer_client.get(reverse("audit_export_csv"), query)
+    response = viewer_client.get(reverse("admin:provisioning_auditevent_export"), query)
 
     assert listed_page.status_code == 302 and listed_page["Location"].endswith("?e=1")
     assert response.status_code == 302 and response["Location"] == reverse(CHANGELIST) + "?e=1"

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ import pytest
 from provisioning.models import AuditEvent
 from tests.factories import count, make_auth_user
 from tests.factories import run_command as run
+from tests.processes import manage_env, run_manage
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,10 +93,7 @@ def test_bad_arguments_exit_2(args):
 
 
 def _manage(*args, env_extra=None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "eloity_admin.settings_test", **(env_extra or {})}
-    return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
+    return run_manage(*args, env=manage_env(**(env_extra or {})))
 
 
 def test_unknown_table_exits_2_with_one_line():

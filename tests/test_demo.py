@@ -6,7 +6,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from provisioning import demo, selectors
+from provisioning import demo
+from provisioning.engine import selectors
 from tests.factories import execute
 
 pytestmark = pytest.mark.django_db

@@ -5,9 +5,6 @@ provisioning_doctor's exit codes."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -17,9 +14,9 @@ from django.urls import reverse
 
 from provisioning import diagnostics
 from provisioning.actors import Actor
+from provisioning.engine.services import ProvisioningDenied
 from provisioning.models import AuditEvent
-from provisioning.services import ProvisioningDenied
-from provisioning.spec import PROFILES, USERS, WALLETS
+from provisioning.spec.eloity import PROFILES, USERS, WALLETS
 from tests.factories import (
     ALL_TABLES,
     SOL_BALANCE_TRIGGER,
@@ -31,6 +28,7 @@ from tests.factories import (
     make_profiles_shape_b,
     run_command,
 )
+from tests.processes import manage_env, run_manage
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parent.parent
@@ -510,19 +508,7 @@ def test_doctor_simulates_a_signup_on_demand():
 
 
 def test_doctor_exits_2_with_one_line_when_the_database_is_unreachable():
-    env = {
-        **os.environ,
-        "DATABASE_URL": "postgres://x@127.0.0.1:1/x",
-        "DJANGO_SETTINGS_MODULE": "eloity_admin.settings_test",
-    }
-    result = subprocess.run(
-        [sys.executable, "manage.py", "provisioning_doctor"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_manage("provisioning_doctor", env=manage_env(database_url="postgres://x@127.0.0.1:1/x"), timeout=60)
 
     assert result.returncode == 2
     assert "Traceback" not in result.stderr

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from provisioning import jobs
 from provisioning.actors import Actor
 from provisioning.models import AuditEvent, ProvisioningJob
 from tests.factories import count, make_auth_user
+from tests.processes import database_url, manage_env, run_manage
 
 pytestmark = pytest.mark.django_db
 
@@ -186,7 +186,7 @@ def test_a_killed_worker_process_loses_nothing_and_a_restarted_one_finishes(prov
         conninfo["password"] = settings["PASSWORD"]
     # Hold an uncommitted app row for the 4th user: the worker's insert for it waits on
     # our transaction, so the worker is mid-batch, with three batches committed, when killed.
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "eloity_admin.settings_test", "DATABASE_URL": _url(conninfo)}
+    env = manage_env(database_url=database_url(conninfo))
     blocker = psycopg.connect(**conninfo)
     log = tmp_path / "worker.log"
     try:
@@ -245,21 +245,9 @@ def test_a_killed_worker_process_loses_nothing_and_a_restarted_one_finishes(prov
 
 
 def _manage(args: list[str], env: dict) -> subprocess.CompletedProcess:
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=120
-    )
+    done = run_manage(*args, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     return done
-
-
-def _url(conninfo: dict) -> str:
-    """A DATABASE_URL for the test database; host and port as options, so a socket
-    directory works as well as a host name."""
-    from urllib.parse import quote, urlencode
-
-    password = f":{quote(conninfo['password'], safe='')}" if conninfo.get("password") else ""
-    query = urlencode({"host": conninfo["host"], "port": conninfo["port"]})
-    return f"postgres://{quote(conninfo['user'], safe='')}{password}@/{conninfo['dbname']}?{query}"
 
 
 def _waiting_on_lock(conninfo: dict) -> bool:

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
+
+from tests.processes import PRODUCTION_SETTINGS, manage_env, run_manage
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def django_check(env_extra: dict, drop: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("DJANGO_")}
-    env.update({"DJANGO_SETTINGS_MODULE": "eloity_admin.settings", **env_extra})
-    return subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
+    env = manage_env(settings=PRODUCTION_SETTINGS, **dict.fromkeys(drop, ""), **env_extra)
+    return run_manage("check", env=env)
 
 
 def test_debug_is_off_by_default_and_then_secret_key_is_required():

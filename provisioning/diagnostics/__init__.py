@@ -25,11 +25,10 @@ by name); the checks live in one module per question:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from django.db import DatabaseError, transaction
 
-from provisioning import catalog
 from provisioning.actors import Actor
 from provisioning.diagnostics import simulation
 from provisioning.diagnostics.audit import Action, Outcome
@@ -50,7 +49,7 @@ from provisioning.diagnostics.findings import (
     STATUSES,
     WARNING,
     Check,
-    _error_details,
+    error_details,
     worst,
 )
 from provisioning.diagnostics.schema_cache import (
@@ -70,8 +69,9 @@ from provisioning.diagnostics.trigger import (
     check_trigger,
     signup_triggers,
 )
+from provisioning.engine import catalog
+from provisioning.engine.triggergen import quote_ident
 from provisioning.spec import SPEC
-from provisioning.triggergen import quote_ident
 
 __all__ = [
     "AUTH_SCHEMA",
@@ -88,7 +88,6 @@ __all__ = [
     "BadQuestion",
     "Check",
     "FunctionInsert",
-    "HealthSummary",
     "Outcome",
     "Report",
     "app_table_inserts",
@@ -128,8 +127,26 @@ class Report:
     def counts(self) -> dict[str, int]:
         return {s: sum(c.status == s for c in self.checks) for s in STATUSES}
 
+    @property
+    def attention(self) -> list[dict[str, str]]:
+        """Name and status of each check that is not ok."""
+        return [{"name": c.name, "status": c.status} for c in self.checks if not c.ok]
+
+    @property
+    def headline(self) -> str:
+        """One line for the whole report, the same on the health page and the home page:
+        `warning — 10 ok, 2 warnings, 0 problems.`"""
+        counts = self.counts
+        parts = [f"{counts[OK]} ok"] + [f"{counts[s]} {s}{'' if counts[s] == 1 else 's'}" for s in STATUSES if s != OK]
+        return f"{self.status} — {', '.join(parts)}."
+
     def as_dict(self) -> dict:
-        return {"status": self.status, "counts": self.counts, "checks": [c.as_dict() for c in self.checks]}
+        return {
+            "status": self.status,
+            "headline": self.headline,
+            "counts": self.counts,
+            "checks": [c.as_dict() for c in self.checks],
+        }
 
 
 #: (the check's name, should it fail to run; the check)
@@ -164,7 +181,7 @@ def _run(steps: list[_Step], *, raise_errors: bool) -> list[Check]:
                 with transaction.atomic():
                     result = check()
             except DatabaseError as exc:
-                result = Check(name, PROBLEM, f"The check could not run: {_error_details(exc)['message']}.")
+                result = Check(name, PROBLEM, f"The check could not run: {error_details(exc)['message']}.")
         if result is not None:
             results.append(result)
     return results
@@ -183,22 +200,7 @@ def run_checks(simulate_signup: bool = False, *, actor: Actor | None = None, rai
     return Report(checks)
 
 
-@dataclass
-class HealthSummary:
-    status: str
-    counts: dict[str, int]
-    attention: list[dict[str, str]]  # name and status of each check that is not ok
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-def summary() -> HealthSummary:
-    """Worst status and counts per status of the catalog checks (trigger, function, tables,
-    key indexes): catalog reads only, no table scans, no simulated sign-up. For the home page."""
-    report = Report(_run(_catalog_checks(), raise_errors=False))
-    return HealthSummary(
-        status=report.status,
-        counts=report.counts,
-        attention=[{"name": c.name, "status": c.status} for c in report.checks if not c.ok],
-    )
+def summary() -> Report:
+    """Every check but the simulated sign-up: what the health page shows, for the home
+    page's panel (which caches it), so both say the same."""
+    return run_checks()

@@ -6,8 +6,8 @@ from __future__ import annotations
 from django.db import transaction
 
 from provisioning.actors import Actor
+from provisioning.audit.recording import record_event
 from provisioning.models import AuditEvent
-from provisioning.services import record_event
 from provisioning.spec import TABLE_NAMES
 
 Action = AuditEvent.Action

@@ -4,12 +4,13 @@ of sign-up, and missing rows provisioning cannot write. Read-only."""
 from __future__ import annotations
 
 from django.db import connection
+from django.utils import timezone
 from psycopg import sql
 
-from provisioning import selectors, statements
 from provisioning.diagnostics.drift import unique_index_statement
-from provisioning.diagnostics.findings import OK, PROBLEM, SAMPLE, WARNING, Check, _has_key_column
-from provisioning.plans import TablePlan, plan_table, plan_tables
+from provisioning.diagnostics.findings import OK, PROBLEM, SAMPLE, WARNING, Check, has_key_column
+from provisioning.engine import selectors, statements
+from provisioning.engine.plans import TablePlan, plan_table, plan_tables
 from provisioning.spec import SPEC
 
 
@@ -18,7 +19,7 @@ def check_orphans() -> Check:
     rows = []
     with connection.cursor() as cursor:
         for spec in SPEC:
-            if not _has_key_column(spec):
+            if not has_key_column(spec):
                 continue
             # The count and the sample in one scan.
             cursor.execute(
@@ -53,7 +54,7 @@ def check_duplicates() -> Check:
     statements_needed = []
     with connection.cursor() as cursor:
         for spec in SPEC:
-            if not _has_key_column(spec) or plan_table(spec).key_is_unique:
+            if not has_key_column(spec) or plan_table(spec).key_is_unique:
                 continue  # a unique key rules duplicates out
             grouped = sql.SQL(
                 "SELECT {k}, count(*) AS n FROM {t} WHERE {k} IS NOT NULL GROUP BY {k} HAVING count(*) > 1"
@@ -95,33 +96,18 @@ def check_duplicates() -> Check:
 
 
 def missing_by_week(plans: list[TablePlan] | None = None) -> list[dict]:
-    """Per week of sign-up (date_trunc('week', created_at)), live sign-ups and how many miss a
-    row in each app table; only weeks with a gap, most recent first. One anti-join per table."""
+    """Per week of sign-up, live sign-ups and how many miss a row in each app table; only
+    weeks with a gap, most recent first. The same computation as the home page's chart
+    (`selectors.status_counts_by_week`), in the same time zone, so a sign-up falls in the
+    same week on both pages."""
     plans = plans if plans is not None else plan_tables(SPEC)
-    weeks: dict = {}
-    week = sql.SQL("date_trunc('week', u.created_at)")
-    with connection.cursor() as cursor:
-        for plan in plans:
-            cursor.execute(
-                sql.SQL("SELECT {w}, count(*) FROM {auth} u WHERE {pop} AND {missing} GROUP BY 1").format(
-                    w=week, auth=statements.AUTH_USERS, pop=statements.POPULATION, missing=statements.missing(plan)
-                )
-            )
-            for start, n in cursor.fetchall():
-                weeks.setdefault(start, {})[plan.name] = n
-        if not weeks:
-            return []
-        cursor.execute(
-            sql.SQL("SELECT {w}, count(*) FROM {auth} u WHERE {pop} GROUP BY 1").format(
-                w=week, auth=statements.AUTH_USERS, pop=statements.POPULATION
-            )
-        )
-        signups = dict(cursor.fetchall())
-    order = sorted(weeks, key=lambda w: (w is not None, w), reverse=True)
+    weeks = selectors.status_counts_by_week(timezone.get_current_timezone_name(), plans=plans)
+    gaps = {week: figures for week, figures in weeks.items() if figures[2]}
     result = []
-    for start in order:
-        row = {"week of": start.date().isoformat() if start else "unknown", "sign-ups": signups.get(start, 0)}
-        row.update({f"missing {p.name}": weeks[start].get(p.name, 0) for p in plans})
+    for week in sorted(gaps, key=lambda w: (w is not None, w), reverse=True):
+        live, missing, _ = gaps[week]
+        row = {"week of": week.isoformat() if week else "unknown", "sign-ups": live}
+        row.update({f"missing {p.name}": missing.get(p.name, 0) for p in plans})
         result.append(row)
     return result
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from provisioning import catalog
-from provisioning.diagnostics.findings import OK, PROBLEM, WARNING, Check, _combine, _has_key_column
-from provisioning.plans import plan_table
+from provisioning.diagnostics.findings import OK, PROBLEM, WARNING, Check, combine, has_key_column
+from provisioning.engine import catalog
+from provisioning.engine.plans import plan_table
+from provisioning.engine.triggergen import quote_ident
 from provisioning.spec import TableSpec
-from provisioning.triggergen import quote_ident
 
 
 def unique_index_statement(spec: TableSpec) -> str:
@@ -87,7 +87,7 @@ def check_table(spec: TableSpec, auth_id_type: str | None = None) -> Check:
                 f"Change the column's type to {auth_id_type} (a migration of the app).",
             )
         )
-    return _combine(
+    return combine(
         name,
         findings,
         f"{spec.qualified_name} has every column the spec writes; {spec.key} is unique and of type {key_type}.",
@@ -115,14 +115,14 @@ def _key_index_statement(spec: TableSpec, existing: list[catalog.Index]) -> str 
 def key_index_statement(spec: TableSpec) -> str | None:
     """`CREATE INDEX CONCURRENTLY ...` for the key column of `spec`'s table when no valid,
     non-partial index leads with it; None when one does (or the table or key is missing)."""
-    if not _has_key_column(spec):
+    if not has_key_column(spec):
         return None
     return _key_index_statement(spec, catalog.indexes(spec.schema, spec.name))
 
 
 def check_key_index(spec: TableSpec) -> Check | None:
     """The key column is indexed (every "is this user missing a row" lookup uses it)."""
-    if not _has_key_column(spec):
+    if not has_key_column(spec):
         return None  # check_table reports it
     existing = catalog.indexes(spec.schema, spec.name)
     statement = _key_index_statement(spec, existing)

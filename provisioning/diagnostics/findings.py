@@ -1,8 +1,8 @@
 """What a check finds, and the vocabulary every diagnostics module shares.
 
-A `Check` has a status (ok / warning / problem), what was found and what to do; `_combine`
+A `Check` has a status (ok / warning / problem), what was found and what to do; `combine`
 folds several findings into one check. Also here: how a database error is described
-(`_error_details`) and whether a table can be read by its key column (`_has_key_column`),
+(`error_details`) and whether a table can be read by its key column (`has_key_column`),
 because several checks need each.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from django.db import DatabaseError
 
-from provisioning import catalog
+from provisioning.engine import catalog
 from provisioning.spec import TableSpec
 
 OK = "ok"
@@ -51,7 +51,7 @@ def worst(statuses) -> str:
     return max(statuses, key=_RANK.__getitem__, default=OK)
 
 
-def _combine(name: str, findings: list[tuple[str, str, str]], ok_text: str, details: dict) -> Check:
+def combine(name: str, findings: list[tuple[str, str, str]], ok_text: str, details: dict) -> Check:
     """A check from (status, found, advice) findings: the worst status, every finding."""
     if not findings:
         return Check(name, OK, ok_text, "", details)
@@ -64,7 +64,7 @@ def _combine(name: str, findings: list[tuple[str, str, str]], ok_text: str, deta
     )
 
 
-def _error_details(exc: DatabaseError) -> dict[str, str]:
+def error_details(exc: DatabaseError) -> dict[str, str]:
     """What the database said: SQLSTATE, message, detail, hint, context ("" where absent)."""
     cause = exc.__cause__
     diag = getattr(cause, "diag", None)
@@ -78,6 +78,6 @@ def _error_details(exc: DatabaseError) -> dict[str, str]:
     }
 
 
-def _has_key_column(spec: TableSpec) -> bool:
+def has_key_column(spec: TableSpec) -> bool:
     """The app table exists and has the column that ties its rows to auth users."""
     return spec.key in catalog.columns(spec.schema, spec.name)

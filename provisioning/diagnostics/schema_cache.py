@@ -9,10 +9,10 @@ from typing import Any
 
 from django.db import connection, transaction
 
-from provisioning import catalog, services
 from provisioning.actors import Actor
 from provisioning.diagnostics.audit import Action, Outcome, record
 from provisioning.diagnostics.findings import PROBLEM, WARNING, Check
+from provisioning.engine import catalog, services
 from provisioning.models import AuditEvent
 
 _SCHEMA_CACHE = re.compile(

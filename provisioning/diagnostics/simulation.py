@@ -9,7 +9,6 @@ from typing import Any
 from django.db import DatabaseError, connection, transaction
 from psycopg import sql
 
-from provisioning import catalog, services, statements
 from provisioning.actors import Actor
 from provisioning.diagnostics.audit import Action, Outcome, record
 from provisioning.diagnostics.findings import (
@@ -19,9 +18,10 @@ from provisioning.diagnostics.findings import (
     PROBLEM,
     WARNING,
     Check,
-    _error_details,
+    error_details,
 )
-from provisioning.plans import plan_tables
+from provisioning.engine import catalog, services, statements
+from provisioning.engine.plans import plan_tables
 from provisioning.spec import SPEC, TABLE_NAMES
 
 #: The simulated sign-up gives up after this long (a lock held on an app table, say).
@@ -92,7 +92,7 @@ def simulate_signup(*, actor: Actor) -> Check:
                 with transaction.atomic():
                     _simulated_insert(user_id, email)
             except DatabaseError as exc:
-                error = _error_details(exc)
+                error = error_details(exc)
             else:
                 with_row = _tables_with_row(user_id)
             raise _RollBack

@@ -7,17 +7,17 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from provisioning import catalog, triggergen
 from provisioning.diagnostics.findings import (
     AUTH_SCHEMA,
     AUTH_TABLE,
     PROBLEM,
     WARNING,
     Check,
-    _combine,
+    combine,
 )
+from provisioning.engine import catalog, triggergen
+from provisioning.engine.triggergen import quote_ident
 from provisioning.spec import TABLE_NAMES
-from provisioning.triggergen import quote_ident
 
 #: The sign-up function and trigger the Eloity project uses: the ones `provisioning_trigger_sql` writes.
 SIGNUP_FUNCTION = triggergen.FUNCTION
@@ -129,7 +129,7 @@ def check_trigger() -> Check:
                 )
             )
     trigger = firing[0]
-    return _combine(
+    return combine(
         name,
         findings,
         f"{trigger.name} (AFTER INSERT, FOR EACH ROW) on auth.users calls {trigger.function}() and is {trigger.state}.",
@@ -231,4 +231,4 @@ def check_function() -> Check:
             )
         )
     tables = ", ".join(f"public.{t}" for t in TABLE_NAMES if t in written)
-    return _combine(name, findings, f"{qualified} exists and writes only existing columns of {tables}.", details)
+    return combine(name, findings, f"{qualified} exists and writes only existing columns of {tables}.", details)

@@ -8,7 +8,6 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 
 from provisioning.errors import first_line
 
-EXIT_OK = 0
 EXIT_SOME_FAILED = 1
 EXIT_BAD_INPUT = 2
 

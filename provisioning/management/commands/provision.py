@@ -4,8 +4,8 @@ from collections.abc import Callable
 
 from django.core.management.base import CommandError
 
-from provisioning import selectors, services
 from provisioning.actors import Actor
+from provisioning.engine import selectors, services
 from provisioning.spec import TABLE_NAMES
 
 from ._base import EXIT_BAD_INPUT, EXIT_SOME_FAILED, ProvisioningCommand

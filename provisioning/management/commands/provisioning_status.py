@@ -1,6 +1,6 @@
 import json
 
-from provisioning import selectors
+from provisioning.engine import selectors
 
 from ._base import ProvisioningCommand
 

@@ -1,4 +1,4 @@
-from provisioning import triggergen
+from provisioning.engine import triggergen
 
 from ._base import ProvisioningCommand
 

@@ -1,0 +1,206 @@
+"""Reads: status querysets, counts, what is missing. Nothing here writes."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from django.db import connection
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from provisioning.engine import plans as plans_module
+from provisioning.engine import statements
+from provisioning.models import AppUser, AuditEvent, AuthUser, Profile, Wallet
+from provisioning.spec import SPEC, select_tables
+
+#: The app table models by table name, for the ✓/✗ columns and filters.
+TABLE_MODELS = {"users": (AppUser, "id"), "profiles": (Profile, "user_id"), "wallets": (Wallet, "user_id")}
+STATUS_FIELDS = {"users": "has_app_user", "profiles": "has_profile", "wallets": "has_wallet"}
+
+
+def has_row(table: str) -> Exists:
+    model, key = TABLE_MODELS[table]
+    return Exists(model.objects.filter(**{key: OuterRef("pk")}))
+
+
+def population(queryset: QuerySet | None = None) -> QuerySet:
+    """Live sign-ups: not soft-deleted, not anonymous (the default view and bulk scope)."""
+    queryset = AuthUser.objects.all() if queryset is None else queryset
+    return queryset.filter(deleted_at__isnull=True, is_anonymous=False)
+
+
+def with_status(queryset: QuerySet | None = None) -> QuerySet:
+    """Annotate auth users with has_app_user / has_profile / has_wallet (EXISTS subqueries)."""
+    queryset = AuthUser.objects.all() if queryset is None else queryset
+    return queryset.annotate(**{STATUS_FIELDS[t]: has_row(t) for t in TABLE_MODELS})
+
+
+def missing_q(table: str) -> Q:
+    return ~Q(has_row(table))
+
+
+def missing_any_q() -> Q:
+    q = Q()
+    for table in TABLE_MODELS:
+        q |= missing_q(table)
+    return q
+
+
+def users_missing(table: str | None = None) -> QuerySet:
+    """Population users missing a row in `table` (any app table when None)."""
+    return population().filter(missing_any_q() if table is None else missing_q(table))
+
+
+@dataclass
+class StatusCounts:
+    auth_users: int
+    missing: dict[str, int]
+    missing_any: int
+    blocked: dict[str, int] = field(default_factory=dict)
+    blocked_sample: list[dict] = field(default_factory=list)
+
+    @property
+    def fully_provisioned(self) -> int:
+        return self.auth_users - self.missing_any
+
+    def as_dict(self) -> dict:
+        return {
+            "auth_users": self.auth_users,
+            "fully_provisioned": self.fully_provisioned,
+            "missing": self.missing,
+            "missing_any": self.missing_any,
+            "cannot_provision": self.blocked,
+            "cannot_provision_sample": self.blocked_sample,
+        }
+
+
+def count_missing_any(tables: list[str] | tuple[str, ...] | None = None) -> int:
+    """Population users lacking a row in any of `tables` (all when None): one pass over
+    auth.users (`statements.status_counts`)."""
+    with connection.cursor() as cursor:
+        cursor.execute(statements.status_counts(plans_module.plan_tables(select_tables(tables))))
+        return cursor.fetchone()[-1]
+
+
+def status_counts(*, sample: int = 20) -> StatusCounts:
+    """Counts for the population: live users, missing per table, missing any (one pass over
+    auth.users, `statements.status_counts`), and who cannot be provisioned, by reason."""
+    plans = plans_module.plan_tables(SPEC)
+    with connection.cursor() as cursor:
+        cursor.execute(statements.status_counts(plans))
+        live, *per_table, missing_any = cursor.fetchone()
+    blocked, blocked_sample = cannot_provision(sample=sample, plans=plans)
+    return StatusCounts(
+        auth_users=live,
+        missing={plan.name: n for plan, n in zip(plans, per_table, strict=True)},
+        missing_any=missing_any,
+        blocked=blocked,
+        blocked_sample=blocked_sample,
+    )
+
+
+def status_counts_by_week(tz: str, *, plans=None) -> dict:
+    """{week (its Monday, in time zone `tz`, None without a sign-up time): (live users,
+    {table: missing}, missing any)}: `status_counts` grouped by week, in the same one pass.
+    The home page's chart and the health page's coverage check both read this."""
+    plans = plans if plans is not None else plans_module.plan_tables(SPEC)
+    with connection.cursor() as cursor:
+        cursor.execute(statements.status_counts(plans, by_week=True), {"tz": tz})
+        rows = cursor.fetchall()
+    return {
+        week: (live, {plan.name: n for plan, n in zip(plans, per_table, strict=True)}, missing_any)
+        for week, live, *per_table, missing_any in rows
+    }
+
+
+def blocked_by_reason(plan, *, sample: int) -> list[tuple[str, int, list[uuid.UUID]]]:
+    """(reason, count, first `sample` user ids) for one table's live users that lack a row
+    provisioning cannot write. No query at all where nothing can block a live user."""
+    if not plan.may_block_live_users:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(statements.blocked_by_reason(plan), {"limit": max(sample, 1)})
+        return [(reason, n, list(ids or [])[:sample]) for reason, n, ids in cursor.fetchall()]
+
+
+def cannot_provision(*, sample: int = 20, plans=None) -> tuple[dict[str, int], list[dict]]:
+    """Population users that miss a row provisioning cannot write: counts by reason (counted
+    in SQL, so memory stays flat) and the first `sample` of them."""
+    counts: dict[str, int] = {}
+    wanted: list[tuple[uuid.UUID, str, str]] = []
+    for plan in plans or plans_module.plan_tables(SPEC):
+        for reason, n, ids in blocked_by_reason(plan, sample=sample):
+            counts[f"{plan.name}: {reason}"] = n
+            wanted += [(user_id, plan.name, reason) for user_id in ids]
+    wanted = wanted[:sample]
+    emails = dict(AuthUser.objects.filter(pk__in=[w[0] for w in wanted]).values_list("pk", "email"))
+    rows = [
+        {"user_id": str(user_id), "email": emails.get(user_id), "table": table, "reason": reason}
+        for user_id, table, reason in wanted
+    ]
+    return counts, rows
+
+
+def parse_uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value).strip())
+    except (ValueError, AttributeError, TypeError):
+        return None
+
+
+def resolve_users(identifiers: list[str]) -> tuple[list[uuid.UUID], list[str]]:
+    """Map ids or emails (case-insensitive) to auth user ids. Returns (ids, not found or
+    ambiguous): an email several auth users share resolves to none of them."""
+    found: list[uuid.UUID] = []
+    unknown: list[str] = []
+    for ident in identifiers:
+        as_uuid = parse_uuid(ident)
+        if as_uuid is not None:
+            match = AuthUser.objects.filter(pk=as_uuid).values_list("id", flat=True).first()
+        else:
+            cleaned = ident.replace("\x00", "").strip()
+            matches = (
+                list(AuthUser.objects.filter(email__iexact=cleaned).values_list("id", flat=True)[:2]) if cleaned else []
+            )
+            if len(matches) > 1:
+                # SSO sign-ups may share an email: acting on "the first" could fix the wrong account.
+                unknown.append(f"{ident} (several auth users have this email: give the id)")
+                continue
+            match = matches[0] if matches else None
+        if match is None:
+            unknown.append(ident)
+        elif match not in found:
+            found.append(match)
+    return found, unknown
+
+
+def app_rows(user_id: uuid.UUID) -> dict[str, object | None]:
+    """The user's row in each app table, or None where missing."""
+    return {table: model.objects.filter(**{key: user_id}).first() for table, (model, key) in TABLE_MODELS.items()}
+
+
+def audit_events_for(user_id: uuid.UUID) -> QuerySet:
+    return AuditEvent.objects.filter(target_user_ids__contains=[user_id])
+
+
+def estimated_auth_users() -> int:
+    """The planner's estimate of auth.users' size (no scan): pg_class.reltuples."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = 'auth.users'::regclass")
+        row = cursor.fetchone()
+    return max(int(row[0]), 0) if row else 0
+
+
+def search_auth_users(queryset: QuerySet, term: str) -> QuerySet:
+    """Exact id when `term` is a UUID, else a case-insensitive substring of the email.
+
+    NUL bytes (PostgreSQL rejects them in text) are dropped and the term is capped at an
+    email's length, so odd input narrows the list instead of failing.
+    """
+    term = term.replace("\x00", "").strip()[:320]
+    if not term:
+        return queryset
+    as_uuid = parse_uuid(term)
+    if as_uuid is not None:
+        return queryset.filter(pk=as_uuid)
+    return queryset.filter(email__icontains=term)

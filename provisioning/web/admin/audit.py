@@ -1,0 +1,233 @@
+"""The audit log in the admin: read-only for everyone, superusers included.
+
+Support staff review it by action, outcome, channel, actor and date; search it by the
+user an event touched (auth user id or email) or by a run id; open an event to see the
+rows it created and the users it could not provision; export what they filtered as CSV
+(`AuditEventAdmin.export_view`, the cells from audit/export.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ERROR_FLAG
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import DataError
+from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.views.decorators.http import require_safe
+
+from provisioning.audit.access import record_access
+from provisioning.audit.export import EXPORT_CHUNK, csv_lines
+from provisioning.audit.search import search_audit_events
+from provisioning.engine.selectors import parse_uuid
+from provisioning.errors import first_line
+from provisioning.models import AuditEvent
+from provisioning.web.admin.base import CappedCountPaginator, ReadOnlyMixin
+
+logger = logging.getLogger(__name__)
+
+#: How many linked users a detail page lists per table before "… and N more": a batch
+#: holds up to PROVISIONING_BATCH_SIZE users, and the page must stay readable.
+LINKS_SHOWN = 200
+#: How many distinct actors the actor filter offers.
+ACTORS_OFFERED = 100
+
+
+class ActorFilter(admin.SimpleListFilter):
+    """Who acted: staff usernames and `os:<name>` for the command line. Failed sign-ins are
+    left out of the choices: what they record is whatever someone typed."""
+
+    title = "actor"
+    parameter_name = "actor"
+
+    def lookups(self, request, model_admin):
+        names = (
+            AuditEvent.objects.exclude(action=AuditEvent.Action.LOGIN_FAILED)
+            .order_by("actor_username")
+            .values_list("actor_username", flat=True)
+            .distinct()[:ACTORS_OFFERED]
+        )
+        return [(name, name) for name in names]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        return queryset.filter(actor_username=str(value).replace("\x00", "")[:150])
+
+
+def _user_link(user_id) -> str:
+    return format_html(
+        '<a href="{}"><code>{}</code></a>', reverse("admin:provisioning_authuser_change", args=[user_id]), user_id
+    )
+
+
+def _links(user_ids: list) -> str:
+    shown = format_html_join(", ", "{}", ((_user_link(i),) for i in user_ids[:LINKS_SHOWN]))
+    if len(user_ids) > LINKS_SHOWN:
+        return format_html("{} … and {} more (see the CSV export)", shown, len(user_ids) - LINKS_SHOWN)
+    return shown
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Read-only for everyone, superusers included: the audit log is append-only."""
+
+    list_display = ("created_at", "actor_username", "channel", "action", "outcome", "rows_created_count", "targets")
+    list_filter = ("action", "outcome", "channel", ActorFilter, "created_at")
+    date_hierarchy = "created_at"
+    search_fields = ("actor_username",)  # search itself is `search_audit_events`
+    search_help_text = "A user's id or email (exact, any case), a run id, or part of an actor's name."
+    ordering = ("-created_at", "-id")
+    show_full_result_count = False
+    paginator = CappedCountPaginator
+    list_per_page = 100
+    change_list_template = "admin/provisioning/auditevent/change_list.html"
+    readonly_fields = (
+        "created_at",
+        "actor_username",
+        "actor",
+        "channel",
+        "client_address",
+        "run_id",
+        "action",
+        "outcome",
+        "tables",
+        "target_users",
+        "rows_created_by_table",
+        "users_not_provisioned",
+        "detail_json",
+    )
+    fieldsets = (
+        (None, {"fields": ("created_at", "actor_username", "actor", "channel", "client_address", "run_id")}),
+        ("What", {"fields": ("action", "outcome", "tables", "target_users")}),
+        ("Result", {"fields": ("rows_created_by_table", "users_not_provisioned", "detail_json")}),
+    )
+
+    def get_object(self, request, object_id, from_field=None):
+        if not str(object_id).isdigit() or len(str(object_id)) > 18:
+            raise Http404("Malformed id.")
+        return super().get_object(request, object_id, from_field)
+
+    def get_search_results(self, request, queryset, search_term):
+        return search_audit_events(queryset, search_term), False
+
+    def changelist_view(self, request, extra_context=None):
+        query = request.GET.copy()
+        for page_only in ("p", ERROR_FLAG):
+            query.pop(page_only, None)
+        export_url = reverse("admin:provisioning_auditevent_export") + (f"?{query.urlencode()}" if query else "")
+        return super().changelist_view(request, {**(extra_context or {}), "export_url": export_url})
+
+    # --- CSV export -------------------------------------------------------------------
+    def get_urls(self):
+        export = path(
+            "export.csv",
+            self.admin_site.admin_view(require_safe(self.export_view)),
+            name="provisioning_auditevent_export",
+        )
+        return [export, *super().get_urls()]
+
+    def export_view(self, request):
+        """The list as the changelist shows it (same filters, search and order, every page),
+        streamed as CSV. The export itself is audited before the first row leaves."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied("You do not have permission to view the audit log.")
+        try:
+            events = self.get_changelist_instance(request).queryset
+            # Ask the database for one row before anything is sent or audited: a filter
+            # value it cannot take (`?client_address=notanip`, a broken regex) fails here,
+            # not halfway through a streamed response. (Not the stream's own cursor: a
+            # response nobody reads must not leave a server-side cursor open.)
+            list(events[:1])
+        except IncorrectLookupParameters:
+            # The changelist explains unknown or malformed filters itself.
+            return self._back_to_the_list()
+        except (ValueError, OverflowError, DataError, ValidationError) as exc:
+            # What the list answers for the same filters (see middleware): back to it, ?e=1.
+            logger.warning("unusable audit export filter: %s", first_line(exc))
+            return self._back_to_the_list()
+        record_access(
+            request=request,
+            action=AuditEvent.Action.EXPORT_AUDIT,
+            outcome=AuditEvent.Outcome.SUCCEEDED,
+            user=request.user,
+            detail={"filters": request.GET.urlencode()[:2000]},
+        )
+        response = StreamingHttpResponse(
+            csv_lines(events.iterator(chunk_size=EXPORT_CHUNK)), content_type="text/csv; charset=utf-8"
+        )
+        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+        response["Content-Disposition"] = f'attachment; filename="audit-log-{stamp}.csv"'
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def _back_to_the_list(self) -> HttpResponseRedirect:
+        return HttpResponseRedirect(reverse("admin:provisioning_auditevent_changelist") + f"?{ERROR_FLAG}=1")
+
+    # --- list columns -----------------------------------------------------------------
+    @admin.display(description="rows created")
+    def rows_created_count(self, obj):
+        return obj.rows_created_count
+
+    @admin.display(description="users")
+    def targets(self, obj):
+        return len(obj.target_user_ids or [])
+
+    # --- detail page ------------------------------------------------------------------
+    @admin.display(description="users targeted")
+    def target_users(self, obj):
+        ids = obj.target_user_ids or []
+        if not ids:
+            return "—"
+        return format_html("{} user(s): {}", len(ids), _links(ids))
+
+    @admin.display(description="rows created")
+    def rows_created_by_table(self, obj):
+        created = obj.rows_created or {}
+        if not any(created.values()):
+            return "None."
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
+                "",
+                "<li><strong>public.{}</strong>: {} row(s) for {}</li>",
+                ((table, len(ids), _links(ids)) for table, ids in created.items() if ids),
+            ),
+        )
+
+    @admin.display(description="not provisioned")
+    def users_not_provisioned(self, obj):
+        items = [item for item in (obj.not_provisioned or []) if isinstance(item, dict)]
+        if not items:
+            return "None."
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    _user_link(item["user_id"]) if parse_uuid(item.get("user_id")) else item.get("user_id", ""),
+                    "every table" if item.get("table") == "*" else f"public.{item.get('table', '')}",
+                    item.get("reason", ""),
+                )
+                for item in items[:LINKS_SHOWN]
+            ),
+        )
+        more = format_html("<p>… and {} more (see the CSV export)</p>", len(items) - LINKS_SHOWN)
+        return format_html(
+            "<table><thead><tr><th>user</th><th>table</th><th>reason</th></tr></thead><tbody>{}</tbody></table>{}",
+            rows,
+            more if len(items) > LINKS_SHOWN else "",
+        )
+
+    @admin.display(description="detail")
+    def detail_json(self, obj):
+        if not obj.detail:
+            return "—"
+        return format_html("<pre>{}</pre>", json.dumps(obj.detail, indent=2, sort_keys=True, default=str))

@@ -1,0 +1,331 @@
+"""Auth users in the admin: the status list, the detail page and the provisioning actions
+(one user, selected users, all missing). Thin: parsing, permissions and rendering here;
+reads in engine.selectors, writes in engine.services."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from provisioning.actors import Actor, may_provision
+from provisioning.engine import selectors, services
+from provisioning.models import AuthUser
+from provisioning.web.admin.base import COUNT_CAP, MIN_COUNT_CAP, CappedCountPaginator, ReadOnlyMixin
+from provisioning.web.templatetags.eloity import local_time, status_icon_html
+
+#: Above this many auth users (planner estimate), the list is ordered by the indexed id:
+#: auth.users has no index on created_at, and Supabase does not let customers add one.
+LARGE_TABLE = 100_000
+#: The most users one bulk action may carry; "Provision all missing" has no such limit.
+MAX_SELECTED = 10_000
+
+
+class ProvisioningStatusFilter(admin.SimpleListFilter):
+    title = "provisioning"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("missing_any", "Missing anything"),
+            ("missing_users", "Missing app user"),
+            ("missing_profiles", "Missing profile"),
+            ("missing_wallets", "Missing wallet"),
+            ("complete", "Fully provisioned"),
+        ]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == "missing_any":
+            return queryset.filter(selectors.missing_any_q())
+        if value == "complete":
+            return queryset.exclude(selectors.missing_any_q())
+        if value in {"missing_users", "missing_profiles", "missing_wallets"}:
+            return queryset.filter(selectors.missing_q(value.removeprefix("missing_")))
+        return queryset
+
+
+class AccountKindFilter(admin.SimpleListFilter):
+    """Soft-deleted and anonymous sign-ups are hidden unless asked for."""
+
+    title = "sign-ups shown"
+    parameter_name = "kind"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("deleted", "Soft-deleted only"),
+            ("anonymous", "Anonymous only"),
+            ("everyone", "Everyone (incl. deleted and anonymous)"),
+        ]
+
+    def choices(self, changelist):
+        for choice in super().choices(changelist):
+            if choice["display"] == "All":
+                choice["display"] = "Live sign-ups"
+            yield choice
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == "deleted":
+            return queryset.filter(deleted_at__isnull=False)
+        if value == "anonymous":
+            return queryset.filter(is_anonymous=True)
+        if value == "everyone":
+            return queryset
+        return selectors.population(queryset)
+
+
+def _status_column(field: str, label: str):
+    """A ✓/✗ column that a screen reader reads as "present"/"missing" (the admin's
+    boolean=True column only says alt="True")."""
+
+    @admin.display(description=label)
+    def column(obj):
+        return status_icon_html(getattr(obj, field))
+
+    column.__name__ = field
+    return column
+
+
+@admin.register(AuthUser)
+class AuthUserAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """auth.users belongs to Supabase Auth: read-only here, always."""
+
+    # The ✓/✗ columns come first after the sign-up: they are what staff scan for.
+    list_display = (
+        "display_name",
+        _status_column("has_app_user", "App user"),
+        _status_column("has_profile", "Profile"),
+        _status_column("has_wallet", "Wallet"),
+        "phone",
+        "signed_up",
+        "last_sign_in",
+    )
+    list_display_links = ("display_name",)
+    list_filter = (ProvisioningStatusFilter, AccountKindFilter)
+    search_fields = ("email",)
+    search_help_text = "An email (any part, any case) or an exact user id."
+    show_full_result_count = False
+    paginator = CappedCountPaginator
+    list_per_page = 50
+    actions = ["provision_selected"]
+    change_form_template = "admin/provisioning/authuser/change_form.html"
+    change_list_template = "admin/provisioning/authuser/change_list.html"
+    fieldsets = (
+        (None, {"fields": ("id", "email", "phone", "kind")}),
+        (
+            "Activity",
+            {"fields": ("created_at", "updated_at", "last_sign_in_at", "email_confirmed_at", "phone_confirmed_at")},
+        ),
+        ("State", {"fields": ("deleted_at", "banned_until", "is_anonymous", "is_sso_user", "raw_user_meta_data")}),
+    )
+    readonly_fields = ("kind",)
+
+    def has_provision_permission(self, request):
+        return may_provision(request.user)
+
+    def get_queryset(self, request):
+        return selectors.with_status(super().get_queryset(request))
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        # Count only ten pages beyond the one shown (between MIN_COUNT_CAP and COUNT_CAP):
+        # the first page of a million-row list then costs tens of milliseconds, not hundreds.
+        try:
+            page = max(1, int(request.GET.get("p", 1)))
+        except (TypeError, ValueError):
+            page = 1
+        cap = min(COUNT_CAP, max(MIN_COUNT_CAP, (page + 10) * per_page))
+        return self.paginator(queryset, per_page, orphans, allow_empty_first_page, count_cap=cap)
+
+    def get_ordering(self, request):
+        if selectors.estimated_auth_users() > LARGE_TABLE:
+            return ("id",)
+        return ("-created_at",)
+
+    def get_search_results(self, request, queryset, search_term):
+        return selectors.search_auth_users(queryset, search_term), False
+
+    @admin.display(description="Sign-up", ordering="email")
+    def display_name(self, obj):
+        if obj.email:
+            return obj.email
+        if obj.phone:
+            return format_html("<em>phone-only</em> {}", obj.phone)
+        return format_html('<em>anonymous</em> <span title="{}">{}</span>', obj.pk, str(obj.pk)[:8])
+
+    # Local time with the UTC value on hover (the admin's own columns show local time only).
+    @admin.display(description="created at", ordering="created_at")
+    def signed_up(self, obj):
+        return local_time(obj.created_at)
+
+    @admin.display(description="last sign in at", ordering="last_sign_in_at")
+    def last_sign_in(self, obj):
+        return local_time(obj.last_sign_in_at)
+
+    @admin.display(description="kind")
+    def kind(self, obj):
+        return obj.kind
+
+    # --- pages ------------------------------------------------------------------------
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        custom = [
+            path(
+                "provision-all/",
+                self.admin_site.admin_view(self.provision_all_view),
+                name=f"{info[0]}_{info[1]}_provision_all",
+            ),
+            path(
+                "<path:object_id>/provision/",
+                self.admin_site.admin_view(self.provision_user_view),
+                name=f"{info[0]}_{info[1]}_provision",
+            ),
+        ]
+        return custom + super().get_urls()
+
+    def _get_user_or_404(self, object_id) -> AuthUser:
+        user_id = selectors.parse_uuid(object_id)
+        if user_id is None:
+            raise Http404("No auth user with that id.")
+        obj = AuthUser.objects.filter(pk=user_id).first()
+        if obj is None:
+            raise Http404("No auth user with that id.")
+        return obj
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self._get_user_or_404(object_id)
+        rows = selectors.app_rows(obj.pk)
+        extra_context = {
+            **(extra_context or {}),
+            "app_rows": [
+                {"table": f"public.{table}", "label": label, "row": rows[table]}
+                for table, label in (("users", "App user"), ("profiles", "Profile"), ("wallets", "Wallet"))
+            ],
+            "missing_count": sum(row is None for row in rows.values()),
+            "audit_events": selectors.audit_events_for(obj.pk)[:50],
+            "can_provision": self.has_provision_permission(request),
+        }
+        return super().change_view(request, str(obj.pk), form_url, extra_context)
+
+    def provision_user_view(self, request, object_id):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        obj = self._get_user_or_404(object_id)
+        result = _run_or_message(
+            request, services.provision_users, actor=Actor.from_request(request), user_ids=[obj.pk]
+        )
+        if result is not None:
+            _report(request, result)
+        return HttpResponseRedirect(reverse("admin:provisioning_authuser_change", args=[obj.pk]))
+
+    def _dry_run_page(self, request, template: str, title: str, result, **extra):
+        """The confirmation page of a provisioning action: what a real run would write."""
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": title,
+            "result": result,
+            "tables": _result_tables(result),
+            "sample_users": _sample_users(result),
+            **extra,
+        }
+        return TemplateResponse(request, f"admin/provisioning/authuser/{template}", context)
+
+    def provision_all_view(self, request):
+        actor = Actor.from_request(request)
+        if request.method == "POST":
+            # A million users take minutes: the run goes to a background worker, and the
+            # job page follows it batch by batch.
+            from provisioning import jobs
+
+            # A refusal (ProvisioningDenied, a PermissionDenied) is the admin's 403.
+            job = jobs.start_provision_all_job(actor=actor)
+            messages.success(request, f"Job {job.pk} queued: a background worker provisions every user missing a row.")
+            return HttpResponseRedirect(reverse("provisioning_job", args=[job.pk]))
+        result = _run_or_message(request, services.preview_all_missing, actor=actor)
+        if result is None:
+            return HttpResponseRedirect(reverse("admin:provisioning_authuser_changelist"))
+        return self._dry_run_page(request, "provision_all.html", "Provision all missing", result)
+
+    @admin.action(description="Provision missing rows for selected users", permissions=["provision"])
+    def provision_selected(self, request, queryset):
+        ids = list(queryset.values_list("pk", flat=True)[: MAX_SELECTED + 1])
+        if len(ids) > MAX_SELECTED:
+            self.message_user(
+                request,
+                f"More than {MAX_SELECTED:,} users selected: use “Provision all missing” instead.",
+                messages.ERROR,
+            )
+            return None
+        actor = Actor.from_request(request)
+        if request.POST.get("post") == "yes":
+            result = _run_or_message(request, services.provision_users, actor=actor, user_ids=ids)
+            if result is not None:
+                _report(request, result)
+            return None
+        result = _run_or_message(request, services.provision_users, actor=actor, user_ids=ids, dry_run=True)
+        if result is None:
+            return None
+        return self._dry_run_page(
+            request,
+            "provision_selected.html",
+            "Provision selected users?",
+            result,
+            selected_ids=ids,
+            action_checkbox_name=admin.helpers.ACTION_CHECKBOX_NAME,
+        )
+
+
+def _run_or_message(request, service, **kwargs):
+    """Call a provisioning service; a failure becomes a message. A refusal
+    (ProvisioningDenied, a PermissionDenied) propagates: the admin answers 403."""
+    try:
+        return service(**kwargs)
+    except services.ProvisioningFailed as exc:
+        messages.error(request, f"Provisioning stopped by a database error, nothing of that batch was written: {exc}")
+        if exc.result.total_created:
+            messages.warning(request, f"Earlier batches completed: {exc.result.summary()}.")
+        return None
+
+
+def _report(request, result: services.ProvisioningResult) -> None:
+    level = messages.SUCCESS if result.total_created or result.ok else messages.INFO
+    text = result.summary()
+    if not result.total_created and result.ok:
+        text = "Nothing to do: every selected user already has all their rows."
+    messages.add_message(request, level, text[0].upper() + text[1:] + ".")
+    for item in result.not_provisioned[:10]:
+        messages.warning(request, f"Not provisioned: {item.user_id} ({item.table}): {item.reason}")
+    if result.not_provisioned_count > 10:
+        messages.warning(request, f"… and {result.not_provisioned_count - 10} more; see the audit log.")
+
+
+def _result_tables(result: services.ProvisioningResult) -> list[dict]:
+    return [
+        {
+            "name": table,
+            "count": result.created.get(table, 0),
+            "skipped_columns": result.skipped_columns.get(table, []),
+        }
+        for table in result.tables
+    ]
+
+
+def _sample_users(result: services.ProvisioningResult, limit: int = 25) -> list[dict]:
+    ids: list = []
+    for sample in result.created_sample.values():
+        for user_id in sample:
+            if user_id not in ids:
+                ids.append(user_id)
+    ids = ids[:limit]
+    users = selectors.with_status(AuthUser.objects.filter(pk__in=ids)).in_bulk()
+    return [
+        {
+            "user": users[i],
+            "tables": [t for t, sample in result.created_sample.items() if i in sample],
+        }
+        for i in ids
+        if i in users
+    ]

@@ -1,0 +1,108 @@
+"""The "Provisioning health" page: the diagnostics report, a PostgREST schema cache
+question, and two audited actions (simulate a sign-up, reload PostgREST's schema cache).
+
+Thin: permissions, parsing and rendering here; the checks live in the `diagnostics` package.
+Seeing the page needs `provisioning.view_authuser`; the actions need
+`provisioning.provision_users` (a refusal is a 403 and a denied AuditEvent).
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from provisioning import diagnostics
+from provisioning.actors import VIEW_PERMISSION, Actor, may_provision
+from provisioning.audit.recording import record_denied
+from provisioning.models import AuditEvent, AuthUser
+
+TEMPLATE = "admin/provisioning/health.html"
+
+
+class SchemaCacheForm(forms.Form):
+    message = forms.CharField(
+        label="Error message or column",
+        max_length=2000,
+        widget=forms.TextInput(
+            attrs={"size": 80, "placeholder": "Could not find the 'id' column of 'profiles' in the schema cache"}
+        ),
+        help_text="Paste the API's error, or give table.column, or a column with the table below.",
+    )
+    table = forms.CharField(label="Table", max_length=63, required=False)
+
+
+def _require_viewer(request) -> None:
+    if not request.user.has_perm(VIEW_PERMISSION):
+        raise PermissionDenied("You do not have permission to see provisioning health.")
+
+
+def _require_provisioner(request, action: str) -> Actor:
+    """The acting staff member, or a recorded denial and a 403."""
+    actor = Actor.from_request(request)
+    if not (request.user.has_perm(VIEW_PERMISSION) and actor.may_provision()):
+        record_denied(actor=actor, action=action, detail={"page": "provisioning health"})
+        raise PermissionDenied("You do not have permission to do this.")
+    return actor
+
+
+def _render(request, *, simulation: diagnostics.Check | None = None, status: int = 200):
+    form = SchemaCacheForm(request.GET or None)
+    schema_cache = None
+    if form.is_valid():
+        try:
+            schema_cache = diagnostics.check_schema_cache(form.cleaned_data["message"], form.cleaned_data["table"])
+        except diagnostics.BadQuestion as exc:
+            form.add_error("message", str(exc))
+    report = diagnostics.run_checks()
+    context = {
+        **admin.site.each_context(request),
+        "opts": AuthUser._meta,
+        "title": "Provisioning health",
+        "report": report,
+        "simulation": simulation,
+        "schema_cache_form": form,
+        "schema_cache": schema_cache,
+        "can_act": may_provision(request.user),
+    }
+    return TemplateResponse(request, TEMPLATE, context, status=status)
+
+
+@require_GET
+def health_view(request):
+    _require_viewer(request)
+    return _render(request)
+
+
+@require_POST
+def simulate_signup_view(request):
+    actor = _require_provisioner(request, AuditEvent.Action.SIMULATE_SIGNUP)
+    simulation = diagnostics.simulate_signup(actor=actor)
+    return _render(request, simulation=simulation)
+
+
+@require_POST
+def reload_schema_cache_view(request):
+    actor = _require_provisioner(request, AuditEvent.Action.RELOAD_SCHEMA_CACHE)
+    diagnostics.reload_schema_cache(actor=actor)
+    messages.success(request, "Sent NOTIFY pgrst, 'reload schema': PostgREST reloads its schema cache in a moment.")
+    return HttpResponseRedirect(reverse("provisioning-health"))
+
+
+urlpatterns = [
+    path("admin/tools/health/", admin.site.admin_view(health_view), name="provisioning-health"),
+    path(
+        "admin/tools/health/simulate-signup/",
+        admin.site.admin_view(simulate_signup_view),
+        name="provisioning-health-simulate-signup",
+    ),
+    path(
+        "admin/tools/health/reload-schema-cache/",
+        admin.site.admin_view(reload_schema_cache_view),
+        name="provisioning-health-reload-schema-cache",
+    ),
+]

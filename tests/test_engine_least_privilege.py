@@ -1,0 +1,60 @@
+"""The README's least-privilege grants are enough to run the dashboard, and keep the
+secrets of auth.users out of its reach."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+
+from provisioning.engine import selectors, services
+from tests.factories import count, execute, make_auth_user
+
+pytestmark = pytest.mark.django_db
+
+ROLE = "eloity_admin_least_privilege_test"
+GRANTS = f"""
+CREATE ROLE {ROLE} NOLOGIN;
+GRANT USAGE ON SCHEMA auth TO {ROLE};
+GRANT SELECT (id, email, phone, created_at, updated_at, last_sign_in_at, email_confirmed_at,
+              phone_confirmed_at, banned_until, deleted_at, is_anonymous, is_sso_user,
+              raw_user_meta_data) ON auth.users TO {ROLE};
+GRANT USAGE ON SCHEMA public TO {ROLE};
+GRANT SELECT, INSERT ON public.users, public.profiles, public.wallets TO {ROLE};
+GRANT USAGE ON SCHEMA {settings.DJANGO_SCHEMA} TO {ROLE};
+GRANT SELECT, INSERT ON {settings.DJANGO_SCHEMA}.provisioning_auditevent TO {ROLE};
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA {settings.DJANGO_SCHEMA} TO {ROLE};
+"""
+
+
+def test_status_and_provisioning_work_with_the_readme_grants(cli_actor):
+    user_id = make_auth_user(keep=("users",))
+    phone_only = make_auth_user(phone="15557770000", keep=())
+    execute(GRANTS)
+    execute(f"SET LOCAL ROLE {ROLE}")
+
+    counts = selectors.status_counts()
+    result = services.provision_users(actor=cli_actor, user_ids=[user_id, phone_only])
+
+    execute("RESET ROLE")
+    assert counts.missing == {"users": 1, "profiles": 2, "wallets": 2}
+    assert result.created == {"users": 0, "profiles": 2, "wallets": 2}
+    assert [count(t, [user_id]) for t in ("users", "profiles", "wallets")] == [1, 1, 1]
+
+
+def test_the_readme_grants_cannot_read_secrets_or_write_auth():
+    make_auth_user()
+    execute(GRANTS)
+    execute(f"SET LOCAL ROLE {ROLE}")
+    for statement in (
+        "SELECT encrypted_password FROM auth.users LIMIT 1",
+        "SELECT confirmation_token FROM auth.users LIMIT 1",
+        "UPDATE auth.users SET email = 'x@example.com'",
+    ):
+        with (
+            pytest.raises(DatabaseError, match="permission denied"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(statement)
+    execute("RESET ROLE")

@@ -1,0 +1,324 @@
+"""The support path in a real browser: headless Chromium (Debian's) driven by Playwright,
+against pytest-django's live server on the real test database.
+
+Every test saves a screenshot under test-artifacts/screenshots/. With
+UPDATE_SCREENSHOTS=1 the key screens are also written to docs/screenshots/, which the
+README shows: `UPDATE_SCREENSHOTS=1 .venv/bin/python -m pytest -m browser`.
+
+The live server commits: each test seeds the demo sign-ups itself and empties auth.users
+and the app tables afterwards (`clean_app_tables`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from django.core.cache import cache
+
+from provisioning import demo
+from provisioning.engine import selectors
+from tests.factories import count, truncate_app_tables
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+VIEWPORT = {"width": 1280, "height": 800}
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
+DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
+INCIDENT_ADDRESSES = demo.INCIDENT_EMAILS
+PROVISIONER = ("browser-prov", "browser-prov-password-1")
+VIEWER = ("browser-view", "browser-view-password-1")
+TIMEOUT_MS = 20_000
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (make test does this)")
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the tests
+    # make between browser steps are ordinary synchronous calls.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def page(browser):
+    """A page that fails its test if anything it loaded broke the Content-Security-Policy."""
+    context = browser.new_context(viewport=VIEWPORT, timezone_id="UTC", locale="en-US")
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None,
+    )
+    page.csp_violations = violations
+    yield page
+    context.close()
+    assert violations == [], "the Content-Security-Policy blocked something on the page"
+
+
+@pytest.fixture
+def demo_data(clean_app_tables, support_groups, django_user_model):
+    """200 demo sign-ups (with the incident's seven addresses) and two staff logins."""
+    from django.contrib.auth.models import Group
+
+    from provisioning.groups import PROVISIONERS, VIEWERS
+
+    truncate_app_tables()
+    cache.clear()  # the live server runs in this process: its cached home counts too
+    assert demo.seed(200) == 200
+    for (username, password), group in ((PROVISIONER, PROVISIONERS), (VIEWER, VIEWERS)):
+        user = django_user_model.objects.create_user(username, password=password, is_staff=True)
+        user.groups.add(Group.objects.get(name=group))
+    yield
+    cache.clear()
+
+
+def screenshot(page, name: str, *, docs: bool = False) -> Path:
+    """Save the viewport; copy it to docs/screenshots when UPDATE_SCREENSHOTS=1."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), type="png")
+    if docs and os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, DOCS_SCREENSHOTS / f"{name}.png")
+    return path
+
+
+def log_in(page, live_server, credentials) -> None:
+    """Through the real login form, as a person does."""
+    username, password = credentials
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{live_server.url}/admin/")
+
+
+def open_missing_profiles(page) -> None:
+    page.get_by_role("link", name="Auth users").first.click()
+    page.locator("#changelist-filter").get_by_role("link", name="Missing profile", exact=True).click()
+    page.wait_for_url(re.compile(r"status=missing_profiles"))
+
+
+def user_id_of(email: str):
+    return selectors.resolve_users([email])[0][0]
+
+
+def success_messages(page) -> list[str]:
+    return page.locator("ul.messagelist li.success").all_inner_texts()
+
+
+def test_provisioner_finds_the_seven_incident_addresses(page, live_server, demo_data):
+    log_in(page, live_server, PROVISIONER)
+    page.locator("#home-dashboard").wait_for()
+    assert page.locator("#total-missing-profiles .value").inner_text() == str(
+        selectors.users_missing("profiles").count()
+    )
+    assert page.locator("#missing-by-week-chart .week-bar").count() >= 20
+    screenshot(page, "home", docs=True)
+
+    open_missing_profiles(page)
+    listed = page.locator("#result_list tbody th a").all_inner_texts()
+    for address in INCIDENT_ADDRESSES:
+        assert address in listed
+    # screen readers hear the state, not "True"/"False"
+    assert page.locator("#result_list .status-missing .visually-hidden").first.inner_text() == "missing"
+    # For the picture: the seven rows (below the fold on a 1280x800 screen) in view.
+    page.click("#toggle-nav-sidebar")
+    page.get_by_role("link", name="test@example.com", exact=True).evaluate("e => e.scrollIntoView({block: 'center'})")
+    screenshot(page, "list_missing_profile", docs=True)
+
+
+def test_provisioner_provisions_one_user_from_the_detail_page(page, live_server, demo_data):
+    user_id = user_id_of("eloityhq@gmail.com")
+    assert count("profiles", [user_id]) == 0
+    log_in(page, live_server, PROVISIONER)
+    open_missing_profiles(page)
+    page.get_by_role("link", name="eloityhq@gmail.com", exact=True).click()
+    page.locator("#provisioning-status").wait_for()
+    assert page.locator("#provisioning-status").get_by_text("missing", exact=True).count() == 1
+
+    page.locator("#provision-button").focus()  # reachable by keyboard, pressed with Enter
+    page.keyboard.press("Enter")
+    page.locator("ul.messagelist li.success").wait_for()
+
+    assert any("created 1 row" in m.lower() or "profiles" in m.lower() for m in success_messages(page))
+    status = page.locator("#provisioning-status")
+    assert status.get_by_text("missing", exact=True).count() == 0
+    assert status.get_by_text("present", exact=True).count() == 3
+    assert page.locator("#all-rows-present").is_visible()
+    assert page.locator("#provision-button").count() == 0
+    assert [count(t, [user_id]) for t in ("users", "profiles", "wallets")] == [1, 1, 1]
+    screenshot(page, "detail_after_provisioning", docs=True)
+
+
+def test_provisioner_runs_the_bulk_action_through_its_confirmation(page, live_server, demo_data):
+    log_in(page, live_server, PROVISIONER)
+    open_missing_profiles(page)
+    rows = page.locator("#result_list tbody tr")
+    chosen = []
+    for index in range(3):
+        rows.nth(index).locator("input.action-select").check()
+        chosen.append(rows.nth(index).locator("input.action-select").get_attribute("value"))
+    page.select_option("select[name=action]", "provision_selected")
+    page.click("button[name=index]")
+
+    page.get_by_role("heading", name="What will be written").wait_for()
+    assert "Nothing has been written yet" in page.content()
+    assert sum(count("profiles", chosen) for _ in [0]) == 0
+    screenshot(page, "bulk_confirmation", docs=True)
+
+    page.get_by_role("button", name="Yes, provision these users").click()
+    page.locator("ul.messagelist li.success").wait_for()
+    assert count("profiles", chosen) == 3
+    assert count("users", chosen) == 3 and count("wallets", chosen) == 3
+    screenshot(page, "bulk_done")
+
+
+def test_provisioner_provisions_all_missing_through_the_preview(page, live_server, demo_data):
+    missing_before = selectors.users_missing().count()
+    _, blocked = selectors.cannot_provision(sample=10_000)
+    cannot = {item["user_id"] for item in blocked}
+    assert missing_before > len(cannot) > 0
+
+    log_in(page, live_server, PROVISIONER)
+    page.get_by_role("link", name="Auth users").first.click()
+    page.get_by_role("link", name="Provision all missing…").click()
+    page.get_by_role("heading", name="What will be written").wait_for()
+    assert "Nothing has been written yet" in page.content()
+    assert page.locator("#dry-run-blocked").is_visible()
+    assert selectors.users_missing().count() == missing_before
+    screenshot(page, "provision_all_preview", docs=True)
+
+    page.get_by_role("button", name="Provision all missing").click()
+    page.wait_for_load_state()
+    job = re.search(r"/admin/tools/jobs/(\d+)/", page.url)
+    if job:
+        # The run went to a background worker: do the worker's part here, then look again.
+        from provisioning import jobs
+
+        assert success_messages(page), "the job page says the job was queued"
+        jobs.run_job(int(job.group(1)))
+        page.reload()
+        assert re.search(r"succeeded|finished|complete|done", page.content(), re.I)
+    else:
+        assert success_messages(page)
+    screenshot(page, "provision_all_done")
+    assert selectors.users_missing().count() == len(cannot)
+
+
+def test_the_audit_log_shows_what_was_done(page, live_server, demo_data):
+    log_in(page, live_server, PROVISIONER)
+    open_missing_profiles(page)
+    page.get_by_role("link", name="test@example.com", exact=True).click()
+    page.click("#provision-button")
+    page.locator("ul.messagelist li.success").wait_for()
+
+    open_missing_profiles(page)
+    page.locator("#result_list tbody tr").nth(0).locator("input.action-select").check()
+    page.locator("#result_list tbody tr").nth(1).locator("input.action-select").check()
+    page.select_option("select[name=action]", "provision_selected")
+    page.click("button[name=index]")
+    page.get_by_role("button", name="Yes, provision these users").click()
+    page.locator("ul.messagelist li.success").wait_for()
+
+    page.goto(f"{live_server.url}/admin/provisioning/auditevent/")
+    table = page.locator("#result_list")
+    table.wait_for()
+    text = table.inner_text()
+    assert "Provision one user" in text or "provision_user" in text
+    assert "Provision selected users" in text or "provision_selected" in text
+    assert PROVISIONER[0] in text
+    screenshot(page, "audit_log", docs=True)
+
+    # the home page lists the same events, each linking to it
+    page.goto(f"{live_server.url}/admin/")
+    events = page.locator("#home-audit-events li a")
+    assert events.count() >= 2
+    events.first.click()
+    page.wait_for_url(re.compile(r"/admin/provisioning/auditevent/\d+/"))
+
+
+def test_a_viewer_sees_the_list_but_cannot_provision(page, live_server, demo_data):
+    user_id = user_id_of("solozikedi@gmail.com")
+    log_in(page, live_server, VIEWER)
+    open_missing_profiles(page)
+    assert "solozikedi@gmail.com" in page.locator("#result_list").inner_text()
+    assert page.get_by_role("link", name="Provision all missing…").count() == 0
+    assert page.locator("select[name=action] option[value=provision_selected]").count() == 0
+
+    page.get_by_role("link", name="solozikedi@gmail.com", exact=True).click()
+    page.locator("#provisioning-status").wait_for()
+    assert page.locator("#provision-button").count() == 0
+    assert "Ask a member of “Support provisioners”" in page.content()
+    screenshot(page, "viewer_detail")
+
+    status = page.evaluate(
+        """async (url) => {
+            const token = document.cookie.split('; ').find(c => c.startsWith('csrftoken=')).split('=')[1];
+            const response = await fetch(url, {method: 'POST', headers: {'X-CSRFToken': token},
+                                               credentials: 'same-origin'});
+            return response.status;
+        }""",
+        f"/admin/provisioning/authuser/{user_id}/provision/",
+    )
+    assert status == 403
+    assert count("profiles", [user_id]) == 0
+
+
+def test_pages_work_under_the_content_security_policy(page, live_server, demo_data):
+    """Scripts run from our static files only; the job page's polling and the copy buttons
+    work with script-src 'self' (no inline script), and nothing is refused."""
+    from playwright.sync_api import expect
+
+    from provisioning import jobs
+
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    log_in(page, live_server, PROVISIONER)
+    response = page.goto(f"{live_server.url}/admin/provisioning/authuser/")
+    csp = response.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "'unsafe-inline'" not in csp.split("script-src")[1].split(";")[0]
+
+    # A copy button: the script swaps its label once it has copied.
+    page.goto(f"{live_server.url}/admin/provisioning/authuser/{user_id_of(INCIDENT_ADDRESSES[0])}/change/")
+    button = page.locator("button.copy-id").first
+    button.click()
+    page.locator("button.copy-id[data-copied]").first.wait_for()
+    assert page.locator("button.copy-id .copy-id-text").first.inner_text() in {"copied", "select and copy"}
+
+    # The job page polls its status.json: the worker's progress shows without a reload.
+    page.goto(f"{live_server.url}/admin/provisioning/authuser/")
+    page.get_by_role("link", name="Provision all missing…").click()
+    page.get_by_role("button", name="Provision all missing").click()
+    page.wait_for_url(re.compile(r"/admin/tools/jobs/\d+/"))
+    job_id = int(re.search(r"/admin/tools/jobs/(\d+)/", page.url).group(1))
+    assert page.locator("#job-state").inner_text() != "Succeeded"
+    jobs.run_job(job_id)
+    expect(page.locator("#job-state")).to_have_text("Succeeded")
+    assert page.locator("#job-batches").inner_text() == page.locator("#job-total-batches").inner_text()
+    assert page.csp_violations == []

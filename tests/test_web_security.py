@@ -1,0 +1,512 @@
+"""Security: deploy checks, sign-in throttling, every URL behind a staff login and CSRF,
+secrets from auth.users never shown. URLs come from walking the URLconf, never a list."""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import secrets
+import subprocess
+from dataclasses import dataclass
+from itertools import product
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.core.management import call_command
+from django.db import connection
+from django.test import Client, override_settings
+from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
+from django.urls.resolvers import RegexPattern, RoutePattern
+
+from provisioning.models import AuditEvent, AuthUser
+from tests.factories import make_auth_user
+from tests.processes import PRODUCTION_SETTINGS, manage_env, run_manage
+
+pytestmark = pytest.mark.django_db
+
+BASE_DIR = Path(settings.BASE_DIR)
+MARKER = "MARKER-SECRET-123"
+
+# --- walking the URLconf -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Page:
+    path: str
+    name: str  # "namespace:name", or the path when the pattern has no name
+
+
+@dataclass
+class Ids:
+    auth_user: str
+    audit_event: str
+    staff_user: str
+    content_type: str  # of AuthUser, whose primary key is a UUID
+
+
+_ROUTE_TOKEN = re.compile(r"<(?:(?P<conv>\w+):)?(?P<name>\w+)>")
+_REGEX_GROUP = re.compile(r"\(\?P<(?P<name>\w+)>(?P<body>[^()]*)\)")
+
+
+def _route_values(converter: str | None, ids: Ids) -> list[str]:
+    if converter == "int":
+        return [ids.audit_event, ids.staff_user, "987654321"]
+    if converter == "uuid":
+        return [ids.auth_user, "00000000-0000-0000-0000-000000000000"]
+    # str, path, slug: every kind of id the project has, and one that is none of them.
+    return [ids.auth_user, ids.audit_event, ids.content_type, "bogus-id"]
+
+
+def _regex_values(body: str) -> list[str]:
+    alternatives = body.split("|")
+    if all(re.fullmatch(r"[\w-]+", a) for a in alternatives):
+        return alternatives
+    return ["no-such-page/"]
+
+
+def _fill(part, ids: Ids) -> list[str]:
+    """Concrete strings for one pattern's text, one per combination of candidate values."""
+    if isinstance(part, RoutePattern):
+        text = str(part)
+        tokens = list(_ROUTE_TOKEN.finditer(text))
+        pieces, last = [], 0
+        for token in tokens:
+            pieces.append([text[last : token.start()]])
+            pieces.append(_route_values(token["conv"], ids))
+            last = token.end()
+        pieces.append([text[last:]])
+        return ["".join(combo) for combo in product(*pieces)]
+    if isinstance(part, RegexPattern):
+        text = str(part).lstrip("^").rstrip("$").replace("\\/", "/").replace("\\.", ".")
+        groups = list(_REGEX_GROUP.finditer(text))
+        pieces, last = [], 0
+        for group in groups:
+            pieces.append([text[last : group.start()]])
+            pieces.append(_regex_values(group["body"]))
+            last = group.end()
+        pieces.append([text[last:]])
+        return ["".join(combo) for combo in product(*pieces)]
+    raise AssertionError(f"unknown pattern type {type(part)}")
+
+
+def every_page(ids: Ids) -> list[Page]:
+    """Every URL the project defines (get_resolver() walked recursively), its converters
+    filled with a real auth user id, a real audit event id and a bogus value."""
+    pages: dict[str, Page] = {}
+
+    def walk(resolver: URLResolver, prefixes: list[str], namespace: str) -> None:
+        for entry in resolver.url_patterns:
+            heads = [p + s for p in prefixes for s in _fill(entry.pattern, ids)]
+            if isinstance(entry, URLResolver):
+                walk(entry, heads, f"{namespace}{entry.namespace}:" if entry.namespace else namespace)
+            elif isinstance(entry, URLPattern):
+                for head in heads:
+                    path = "/" + head
+                    pages.setdefault(path, Page(path, f"{namespace}{entry.name}" if entry.name else path))
+
+    walk(get_resolver(), [""], "")
+    return list(pages.values())
+
+
+def url_name(path: str) -> str:
+    match = resolve(path)
+    return match.view_name
+
+
+@pytest.fixture
+def ids(db, django_user_model):
+    auth_user = make_auth_user(keep=("users",), secrets=MARKER, meta={"full_name": "Marker Person"})
+    event = AuditEvent.objects.create(
+        actor_username="seed",
+        channel=AuditEvent.Channel.CLI,
+        action=AuditEvent.Action.PROVISION_USER,
+        outcome=AuditEvent.Outcome.SUCCEEDED,
+        target_user_ids=[auth_user],
+        rows_created={"users": [str(auth_user)]},
+    )
+    staff = django_user_model.objects.create_user("someone-staff", password="pw-someone-1", is_staff=True)
+    content_type = ContentType.objects.get_for_model(AuthUser)
+    return Ids(
+        auth_user=str(auth_user), audit_event=str(event.pk), staff_user=str(staff.pk), content_type=str(content_type.pk)
+    )
+
+
+@pytest.fixture
+def pages(ids):
+    found = every_page(ids)
+    assert len(found) > 50, "the URLconf walk found too few URLs"
+    return found
+
+
+#: Pages any signed-in staff member may see whatever their permissions: none shows data.
+NO_DATA_PAGES = {
+    "admin:index",
+    "admin:login",
+    "admin:password_change",
+    "admin:password_change_done",
+    "admin:jsi18n",
+    "healthz",
+}
+#: Pages an anonymous visitor may get a 200 from.
+PUBLIC_PAGES = {"admin:login", "healthz"}
+
+
+def table_counts() -> dict[str, int]:
+    """Row counts of every table the dashboard could write, except the audit log and the
+    bookkeeping tables every request may touch (sessions, sign-in throttling)."""
+    counts = {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT table_schema, table_name FROM information_schema.tables
+            WHERE table_schema IN ('public', 'auth', %s) AND table_type = 'BASE TABLE'
+              AND table_name NOT IN ('django_session', 'provisioning_auditevent')
+              AND table_name NOT LIKE 'axes%%'
+            """,
+            [settings.DJANGO_SCHEMA],
+        )
+        for schema, table in cursor.fetchall():
+            cursor.execute(f'SELECT count(*) FROM "{schema}"."{table}"')
+            counts[f"{schema}.{table}"] = cursor.fetchone()[0]
+    return counts
+
+
+def provisioning_post_data(ids: Ids) -> dict:
+    """What the admin's forms post to provision: an action, selected users, confirmation."""
+    return {"action": "provision_selected", "_selected_action": [ids.auth_user], "post": "yes", "index": "0"}
+
+
+def writes_app_rows(name: str) -> bool:
+    """URLs whose POST changes something: their names end in a verb (provision, cancel...)."""
+    action = name.split(":")[-1].removeprefix("provisioning_")
+    return re.search(r"(^|_)(provision|provision_all|cancel|start|run|reload|simulate)\w*$", action) is not None
+
+
+def _names(pages: list[Page]) -> set[str]:
+    return {p.name for p in pages}
+
+
+def test_walk_finds_the_project_urls(pages):
+    names = _names(pages)
+    for expected in (
+        "admin:provisioning_authuser_changelist",
+        "admin:provisioning_authuser_provision",
+        "admin:provisioning_auditevent_change",
+        "admin:provisioning_auditevent_export",
+        "healthz",
+    ):
+        assert expected in names
+
+
+# --- 7. every page needs a staff login ---------------------------------------------------
+
+
+def test_anonymous_visitors_get_the_login_page_or_an_error_never_data(client, pages):
+    for page in pages:
+        response = client.get(page.path, follow=True)
+        final = response.request["PATH_INFO"]
+        assert response.status_code != 500, page
+        if response.status_code == 200:
+            assert url_name(final) in {"admin:login", "healthz"}, (page, final)
+        else:
+            assert response.status_code in {401, 403, 404, 405}, (page, response.status_code)
+
+
+def test_signed_in_non_staff_users_get_no_page_either(client, pages, django_user_model, support_groups):
+    from django.contrib.auth.models import Group
+
+    outsider = django_user_model.objects.create_user("outsider", password="pw-outsider-1", is_staff=False)
+    outsider.groups.add(Group.objects.get(name="Support provisioners"))
+    client.force_login(outsider)
+    for page in pages:
+        response = client.get(page.path, follow=True)
+        assert response.status_code != 500, page
+        if response.status_code == 200:
+            assert url_name(response.request["PATH_INFO"]) in PUBLIC_PAGES, page
+
+
+def test_staff_without_permissions_never_see_a_data_page(client, pages, django_user_model):
+    staff = django_user_model.objects.create_user("bare-staff", password="pw-bare-staff-1", is_staff=True)
+    client.force_login(staff)
+    for page in pages:
+        response = client.get(page.path)
+        assert response.status_code != 500, page
+        if response.status_code == 200:
+            assert page.name in NO_DATA_PAGES, page
+
+
+def test_viewer_can_read_every_page_without_a_500(viewer_client, pages):
+    for page in pages:
+        response = viewer_client.get(page.path)
+        assert response.status_code != 500, page
+
+
+def test_viewer_posts_write_nothing_and_provisioning_urls_refuse(client, viewer, pages, ids):
+    make_auth_user(keep=())  # someone to provision, were the viewer allowed to
+    before = table_counts()
+    audit_before = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first()
+    data = provisioning_post_data(ids)
+    for page in pages:
+        if "_auth_user_id" not in client.session:
+            client.force_login(viewer)  # the walk includes the logout URL
+        response = client.post(page.path, data)
+        assert response.status_code != 500, page
+        if writes_app_rows(page.name):
+            assert response.status_code in {403, 404, 405}, (page, response.status_code)
+        if page.name == "admin:provisioning_authuser_provision" and page.path.count(ids.auth_user):
+            assert response.status_code == 403, page
+    assert table_counts() == before
+    new_events = AuditEvent.objects.filter(id__gt=audit_before or 0)
+    assert set(new_events.values_list("outcome", flat=True)) <= {"denied", "succeeded"}
+    assert not new_events.filter(outcome="succeeded").exclude(action__in=["login", "logout"]).exists()
+
+
+def test_provisioner_gets_write_nothing(provisioner_client, pages):
+    make_auth_user(keep=())
+    before = table_counts()
+    for page in pages:
+        response = provisioner_client.get(page.path)
+        assert response.status_code != 500, page
+    assert table_counts() == before
+
+
+def test_every_post_without_a_csrf_token_is_refused(provisioner, pages, ids):
+    make_auth_user(keep=())
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(provisioner)
+    before = table_counts()
+    data = provisioning_post_data(ids)
+    for page in pages:
+        response = client.post(page.path, data)
+        assert response.status_code == 403, (page, response.status_code)
+    assert table_counts() == before
+
+
+def test_provisioning_through_the_admin_form_with_csrf_works(provisioner):
+    """The CSRF test above must be able to fail: the same post with a token goes through."""
+    user_id = make_auth_user(keep=())
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(provisioner)
+    page = client.get(reverse("admin:provisioning_authuser_change", args=[user_id]))
+    token = page.cookies["csrftoken"].value
+
+    response = client.post(
+        reverse("admin:provisioning_authuser_provision", args=[user_id]), {"csrfmiddlewaretoken": token}
+    )
+
+    assert response.status_code == 302
+    assert AuditEvent.objects.filter(target_user_ids__contains=[user_id], outcome="succeeded").exists()
+
+
+# --- 8. secrets never shown --------------------------------------------------------------
+
+
+def _audit_rows_mentioning(text: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM provisioning_auditevent AS e WHERE row_to_json(e)::text LIKE %s", [f"%{text}%"]
+        )
+        return cursor.fetchone()[0]
+
+
+def test_secret_columns_never_reach_a_page_export_command_audit_row_or_log(
+    client, django_user_model, pages, ids, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    out = io.StringIO()
+    call_command("provisioning_status", "--json", stdout=out)
+    call_command("provision", "--user", ids.auth_user, "--json", "--dry-run", stdout=out)
+    call_command("provision", "--user", ids.auth_user, "--json", stdout=out)
+    assert ids.auth_user in out.getvalue() and MARKER not in out.getvalue()
+    second = make_auth_user(keep=(), secrets=MARKER + "-2")
+    make_auth_user(keep=(), secrets=MARKER + "-3")  # still missing rows: listed by the dry-run pages
+    boss = django_user_model.objects.create_superuser("boss", password="pw-boss-1")
+    client.force_login(boss)
+    # Provision a marker user through the web too, so a web event carries its data.
+    provision = client.post(reverse("admin:provisioning_authuser_provision", args=[second]))
+    assert provision.status_code == 302
+
+    seen = []
+    for page in pages:
+        response = client.get(page.path)
+        body = b"".join(response.streaming_content) if response.streaming else response.content
+        seen.append(page.path)
+        assert MARKER.encode() not in body, page
+    marker_user_page = client.get(reverse("admin:provisioning_authuser_change", args=[ids.auth_user]))
+    assert marker_user_page.status_code == 200 and b"Marker Person" in marker_user_page.content
+
+    export = client.get(reverse("admin:provisioning_auditevent_export"))
+    exported = b"".join(export.streaming_content)
+    assert ids.auth_user.encode() in exported and MARKER.encode() not in exported
+
+    assert _audit_rows_mentioning(ids.auth_user) >= 2
+    assert _audit_rows_mentioning(MARKER) == 0
+    assert MARKER not in caplog.text
+    assert len(seen) == len(pages)
+
+
+# --- 6. sign-in throttling ---------------------------------------------------------------
+
+
+def _sign_in(client, username, password, address="127.0.0.1"):
+    return client.post(reverse("admin:login"), {"username": username, "password": password}, REMOTE_ADDR=address)
+
+
+def test_repeated_failures_lock_that_account_from_that_address(client, viewer):
+    statuses = [_sign_in(client, "view", "wrong-password").status_code for _ in range(settings.AXES_FAILURE_LIMIT)]
+    # The failure that reaches the limit is itself answered with the lockout page.
+    assert statuses == [200] * (settings.AXES_FAILURE_LIMIT - 1) + [429]
+
+    locked = _sign_in(client, "view", "view-password")
+
+    assert locked.status_code == 429
+    assert "_auth_user_id" not in client.session
+    throttled = AuditEvent.objects.filter(action="login_failed", outcome="denied").latest("id")
+    assert throttled.detail == {"throttled": True}
+    # Another address still signs in: an attacker cannot lock staff out from elsewhere.
+    other = Client()
+    assert _sign_in(other, "view", "view-password", address="10.9.8.7").status_code == 302
+
+
+def test_failures_on_one_account_do_not_lock_another(client, viewer, provisioner):
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        _sign_in(client, "view", "wrong-password")
+
+    assert _sign_in(client, "prov", "prov-password").status_code == 302
+
+
+def test_a_success_before_the_limit_resets_the_count(client, viewer):
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        _sign_in(client, "view", "wrong-password")
+    assert _sign_in(client, "view", "view-password").status_code == 302
+    client.logout()
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        _sign_in(client, "view", "wrong-password")
+
+    assert _sign_in(client, "view", "view-password").status_code == 302
+
+
+PROXY = "10.0.0.2"  # the load balancer: every request reaches the server from it
+
+
+def _sign_in_through_proxy(client, username, password, forwarded_for):
+    return client.post(
+        reverse("admin:login"),
+        {"username": username, "password": password},
+        REMOTE_ADDR=PROXY,
+        HTTP_X_FORWARDED_FOR=forwarded_for,
+    )
+
+
+@override_settings(TRUSTED_PROXY_COUNT=1)
+def test_behind_a_proxy_failures_lock_only_the_client_that_made_them(client, viewer):
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        _sign_in_through_proxy(client, "view", "wrong-password", "203.0.113.9")
+    assert _sign_in_through_proxy(Client(), "view", "view-password", "203.0.113.9").status_code == 429
+
+    # Everyone else reaches the server from the same proxy address, and still signs in.
+    assert _sign_in_through_proxy(Client(), "view", "view-password", "198.51.100.7").status_code == 302
+
+    failed = AuditEvent.objects.filter(action="login_failed").values_list("client_address", flat=True)
+    assert set(failed) == {"203.0.113.9"}
+    login = AuditEvent.objects.filter(action="login", outcome="succeeded").get()
+    assert login.client_address == "198.51.100.7"
+
+
+@override_settings(TRUSTED_PROXY_COUNT=1)
+def test_behind_one_proxy_addresses_the_client_wrote_are_ignored(client, viewer):
+    # The client sends its own X-Forwarded-For; the proxy appends the address it saw.
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        _sign_in_through_proxy(client, "view", "wrong-password", "1.2.3.4, 203.0.113.9")
+
+    assert _sign_in_through_proxy(Client(), "view", "view-password", "5.6.7.8, 203.0.113.9").status_code == 429
+    assert _sign_in_through_proxy(Client(), "view", "view-password", "1.2.3.4, 198.51.100.7").status_code == 302
+
+
+@override_settings(TRUSTED_PROXY_COUNT=2)
+def test_behind_two_proxies_the_client_is_the_second_address_from_the_right(client, viewer):
+    _sign_in_through_proxy(client, "view", "view-password", "1.2.3.4, 203.0.113.9, 192.0.2.1")
+
+    assert AuditEvent.objects.get(action="login").client_address == "203.0.113.9"
+
+
+def test_without_a_trusted_proxy_the_forwarded_header_is_never_read(client, viewer):
+    for i in range(settings.AXES_FAILURE_LIMIT):
+        _sign_in_through_proxy(client, "view", "wrong-password", f"203.0.113.{i}")
+
+    # Changing the header does not escape the lockout: the address is REMOTE_ADDR's.
+    assert _sign_in_through_proxy(Client(), "view", "view-password", "198.51.100.7").status_code == 429
+    failed = AuditEvent.objects.filter(action="login_failed").values_list("client_address", flat=True)
+    assert set(failed) == {PROXY}
+
+
+# --- 5. production settings --------------------------------------------------------------
+
+
+def _env(**extra) -> dict:
+    return manage_env(clean=True, **extra)
+
+
+PRODUCTION_ENV = {
+    "settings": PRODUCTION_SETTINGS,
+    "ALLOWED_HOSTS": "dashboard.example.com",
+    "BEHIND_TLS_PROXY": "1",
+    "SECURE_SSL_REDIRECT": "1",
+    "SECURE_COOKIES": "1",
+    "SECURE_HSTS_SECONDS": "31536000",
+    "CSRF_TRUSTED_ORIGINS": "https://dashboard.example.com",
+}
+
+
+def _manage(*args, env) -> subprocess.CompletedProcess:
+    return run_manage(*args, env=env)
+
+
+def test_check_deploy_passes_with_the_production_settings():
+    env = _env(**PRODUCTION_ENV, SECRET_KEY=secrets.token_urlsafe(50))
+
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_check_deploy_fails_without_the_security_settings():
+    """The test above can fail: drop HSTS and secure cookies and the check complains."""
+    env = _env(**{**PRODUCTION_ENV, "SECURE_COOKIES": "0", "SECURE_HSTS_SECONDS": "0"})
+    env["SECRET_KEY"] = secrets.token_urlsafe(50)
+
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+
+    assert result.returncode != 0
+    assert "security.W004" in result.stderr + result.stdout and "security.W012" in result.stderr + result.stdout
+
+
+def test_debug_off_without_a_secret_key_refuses_to_start():
+    result = _manage("check", env=_env(**PRODUCTION_ENV))
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and "SECRET_KEY" in result.stderr
+
+
+@pytest.mark.parametrize("weak", ["short-key", "a" * 60, "django-insecure-" + secrets.token_urlsafe(50)])
+def test_debug_off_with_a_weak_secret_key_refuses_to_start(weak):
+    result = _manage("check", env=_env(**PRODUCTION_ENV, SECRET_KEY=weak))
+
+    assert result.returncode != 0
+    assert "SECRET_KEY is too weak" in result.stderr
+
+
+# --- 12. health check --------------------------------------------------------------------
+
+
+def test_healthz_answers_ok_without_login_and_says_nothing_else(client):
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.content == b"ok\n"
+    assert response["Content-Type"].startswith("text/plain")
+    assert client.post("/healthz").status_code in {403, 405}
