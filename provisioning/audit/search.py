@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Q, QuerySet
 
-from provisioning.engine.selectors import parse_uuid
+from provisioning.ids import parse_uuid
 from provisioning.models import AuthUser
 
 #: How many auth users one email search may match (emails are unique per sign-up kind).

@@ -10,6 +10,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from provisioning.engine import plans as plans_module
 from provisioning.engine import statements
+from provisioning.ids import parse_uuid
 from provisioning.models import AppUser, AuditEvent, AuthUser, Profile, Wallet
 from provisioning.spec import SPEC, select_tables
 
@@ -139,13 +140,6 @@ def cannot_provision(*, sample: int = 20, plans=None) -> tuple[dict[str, int], l
         for user_id, table, reason in wanted
     ]
     return counts, rows
-
-
-def parse_uuid(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value).strip())
-    except (ValueError, AttributeError, TypeError):
-        return None
 
 
 def resolve_users(identifiers: list[str]) -> tuple[list[uuid.UUID], list[str]]:

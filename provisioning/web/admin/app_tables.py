@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import Http404
 
-from provisioning.engine import selectors
+from provisioning.ids import parse_uuid
 from provisioning.models import AppUser, Profile, Wallet
 from provisioning.web.admin.base import CappedCountPaginator, ReadOnlyMixin
 
@@ -15,7 +15,7 @@ class ReadOnlyAdmin(ReadOnlyMixin, admin.ModelAdmin):
     """The app tables, keyed by an auth user id: browsed here, written only by services."""
 
     def get_object(self, request, object_id, from_field=None):
-        user_id = selectors.parse_uuid(object_id)
+        user_id = parse_uuid(object_id)
         if user_id is None:
             raise Http404("Malformed id.")
         # Not .get(): nothing makes profiles.user_id unique in shape A, and a duplicate

@@ -25,8 +25,8 @@ from django.views.decorators.http import require_safe
 from provisioning.audit.access import record_access
 from provisioning.audit.export import EXPORT_CHUNK, csv_lines
 from provisioning.audit.search import search_audit_events
-from provisioning.engine.selectors import parse_uuid
 from provisioning.errors import first_line
+from provisioning.ids import parse_uuid
 from provisioning.models import AuditEvent
 from provisioning.web.admin.base import CappedCountPaginator, ReadOnlyMixin
 

@@ -12,6 +12,7 @@ from django.utils.html import format_html
 
 from provisioning.actors import Actor, may_provision
 from provisioning.engine import selectors, services
+from provisioning.ids import parse_uuid
 from provisioning.models import AuthUser
 from provisioning.web.admin.base import COUNT_CAP, MIN_COUNT_CAP, CappedCountPaginator, ReadOnlyMixin
 from provisioning.web.templatetags.eloity import local_time, status_icon_html
@@ -186,7 +187,7 @@ class AuthUserAdmin(ReadOnlyMixin, admin.ModelAdmin):
         return custom + super().get_urls()
 
     def _get_user_or_404(self, object_id) -> AuthUser:
-        user_id = selectors.parse_uuid(object_id)
+        user_id = parse_uuid(object_id)
         if user_id is None:
             raise Http404("No auth user with that id.")
         obj = AuthUser.objects.filter(pk=user_id).first()
