@@ -3,7 +3,7 @@
 The first four are unmanaged: Django never creates, alters or writes them. They declare
 only the columns the dashboard reads, so both shapes of `public.profiles` work, and the
 secret columns of `auth.users` (password hash, tokens) are not even known to the ORM.
-Provisioning writes through SQL in `statements.py`, driven by the live catalog.
+Provisioning writes through SQL in `engine/statements.py`, driven by the live catalog.
 """
 
 from __future__ import annotations

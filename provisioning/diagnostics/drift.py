@@ -62,7 +62,7 @@ def check_table(spec: TableSpec, auth_id_type: str | None = None) -> Check:
                 PROBLEM,
                 f"{spec.qualified_name}.{cols} is NOT NULL with no default and the spec does not fill it: "
                 f"no {spec.label} can be provisioned.",
-                "Give the column a default, or add it to provisioning/spec.py.",
+                "Give the column a default, or add it to the spec (provisioning/spec/).",
             )
         )
     if not plan.key_is_unique:
