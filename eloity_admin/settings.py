@@ -70,6 +70,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "provisioning.web.middleware.DatabaseUnavailableMiddleware",
+    "provisioning.web.middleware.StaffTimeZoneMiddleware",
     # Last, as django-axes requires: turns a locked-out sign-in into its 429 page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -141,6 +142,9 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
+# One date format everywhere (eloity_admin/formats/en/formats.py); times are shown in the
+# staff member's time zone (their browser's, see StaffTimeZoneMiddleware), UTC on hover.
+FORMAT_MODULE_PATH = ["eloity_admin.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -157,6 +161,8 @@ if DEBUG:
     STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"
 
 LOGIN_URL = "admin:login"
+# Where a sign-in lands when its ?next= is missing or unsafe (another host).
+LOGIN_REDIRECT_URL = "admin:index"
 
 # --- Sign-in throttling (django-axes): failures counted in the database, so every web
 # instance sees the same count. Locked per account *and* address: one address cannot

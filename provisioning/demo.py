@@ -7,6 +7,7 @@ Demo rows must never reach a real project.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from django.db import connection, transaction
@@ -38,6 +39,32 @@ INCIDENT_EMAILS = (
 
 class NotADemoDatabase(Exception):
     pass
+
+
+class CannotCreateDemoDatabase(Exception):
+    pass
+
+
+#: A new demo database's name: a plain lower-case identifier.
+DATABASE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}\Z")
+
+
+def create_demo_database(name: str) -> None:
+    """Create database `name` on the server the dashboard is connected to, marked as a demo
+    (so `load_demo` may seed it). Refuses a name that exists: an existing database is never
+    marked, whoever owns it. Needs the CREATEDB privilege."""
+    from psycopg import sql
+
+    if not DATABASE_NAME.match(name or ""):
+        raise CannotCreateDemoDatabase(
+            f"{name!r} is not a plain database name (lower-case letters, digits and _, at most 63)"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+        if cursor.fetchone():
+            raise CannotCreateDemoDatabase(f"database {name} already exists: choose a new name")
+        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        cursor.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(DEMO_MARKER)))
 
 
 def read_sql(name: str) -> str:

@@ -58,3 +58,42 @@ def test_load_demo_refuses_a_database_it_did_not_create():
         assert scalar("SELECT count(*) FROM auth.users") == 0
     finally:
         demo.mark_as_demo_database()
+
+
+def _server_conninfo(dbname: str) -> dict:
+    db = connection.settings_dict
+    return {"host": db["HOST"], "port": db["PORT"], "user": db["USER"], "password": db["PASSWORD"], "dbname": dbname}
+
+
+def test_load_demo_creates_a_new_demo_database_on_the_same_server_and_refuses_an_existing_one():
+    import uuid
+
+    import psycopg
+
+    from tests.processes import current_database_url, manage_env, run_manage
+
+    name = f"eloity_try_{uuid.uuid4().hex[:8]}"
+    env = manage_env(database_url=current_database_url())
+    admin = _server_conninfo("postgres")
+    try:
+        created = run_manage("load_demo", "--create-database", name, "--users", "60", env=env, timeout=300)
+        assert created.returncode == 0, created.stdout + created.stderr
+        assert f"Created demo database {name}" in created.stdout
+        with psycopg.connect(**_server_conninfo(name)) as new:
+            assert new.execute("SELECT count(*) FROM auth.users").fetchone()[0] == 60
+            assert (
+                new.execute(
+                    "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", [name]
+                ).fetchone()[0]
+                == demo.DEMO_MARKER
+            )
+            assert new.execute("SELECT count(*) FROM eloity_admin.auth_user").fetchone()[0] == 2  # demo logins
+
+        again = run_manage("load_demo", "--create-database", name, env=env)
+        assert again.returncode == 2 and "already exists" in again.stderr
+        assert "Traceback" not in again.stderr
+        bad = run_manage("load_demo", "--create-database", "Robert'); DROP", env=env)
+        assert bad.returncode == 2 and "not a plain database name" in bad.stderr
+    finally:
+        with psycopg.connect(**admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -248,3 +248,49 @@ def test_list_times_carry_their_utc_value_on_hover(viewer_client):
     html = viewer_client.get(reverse(CHANGELIST)).content.decode()
 
     assert '<time datetime="2026-08-12T11:24:00Z" title="2026-08-12 11:24:00 UTC">' in html
+
+
+def _messages(response) -> list[tuple[str, str]]:
+    return [(m.level_tag, str(m)) for m in response.context["messages"]]
+
+
+def test_messages_name_the_person_and_the_rows_and_leave_out_empty_tables(provisioner_client):
+    user_id = make_auth_user("Eloity.Person@example.com", keep=("users",))
+
+    one = provisioner_client.post(reverse("admin:provisioning_authuser_provision", args=[user_id]), follow=True)
+
+    assert _messages(one) == [("success", "Created a profile and a wallet for Eloity.Person@example.com.")]
+
+    ids = [make_auth_user(keep=()), make_auth_user(keep=("users", "profiles")), make_auth_user(keep=("users",))]
+    data = {"action": "provision_selected", "_selected_action": [str(i) for i in ids], "post": "yes"}
+    bulk = provisioner_client.post(reverse(CHANGELIST), data, follow=True)
+
+    assert _messages(bulk) == [("success", "Created an app user, 2 profiles and 3 wallets for 3 users.")]
+
+
+def test_a_run_that_writes_nothing_is_never_shown_as_a_success(provisioner_client):
+    user_id = make_auth_user()
+    phone_only = make_auth_user(None, phone="15550001111", keep=())
+
+    done = provisioner_client.post(reverse("admin:provisioning_authuser_provision", args=[user_id]), follow=True)
+    assert _messages(done)[0][0] == "info" and "Nothing to do" in _messages(done)[0][1]
+
+    refused = provisioner_client.post(reverse("admin:provisioning_authuser_provision", args=[phone_only]), follow=True)
+    levels = [level for level, _ in _messages(refused)]
+    assert "success" not in levels and "warning" in levels
+
+
+def test_times_follow_the_staff_members_own_time_zone_with_utc_on_hover(viewer_client):
+    user_id = make_auth_user(created_at="2026-03-01 20:00+00")
+    url = reverse("admin:provisioning_authuser_change", args=[user_id])
+
+    site = viewer_client.get(url).content.decode()
+    viewer_client.cookies["eloity_tz"] = "Pacific/Auckland"
+    auckland = viewer_client.get(url).content.decode()
+    viewer_client.cookies["eloity_tz"] = "../../etc/passwd"
+    bogus = viewer_client.get(url)
+
+    assert "1 Mar 2026, 20:00 <abbr" in site and 'title="2026-03-01 20:00:00 UTC"' in site
+    assert "2 Mar 2026, 09:00 <abbr" in auckland and 'title="2026-03-01 20:00:00 UTC"' in auckland
+    assert bogus.status_code == 200 and "1 Mar 2026, 20:00 <abbr" in bogus.content.decode()
+    assert "a.m." not in site and "p.m." not in site

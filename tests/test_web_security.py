@@ -510,3 +510,14 @@ def test_healthz_answers_ok_without_login_and_says_nothing_else(client):
     assert response.content == b"ok\n"
     assert response["Content-Type"].startswith("text/plain")
     assert client.post("/healthz").status_code in {403, 405}
+
+
+def test_an_unsafe_next_after_sign_in_lands_on_the_home_page(client, viewer):
+    response = client.post(
+        reverse("admin:login") + "?next=https://evil.example.com/steal",
+        {"username": "view", "password": "view-password", "next": "https://evil.example.com/steal"},
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:index")
+    assert client.get(response["Location"]).status_code == 200

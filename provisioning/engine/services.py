@@ -23,7 +23,7 @@ from provisioning.engine.plans import TablePlan, plan_tables
 from provisioning.engine.selectors import blocked_by_reason
 from provisioning.errors import first_line
 from provisioning.models import AuditEvent
-from provisioning.spec import select_tables
+from provisioning.spec import SPEC, select_tables
 
 #: How many ids a result keeps per table, and how many not-provisioned entries: results
 #: stay small whatever the run's size (the audit log holds the full lists, batch by batch).
@@ -100,14 +100,22 @@ class ProvisioningResult:
         room = max(0, SAMPLE_SIZE - len(self.not_provisioned))
         self.not_provisioned.extend(batch.not_provisioned[:room])
 
-    def summary(self) -> str:
-        verb = "would create" if self.dry_run else "created"
-        parts = [f"{self.created.get(t, 0)} {t}" for t in self.tables]
-        text = f"{verb} {', '.join(parts)} row(s) for {self.users_processed} user(s)"
+    def summary(self, *, subject: str | None = None) -> str:
+        """What happened, as a sentence for a person, tables with nothing left out:
+        `Created a profile and a wallet for eloityhq@gmail.com.` (`subject` names the one
+        user), `Created 153 profiles and 118 wallets for 169 users.`, `Would create ...` for
+        a dry run, `Nothing was created for 3 users.`"""
+        labels = {spec.name: spec.label for spec in SPEC}
+        made = [_counted(n, labels.get(t, t), one="a") for t in self.tables if (n := self.created.get(t, 0))]
+        who = subject or _counted(self.users_processed, "user")
+        if made:
+            text = f"{'Would create' if self.dry_run else 'Created'} {_and(made)} for {who}."
+        else:
+            text = f"Nothing {'would be' if self.dry_run else 'was'} created for {who}."
         if self.not_provisioned_count:
-            text += f"; {self.not_provisioned_count} row(s) could not be provisioned"
+            text += f" {_counted(self.not_provisioned_count, 'row')} could not be provisioned."
         if self.cancelled:
-            text += "; cancelled before the end"
+            text += " Cancelled before the end."
         return text
 
     def as_dict(self) -> dict:
@@ -149,6 +157,18 @@ class BatchOutcome:
 
 #: progress(batches_done, users_done, result) after each batch.
 Progress = Callable[[int, int, ProvisioningResult], None]
+
+
+def _counted(n: int, noun: str, *, one: str | None = None) -> str:
+    """`153 profiles`; with `one`, a single thing reads `a profile` / `an app user`."""
+    if n == 1:
+        article = ("an" if noun[:1] in "aeiou" else "a") if one else "1"
+        return f"{article} {noun}"
+    return f"{n:,} {noun}s"
+
+
+def _and(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
 
 
 def provision_users(

@@ -126,14 +126,19 @@ def compute_figures() -> HomeFigures:
     )
 
 
+def _counts_key() -> str:
+    # Weeks start on Monday in the viewer's time zone: one cached copy per zone.
+    return f"{COUNTS_CACHE_KEY}:{timezone.get_current_timezone_name()}"
+
+
 def home_figures(*, recount: bool = False) -> HomeFigures:
     """The counts, from the cache when they are younger than COUNTS_TTL seconds."""
     if not recount:
-        figures = cache.get(COUNTS_CACHE_KEY)
+        figures = cache.get(_counts_key())
         if isinstance(figures, HomeFigures):
             return figures
     figures = compute_figures()
-    cache.set(COUNTS_CACHE_KEY, figures, COUNTS_TTL)
+    cache.set(_counts_key(), figures, COUNTS_TTL)
     return figures
 
 

@@ -1,17 +1,20 @@
-"""Faults a view did not handle become readable pages instead of a traceback or a 500:
-a lost database connection (503), malformed input that reached the ORM (400), and an
-admin list filter value the database cannot take (back to the list, as the admin does)."""
+"""Middleware: faults a view did not handle become readable pages instead of a traceback
+or a 500 (a lost database connection: 503; malformed input that reached the ORM: 400; an
+admin list filter value the database cannot take: back to the list, as the admin does),
+and times are shown in the staff member's time zone."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import zoneinfo
 
 from django.contrib.admin.views.main import ERROR_FLAG
 from django.core.exceptions import ValidationError
 from django.db import DataError, InterfaceError, OperationalError, connections
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.views.defaults import bad_request
 
 from provisioning.errors import first_line
@@ -66,3 +69,36 @@ def _page_context() -> dict:
 def _is_admin_changelist(request) -> bool:
     match = getattr(request, "resolver_match", None)
     return bool(match and match.namespace == "admin" and (match.url_name or "").endswith("_changelist"))
+
+
+#: The cookie eloity.js sets to the browser's IANA time zone (`Europe/Berlin`).
+TIME_ZONE_COOKIE = "eloity_tz"
+
+
+class StaffTimeZoneMiddleware:
+    """Show times in the staff member's own time zone: the one their browser reports
+    (eloity.js keeps it in a cookie), else the site's TIME_ZONE. Only a name the time zone
+    database knows is used: the cookie is whatever the client sends."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        zone = _known_zone(request.COOKIES.get(TIME_ZONE_COOKIE, ""))
+        if zone is None:
+            timezone.deactivate()
+        else:
+            timezone.activate(zone)
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()
+
+
+def _known_zone(name: str) -> zoneinfo.ZoneInfo | None:
+    if not name or len(name) > 64:
+        return None
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return None

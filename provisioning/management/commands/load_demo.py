@@ -1,5 +1,10 @@
+"""`manage.py load_demo`: the Supabase-like demo schema and seeded sign-ups, only on a
+database eloity-admin created itself (the embedded one, or one made by
+`--create-database NAME` on the server DATABASE_URL points at)."""
+
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError
+from django.db import DatabaseError, connections
 
 from provisioning import demo
 from provisioning.errors import first_line
@@ -14,24 +19,48 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--users", type=int, default=500, help="sign-ups to seed (default 500, at least 50)")
         parser.add_argument("--reset", action="store_true", help="drop the demo tables first and seed again")
+        parser.add_argument(
+            "--create-database",
+            metavar="NAME",
+            help="create a new database NAME on the same server, mark it as a demo, migrate and seed it "
+            "(refuses an existing name)",
+        )
 
-    def handle(self, *args, users: int, reset: bool, **options):
+    def handle(self, *args, users: int, reset: bool, create_database: str | None, **options):
         if users < 50:
             raise CommandError("--users must be at least 50", returncode=2)
+        default = connections["default"]
+        home = default.settings_dict["NAME"]
         try:
+            if create_database:
+                demo.create_demo_database(create_database)
+                # The rest of this command works on the new database.
+                default.close()
+                default.settings_dict["NAME"] = create_database
+                call_command("migrate", interactive=False, verbosity=0)
             if reset:
                 demo.drop_demo_tables()
             demo.install_schema()
             added = demo.seed(users)
             staff = demo.ensure_demo_staff()
-        except demo.NotADemoDatabase as exc:
+            total = demo.auth_user_count()
+        except (demo.NotADemoDatabase, demo.CannotCreateDemoDatabase) as exc:
             raise CommandError(str(exc), returncode=2) from exc
         except DatabaseError as exc:
             raise CommandError(f"database error: {first_line(exc)}", returncode=2) from exc
+        finally:
+            if create_database:
+                default.close()
+                default.settings_dict["NAME"] = home
+        if create_database:
+            self.stdout.write(
+                self.style.SUCCESS(f"Created demo database {create_database}.")
+                + f" Point DATABASE_URL at it (same server and user, database {create_database}) to use it."
+            )
         if added:
             self.stdout.write(self.style.SUCCESS(f"Seeded {added} demo sign-ups."))
         else:
-            self.stdout.write(f"Demo data already loaded ({demo.auth_user_count()} sign-ups); nothing seeded.")
+            self.stdout.write(f"Demo data already loaded ({total} sign-ups); nothing seeded.")
         self.stdout.write("Demo logins:")
         for username, password, group in staff:
             self.stdout.write(f"  {username} / {password}  ({group})")

@@ -64,7 +64,7 @@ class Command(ProvisioningCommand):
         if options["json"]:
             self.stdout.write(json.dumps(result.as_dict(), indent=2, sort_keys=True))
         else:
-            self.stdout.write(result.summary()[0].upper() + result.summary()[1:] + ".")
+            self.stdout.write(result.summary())
             for table, columns in result.skipped_columns.items():
                 self.stdout.write(f"skipped spec columns that public.{table} lacks: {', '.join(columns)}")
             for item in result.not_provisioned:

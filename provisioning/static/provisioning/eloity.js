@@ -4,6 +4,16 @@
 (function () {
   "use strict";
 
+  /* Times are shown in the browser's time zone: the server reads it from this cookie
+     (StaffTimeZoneMiddleware); until it is set, pages use the site's zone. */
+  try {
+    var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (zone && document.cookie.indexOf("eloity_tz=" + encodeURIComponent(zone)) === -1) {
+      document.cookie = "eloity_tz=" + encodeURIComponent(zone) + "; path=/; max-age=31536000; samesite=lax" +
+        (window.location.protocol === "https:" ? "; secure" : "");
+    }
+  } catch (e) { /* no Intl: the site's zone it is */ }
+
   function announce(button, text) {
     var label = button.querySelector(".copy-id-text");
     if (!label) { return; }

@@ -8,7 +8,7 @@ from django.http import Http404
 
 from provisioning.ids import parse_uuid
 from provisioning.models import AppUser, Profile, Wallet
-from provisioning.web.admin.base import CappedCountPaginator, ReadOnlyMixin
+from provisioning.web.admin.base import CappedCountPaginator, ReadOnlyMixin, time_field, yes_no_field
 
 
 class ReadOnlyAdmin(ReadOnlyMixin, admin.ModelAdmin):
@@ -25,7 +25,7 @@ class ReadOnlyAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 @admin.register(AppUser)
 class AppUserAdmin(ReadOnlyAdmin):
-    list_display = ("email", "username", "full_name", "created_at", "id")
+    list_display = ("email", "username", "full_name", time_field("created_at", "created"), "id")
     search_fields = ("email", "username")
     show_full_result_count = False
     paginator = CappedCountPaginator
@@ -33,7 +33,13 @@ class AppUserAdmin(ReadOnlyAdmin):
 
 @admin.register(Profile)
 class ProfileAdmin(ReadOnlyAdmin):
-    list_display = ("user_id", "username", "full_name", "is_verified", "created_at")
+    list_display = (
+        "user_id",
+        "username",
+        "full_name",
+        yes_no_field("is_verified", "verified"),
+        time_field("created_at", "created"),
+    )
     search_fields = ("username",)
     show_full_result_count = False
     paginator = CappedCountPaginator
@@ -41,6 +47,12 @@ class ProfileAdmin(ReadOnlyAdmin):
 
 @admin.register(Wallet)
 class WalletAdmin(ReadOnlyAdmin):
-    list_display = ("user_id", "usdt_balance", "is_active", "is_frozen", "created_at")
+    list_display = (
+        "user_id",
+        "usdt_balance",
+        yes_no_field("is_active", "active"),
+        yes_no_field("is_frozen", "frozen"),
+        time_field("created_at", "created"),
+    )
     show_full_result_count = False
     paginator = CappedCountPaginator

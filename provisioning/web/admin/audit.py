@@ -28,7 +28,7 @@ from provisioning.audit.search import search_audit_events
 from provisioning.errors import first_line
 from provisioning.ids import parse_uuid
 from provisioning.models import AuditEvent
-from provisioning.web.admin.base import CappedCountPaginator, ReadOnlyMixin
+from provisioning.web.admin.base import CappedCountPaginator, ReadOnlyMixin, time_field
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,15 @@ def _links(user_ids: list) -> str:
 class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
     """Read-only for everyone, superusers included: the audit log is append-only."""
 
-    list_display = ("created_at", "actor_username", "channel", "action", "outcome", "rows_created_count", "targets")
+    list_display = (
+        time_field("created_at", "when"),
+        "actor_username",
+        "channel",
+        "action",
+        "outcome",
+        "rows_created_count",
+        "targets",
+    )
     list_filter = ("action", "outcome", "channel", ActorFilter, "created_at")
     date_hierarchy = "created_at"
     search_fields = ("actor_username",)  # search itself is `search_audit_events`
@@ -89,8 +97,9 @@ class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
     paginator = CappedCountPaginator
     list_per_page = 100
     change_list_template = "admin/provisioning/auditevent/change_list.html"
+    when = staticmethod(time_field("created_at", "when"))
     readonly_fields = (
-        "created_at",
+        "when",
         "actor_username",
         "actor",
         "channel",
@@ -105,7 +114,7 @@ class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "detail_json",
     )
     fieldsets = (
-        (None, {"fields": ("created_at", "actor_username", "actor", "channel", "client_address", "run_id")}),
+        (None, {"fields": ("when", "actor_username", "actor", "channel", "client_address", "run_id")}),
         ("What", {"fields": ("action", "outcome", "tables", "target_users")}),
         ("Result", {"fields": ("rows_created_by_table", "users_not_provisioned", "detail_json")}),
     )

@@ -14,7 +14,14 @@ from provisioning.actors import Actor, may_provision
 from provisioning.engine import selectors, services
 from provisioning.ids import parse_uuid
 from provisioning.models import AuthUser
-from provisioning.web.admin.base import COUNT_CAP, MIN_COUNT_CAP, CappedCountPaginator, ReadOnlyMixin
+from provisioning.web.admin.base import (
+    COUNT_CAP,
+    MIN_COUNT_CAP,
+    CappedCountPaginator,
+    ReadOnlyMixin,
+    time_field,
+    yes_no_field,
+)
 from provisioning.web.templatetags.eloity import local_time, status_icon_html
 
 #: Above this many auth users (planner estimate), the list is ordered by the indexed id:
@@ -114,15 +121,54 @@ class AuthUserAdmin(ReadOnlyMixin, admin.ModelAdmin):
     actions = ["provision_selected"]
     change_form_template = "admin/provisioning/authuser/change_form.html"
     change_list_template = "admin/provisioning/authuser/change_list.html"
+    created_at_shown = staticmethod(time_field("created_at", "signed up"))
+    updated_at_shown = staticmethod(time_field("updated_at", "updated"))
+    last_sign_in_at_shown = staticmethod(time_field("last_sign_in_at", "last sign-in"))
+    email_confirmed_at_shown = staticmethod(time_field("email_confirmed_at", "email confirmed"))
+    phone_confirmed_at_shown = staticmethod(time_field("phone_confirmed_at", "phone confirmed"))
+    deleted_at_shown = staticmethod(time_field("deleted_at", "deleted"))
+    banned_until_shown = staticmethod(time_field("banned_until", "banned until"))
+    is_anonymous_shown = staticmethod(yes_no_field("is_anonymous", "anonymous"))
+    is_sso_user_shown = staticmethod(yes_no_field("is_sso_user", "SSO user"))
     fieldsets = (
         (None, {"fields": ("id", "email", "phone", "kind")}),
         (
             "Activity",
-            {"fields": ("created_at", "updated_at", "last_sign_in_at", "email_confirmed_at", "phone_confirmed_at")},
+            {
+                "fields": (
+                    "created_at_shown",
+                    "updated_at_shown",
+                    "last_sign_in_at_shown",
+                    "email_confirmed_at_shown",
+                    "phone_confirmed_at_shown",
+                )
+            },
         ),
-        ("State", {"fields": ("deleted_at", "banned_until", "is_anonymous", "is_sso_user", "raw_user_meta_data")}),
+        (
+            "State",
+            {
+                "fields": (
+                    "deleted_at_shown",
+                    "banned_until_shown",
+                    "is_anonymous_shown",
+                    "is_sso_user_shown",
+                    "raw_user_meta_data",
+                )
+            },
+        ),
     )
-    readonly_fields = ("kind",)
+    readonly_fields = (
+        "kind",
+        "created_at_shown",
+        "updated_at_shown",
+        "last_sign_in_at_shown",
+        "email_confirmed_at_shown",
+        "phone_confirmed_at_shown",
+        "deleted_at_shown",
+        "banned_until_shown",
+        "is_anonymous_shown",
+        "is_sso_user_shown",
+    )
 
     def has_provision_permission(self, request):
         return may_provision(request.user)
@@ -218,7 +264,7 @@ class AuthUserAdmin(ReadOnlyMixin, admin.ModelAdmin):
             request, services.provision_users, actor=Actor.from_request(request), user_ids=[obj.pk]
         )
         if result is not None:
-            _report(request, result)
+            _report(request, result, subject=obj.email or obj.phone or f"user {str(obj.pk)[:8]}")
         return HttpResponseRedirect(reverse("admin:provisioning_authuser_change", args=[obj.pk]))
 
     def _dry_run_page(self, request, template: str, title: str, result, **extra):
@@ -287,16 +333,19 @@ def _run_or_message(request, service, **kwargs):
     except services.ProvisioningFailed as exc:
         messages.error(request, f"Provisioning stopped by a database error, nothing of that batch was written: {exc}")
         if exc.result.total_created:
-            messages.warning(request, f"Earlier batches completed: {exc.result.summary()}.")
+            messages.warning(request, f"Earlier batches completed: {exc.result.summary()}")
         return None
 
 
-def _report(request, result: services.ProvisioningResult) -> None:
-    level = messages.SUCCESS if result.total_created or result.ok else messages.INFO
-    text = result.summary()
-    if not result.total_created and result.ok:
-        text = "Nothing to do: every selected user already has all their rows."
-    messages.add_message(request, level, text[0].upper() + text[1:] + ".")
+def _report(request, result: services.ProvisioningResult, *, subject: str | None = None) -> None:
+    """The outcome as a message: green only when rows were written, never for nothing."""
+    if result.total_created:
+        level = messages.SUCCESS if result.ok else messages.WARNING
+        messages.add_message(request, level, result.summary(subject=subject))
+    elif result.ok:
+        messages.info(request, f"Nothing to do: {subject or 'every selected user'} already has every row.")
+    else:
+        messages.warning(request, result.summary(subject=subject))
     for item in result.not_provisioned[:10]:
         messages.warning(request, f"Not provisioned: {item.user_id} ({item.table}): {item.reason}")
     if result.not_provisioned_count > 10:

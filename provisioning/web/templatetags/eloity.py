@@ -1,10 +1,8 @@
 """Template filters for the dashboard's small courtesies.
 
-- `local_time`: a datetime in the staff member's time zone, with the UTC value on hover
-  and in the machine-readable `datetime` attribute. The time zone is Django's current one:
-  the `TIME_ZONE` setting (env `TIME_ZONE`, default UTC) unless a middleware activates
-  another per request. One zone for the whole support team keeps screenshots, exports and
-  conversations in step; the UTC tooltip settles any doubt.
+- `local_time`: a datetime in the staff member's time zone (their browser's, activated by
+  `StaffTimeZoneMiddleware`; else the `TIME_ZONE` setting), `12 Aug 2026, 11:24 UTC`, with
+  the UTC value on hover and in the machine-readable `datetime` attribute.
 - `short_id`: the first 8 characters of a user id, the full id in title/aria-label and a
   "copy" button (provisioning/static/provisioning/eloity.js; no CDN).
 - `status_icon`: ✓/✗ as the admin's own icons plus visually-hidden text ("present" /
