@@ -207,18 +207,38 @@ def test_audit_row_rolls_back_with_the_data(cli_actor):
     assert AuditEvent.objects.count() == audit_before
 
 
-def test_failed_batch_writes_no_row_and_records_the_failure(cli_actor):
+def test_a_row_the_database_rejects_is_isolated_and_the_rest_of_the_batch_written(cli_actor):
     user_id = make_auth_user(keep=())
-    # The wallet insert fails: the users and profiles rows of the same batch must go too.
+    # The wallet insert fails (a CHECK the spec's zero balance breaks): that row alone.
     execute("ALTER TABLE public.wallets ADD CONSTRAINT no_new_wallets CHECK (usdt_balance > 0) NOT VALID")
 
-    with pytest.raises(services.ProvisioningFailed, match="no_new_wallets"):
+    result = services.provision_users(actor=cli_actor, user_ids=[user_id])
+
+    assert [count(t, [user_id]) for t in ("users", "profiles", "wallets")] == [1, 1, 0]
+    (item,) = result.not_provisioned
+    assert (item.table, item.user_id) == ("wallets", user_id)
+    assert "no_new_wallets" in item.reason and "(SQLSTATE 23514)" in item.reason
+    event = AuditEvent.objects.latest("id")
+    assert event.outcome == AuditEvent.Outcome.PARTIAL
+    assert event.rows_created == {"users": [str(user_id)], "profiles": [str(user_id)], "wallets": []}
+
+
+def test_an_error_that_is_not_about_a_row_rolls_the_batch_back_and_stops(cli_actor):
+    user_id = make_auth_user(keep=())
+    # A refusal of the table itself (permission denied, SQLSTATE 42501), not of one row.
+    execute(
+        "CREATE FUNCTION public.refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "RAISE EXCEPTION 'permission denied for table wallets' USING ERRCODE = '42501'; END $$; "
+        "CREATE TRIGGER refuse BEFORE INSERT ON public.wallets FOR EACH ROW EXECUTE FUNCTION public.refuse()"
+    )
+
+    with pytest.raises(services.ProvisioningFailed, match="permission denied"):
         services.provision_users(actor=cli_actor, user_ids=[user_id])
 
     assert [count(t, [user_id]) for t in ("users", "profiles", "wallets")] == [0, 0, 0]
     event = AuditEvent.objects.latest("id")
     assert event.outcome == AuditEvent.Outcome.FAILED
-    assert "no_new_wallets" in event.detail["error"]
+    assert "permission denied" in event.detail["error"]
     assert event.rows_created == {}
 
 
@@ -263,7 +283,7 @@ def test_required_column_the_spec_leaves_empty_blocks_that_table_only(cli_actor)
     result = services.provision_users(actor=cli_actor, user_ids=[user_id])
 
     assert [(n.table, n.reason) for n in result.not_provisioned] == [
-        ("wallets", "public.wallets.region NOT NULL with no default, and the spec does not fill it")
+        ("wallets", "public.wallets.region is NOT NULL with no default and the spec does not fill it")
     ]
     assert [count(t, [user_id]) for t in ("users", "profiles", "wallets")] == [1, 1, 0]
 
@@ -407,8 +427,10 @@ def test_reasons_keep_a_percent_sign_as_is(cli_actor):
     result = services.provision_users(actor=cli_actor, user_ids=[user_id])
     blocked, sample = selectors.cannot_provision()
 
-    assert "odd%col NOT NULL" in result.not_provisioned[0].reason
-    assert list(blocked) == ["wallets: public.wallets.odd%col NOT NULL with no default, and the spec does not fill it"]
+    assert "odd%col is NOT NULL" in result.not_provisioned[0].reason
+    assert list(blocked) == [
+        "wallets: public.wallets.odd%col is NOT NULL with no default and the spec does not fill it"
+    ]
     assert sample[0]["user_id"] == str(user_id)
 
 

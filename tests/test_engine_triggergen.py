@@ -104,7 +104,7 @@ def test_a_table_that_cannot_be_written_is_left_out_with_the_reason():
 
     text = triggergen.trigger_sql()
 
-    assert "-- public.wallets skipped: public.wallets.kyc_level NOT NULL with no default" in text
+    assert "-- public.wallets skipped: public.wallets.kyc_level is NOT NULL with no default" in text
     assert "INSERT INTO public.wallets" not in text
     execute(text)
     user_id = make_auth_user()

@@ -1,4 +1,5 @@
-"""Reads of the live schema: columns, unique keys, triggers. Never trusts the models."""
+"""Reads of the live schema: columns, unique keys, foreign keys, triggers. Never trusts the
+models."""
 
 from __future__ import annotations
 
@@ -46,6 +47,50 @@ def columns(schema: str, table: str) -> dict[str, Column]:
             [schema, table],
         )
         return {row[0]: Column(*row) for row in cursor.fetchall()}
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    """A foreign key of a table: `columns` reference `ref_schema.ref_table(ref_columns)`."""
+
+    name: str
+    columns: tuple[str, ...]
+    ref_schema: str
+    ref_table: str
+    ref_columns: tuple[str, ...]
+    on_delete: str  # a (no action), r (restrict), c (cascade), n (set null), d (set default)
+
+    @property
+    def references(self) -> str:
+        return f"{self.ref_schema}.{self.ref_table}"
+
+
+def foreign_keys(schema: str, table: str) -> list[ForeignKey]:
+    """The foreign keys declared on `schema.table` (pg_constraint), columns in key order."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT con.conname,
+                   array(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(n, o)
+                         JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n ORDER BY k.o),
+                   rn.nspname, rc.relname,
+                   array(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY k(n, o)
+                         JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n ORDER BY k.o),
+                   con.confdeltype::text
+            FROM pg_constraint con
+            JOIN pg_class c ON c.oid = con.conrelid
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            JOIN pg_class rc ON rc.oid = con.confrelid
+            JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+            WHERE con.contype = 'f' AND n.nspname = %s AND c.relname = %s
+            ORDER BY con.conname
+            """,
+            [schema, table],
+        )
+        return [
+            ForeignKey(name, tuple(cols), ref_schema, ref_table, tuple(ref_cols), on_delete)
+            for name, cols, ref_schema, ref_table, ref_cols, on_delete in cursor.fetchall()
+        ]
 
 
 @dataclass(frozen=True)

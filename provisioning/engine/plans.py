@@ -4,11 +4,17 @@ A plan is made fresh for every run, so the dashboard follows the live database, 
 models or this repository: a column the table lacks is skipped and reported; a NOT NULL
 column with no default that the spec leaves empty makes the table unprovisionable (and is
 reported) instead of failing mid-run.
+
+Foreign keys among the spec's tables set the write order (parents first) and chain the
+blocking: a profile that references `public.users(id)` cannot be written for a user whose
+`public.users` row is missing and cannot be written. Tables whose foreign keys form a
+cycle cannot be ordered: every run is refused (`SpecCycle`), and the doctor says why.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 from provisioning.engine import catalog
 from provisioning.spec import TableSpec, Value
@@ -24,7 +30,31 @@ class Blocker:
     index: str = ""
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
+class ParentLink:
+    """A foreign key from a plan's table to another spec table. `same_user`: the child row
+    of a user references that same user's parent row (each key column gets the value the
+    parent's referenced column gets, e.g. both the auth user's id), so the parent's
+    blockers are the child's too."""
+
+    parent: TablePlan
+    foreign_key: catalog.ForeignKey
+    same_user: bool
+    #: False when the run writes only some tables and not the parent's (`--table`).
+    parent_in_run: bool = True
+
+    @property
+    def reason_prefix(self) -> str:
+        if not self.parent_in_run:
+            return f"needs its {self.parent.spec.qualified_name} row, which this run does not write"
+        return f"needs its {self.parent.spec.qualified_name} row, which cannot be written"
+
+
+class SpecCycle(ValueError):
+    """Foreign keys among the spec's tables form a cycle: no write order exists."""
+
+
+@dataclass(eq=False)  # a plan is itself: compared by identity (parents link plans both ways)
 class TablePlan:
     spec: TableSpec
     exists: bool = True
@@ -33,6 +63,10 @@ class TablePlan:
     unfilled_required: list[str] = field(default_factory=list)
     key_is_unique: bool = False
     blockers: list[Blocker] = field(default_factory=list)
+    foreign_keys: list[catalog.ForeignKey] = field(default_factory=list)
+    parents: list[ParentLink] = field(default_factory=list)
+    #: The foreign-key cycle this table is part of ("a -> b -> a"), or "".
+    cycle: str = ""
 
     @property
     def name(self) -> str:
@@ -50,16 +84,25 @@ class TablePlan:
             return f"table {self.spec.qualified_name} does not exist"
         if self.spec.key not in self.columns:
             return f"{self.spec.qualified_name} has no key column {self.spec.key}"
+        if self.cycle:
+            return f"foreign keys among the spec's tables form a cycle ({self.cycle})"
         if self.unfilled_required:
             cols = ", ".join(self.unfilled_required)
-            return f"{self.spec.qualified_name}.{cols} NOT NULL with no default, and the spec does not fill it"
+            verb = "is" if len(self.unfilled_required) == 1 else "are"
+            return f"{self.spec.qualified_name}.{cols} {verb} NOT NULL with no default and the spec does not fill it"
         return None
+
+    @property
+    def same_user_parents(self) -> list[ParentLink]:
+        return [link for link in self.parents if link.same_user]
 
     @property
     def may_block_live_users(self) -> bool:
         """Whether any live user can be refused a row here (the only other reason, being
         soft-deleted, never applies to the population)."""
-        return bool(self.table_problem or self.blockers)
+        return bool(
+            self.table_problem or self.blockers or any(p.parent.may_block_live_users for p in self.same_user_parents)
+        )
 
     def summary(self) -> dict:
         return {
@@ -69,6 +112,7 @@ class TablePlan:
             "unfilled_required": self.unfilled_required,
             "key_is_unique": self.key_is_unique,
             "problem": self.table_problem,
+            "parents": [link.parent.spec.qualified_name for link in self.parents],
         }
 
 
@@ -77,7 +121,7 @@ def plan_table(spec: TableSpec) -> TablePlan:
     live = catalog.columns(spec.schema, spec.name)
     if not live:
         return TablePlan(spec=spec, exists=False)
-    plan = TablePlan(spec=spec)
+    plan = TablePlan(spec=spec, foreign_keys=catalog.foreign_keys(spec.schema, spec.name))
     for column, value in spec.values.items():
         if column in live and not live[column].generated:
             plan.columns[column] = value
@@ -117,4 +161,70 @@ def plan_table(spec: TableSpec) -> TablePlan:
 
 
 def plan_tables(specs: tuple[TableSpec, ...]) -> list[TablePlan]:
-    return [plan_table(spec) for spec in specs]
+    """Every table's plan, parents before children (foreign keys among the spec's tables;
+    otherwise in spec order). Tables on a foreign-key cycle get `cycle` set, which makes
+    them unwritable and `require_write_order` refuse the run."""
+    plans = [plan_table(spec) for spec in specs]
+    by_name = {plan.spec.qualified_name: plan for plan in plans}
+    for plan in plans:
+        for fk in plan.foreign_keys:
+            parent = by_name.get(fk.references)
+            if parent is None or parent is plan:
+                continue
+            same_user = all(
+                plan.columns.get(column) is not None and plan.columns.get(column) == parent.columns.get(ref)
+                for column, ref in zip(fk.columns, fk.ref_columns, strict=True)
+            )
+            plan.parents.append(ParentLink(parent, fk, same_user))
+    return _parents_first(plans)
+
+
+def plan_run(specs: tuple[TableSpec, ...], table_names: Sequence[str]) -> list[TablePlan]:
+    """The plans of a run that writes only `table_names` (parents first): planned with every
+    spec table, so a child whose parent this run does not write is blocked for users who
+    lack the parent row, instead of failing on the foreign key."""
+    wanted = set(table_names)
+    plans = [plan for plan in plan_tables(specs) if plan.name in wanted]
+    for plan in plans:
+        plan.parents = [
+            link if link.parent.name in wanted else replace(link, parent_in_run=False) for link in plan.parents
+        ]
+    return plans
+
+
+def _parents_first(plans: list[TablePlan]) -> list[TablePlan]:
+    ordered: list[TablePlan] = []
+    placed: set[int] = set()
+    visiting: list[TablePlan] = []
+
+    def place(plan: TablePlan) -> None:
+        if id(plan) in placed:
+            return
+        if any(p is plan for p in visiting):
+            start = next(i for i, p in enumerate(visiting) if p is plan)
+            loop = [*visiting[start:], plan]
+            text = " -> ".join(p.spec.qualified_name for p in loop)
+            for member in loop:
+                member.cycle = member.cycle or text
+            return
+        visiting.append(plan)
+        for link in plan.parents:
+            place(link.parent)
+        visiting.pop()
+        placed.add(id(plan))
+        ordered.append(plan)
+
+    for plan in plans:
+        place(plan)
+    return ordered
+
+
+def require_write_order(plans: list[TablePlan]) -> None:
+    """Raise SpecCycle when the spec's tables cannot be written in any order."""
+    cycles = sorted({plan.cycle for plan in plans if plan.cycle})
+    if cycles:
+        raise SpecCycle(
+            "the spec's tables reference each other in a cycle, so no write order exists: "
+            + "; ".join(cycles)
+            + ". Drop or defer one of those foreign keys, or leave one table out of the spec."
+        )

@@ -19,9 +19,9 @@ from django.db import DatabaseError, connection, transaction
 from provisioning.actors import Actor
 from provisioning.audit.recording import record_denied, record_event
 from provisioning.engine import statements
-from provisioning.engine.plans import TablePlan, plan_tables
+from provisioning.engine.plans import TablePlan, plan_run, require_write_order
 from provisioning.engine.selectors import blocked_by_reason
-from provisioning.errors import first_line
+from provisioning.errors import connection_lost, first_line
 from provisioning.models import AuditEvent
 from provisioning.spec import SPEC, select_tables
 
@@ -338,7 +338,8 @@ def _start(
     specs = select_tables(tables)
     table_names = [s.name for s in specs]
     require_provisioning(actor=actor, action=action, tables=table_names)
-    plans = plan_tables(specs)
+    plans = plan_run(SPEC, table_names)
+    require_write_order(plans)
     result = ProvisioningResult(
         action=action,
         dry_run=dry_run,
@@ -428,10 +429,40 @@ def _run(
 
 
 def _provision_batch(batch: Batch, plans: list[TablePlan], *, dry_run: bool) -> BatchOutcome:
-    """One batch, inside the caller's transaction: a few set-based statements per table."""
+    """One batch, inside the caller's transaction. A dry run is the real run inside a
+    savepoint that is rolled back: what it reports is exactly what a real run would write,
+    CHECK constraints, triggers and foreign keys included."""
+    if not dry_run:
+        return _write_batch(batch, plans)
+    try:
+        with transaction.atomic():
+            outcome = _write_batch(batch, plans)
+            raise _DryRunDone(outcome)
+    except _DryRunDone as done:
+        return done.outcome
+
+
+class _DryRunDone(Exception):
+    """Leaves the dry run's savepoint, rolling back what it wrote."""
+
+    def __init__(self, outcome: BatchOutcome):
+        super().__init__("dry run")
+        self.outcome = outcome
+
+
+def _write_batch(batch: Batch, plans: list[TablePlan]) -> BatchOutcome:
+    """Parents before children, a few set-based statements per table. A row the database
+    rejects (a CHECK, a trigger that raises, a value too long, a foreign key to another
+    table) is isolated to its user by retrying the rest without it (savepoints, halving the
+    batch): that user is reported with the database's message and SQLSTATE, the others are
+    written. Errors that are not about a row (a lost connection, permission denied, a
+    timeout) propagate and stop the run."""
     ids = batch.ids
     created: dict[str, list[uuid.UUID]] = {}
     not_provisioned: list[NotProvisioned] = []
+    #: Users whose row of a table was not written for a reason the plan could not predict:
+    #: their children in this batch are not attempted (the foreign key would fail).
+    failed: dict[str, dict[uuid.UUID, str]] = {}
     with connection.cursor() as cursor:
         if batch.missing_from is None:
             # Ids given by a person or a command may name nobody; candidates always exist.
@@ -440,29 +471,101 @@ def _provision_batch(batch: Batch, plans: list[TablePlan], *, dry_run: bool) -> 
             not_provisioned += [NotProvisioned(i, "*", UNKNOWN_USER_REASON) for i in ids if i not in existing]
 
         for plan in plans:
-            table_ids = batch.ids_for(plan.name)
             created[plan.name] = []
+            failed[plan.name] = {}
+            orphaned = _children_of_failed(plan, batch.ids_for(plan.name), failed)
+            failed[plan.name].update(orphaned)
+            not_provisioned += [NotProvisioned(u, plan.name, r) for u, r in orphaned.items()]
+            table_ids = [u for u in batch.ids_for(plan.name) if u not in orphaned]
             if not table_ids:
                 continue
             params = {"ids": table_ids}
-            if dry_run or plan.table_problem:
-                # Report only: a dry run, or a table that cannot take a row at all (missing,
-                # no key column, a required column the spec leaves empty).
+            if plan.table_problem:
+                # A table that cannot take a row at all (missing, no key column, a required
+                # column the spec leaves empty): report who lacks one.
                 cursor.execute(statements.missing_in_batch(plan), params)
-                missing = cursor.fetchall()
-                not_provisioned += [NotProvisioned(u, plan.name, r) for u, r in missing if r is not None]
-                created[plan.name] = [user_id for user_id, reason in missing if reason is None]
+                not_provisioned += [NotProvisioned(u, plan.name, r) for u, r in cursor.fetchall() if r is not None]
                 continue
             cursor.execute(statements.lock_table(plan))
-            # Write first, then ask what is still missing and why, and only when the insert
-            # wrote fewer rows than the batch's users lacking this table.
-            cursor.execute(statements.insert_missing(plan), params)
-            created[plan.name] = sorted(row[0] for row in cursor.fetchall())
-            if batch.missing_from is not None and len(created[plan.name]) == len(table_ids):
+            written, rejected = _insert_isolating(plan, table_ids)
+            created[plan.name] = sorted(written)
+            failed[plan.name].update(rejected)
+            not_provisioned += [NotProvisioned(u, plan.name, r) for u, r in rejected.items()]
+            if batch.missing_from is not None and len(written) + len(rejected) == len(table_ids):
                 continue
-            cursor.execute(statements.missing_in_batch(plan), params)
+            # Ask what is still missing and why, only when the insert wrote fewer rows than
+            # the batch's users lacking this table.
+            cursor.execute(statements.missing_in_batch(plan), {"ids": [u for u in table_ids if u not in rejected]})
             for user_id, reason in cursor.fetchall():
-                # No block reason and still missing: it collided on another unique key
-                # (two auth users sharing an email, say).
-                not_provisioned.append(NotProvisioned(user_id, plan.name, reason or CONFLICT_REASON))
+                if reason is None:
+                    # No block reason and still missing: it collided on another unique key
+                    # (two auth users sharing an email, say).
+                    reason = CONFLICT_REASON
+                    failed[plan.name][user_id] = reason
+                not_provisioned.append(NotProvisioned(user_id, plan.name, reason))
     return BatchOutcome(user_ids=list(ids), created=created, not_provisioned=not_provisioned)
+
+
+def _children_of_failed(
+    plan: TablePlan, user_ids: list[uuid.UUID], failed: dict[str, dict[uuid.UUID, str]]
+) -> dict[uuid.UUID, str]:
+    """The users whose parent row (a same-user foreign key) failed earlier in this batch."""
+    wanted = set(user_ids)
+    orphaned: dict[uuid.UUID, str] = {}
+    for link in plan.same_user_parents:
+        for user_id, reason in failed.get(link.parent.name, {}).items():
+            if user_id in wanted and user_id not in orphaned:
+                orphaned[user_id] = (
+                    f"needs its {link.parent.spec.qualified_name} row, which could not be written ({reason})"
+                )
+    return orphaned
+
+
+def _insert_isolating(plan: TablePlan, user_ids: list[uuid.UUID]) -> tuple[list[uuid.UUID], dict[uuid.UUID, str]]:
+    """Insert the plan's rows for `user_ids`; return (users written, {user: why rejected}).
+
+    One INSERT for the whole list; when the database rejects a row, the list is halved and
+    each half retried in its own savepoint, down to the user whose row it rejects.
+    """
+    written: list[uuid.UUID] = []
+    rejected: dict[uuid.UUID, str] = {}
+    pending = [list(user_ids)]
+    statement = statements.insert_missing(plan)
+    while pending:
+        chunk = pending.pop()
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(statement, {"ids": chunk})
+                written += [row[0] for row in cursor.fetchall()]
+        except DatabaseError as exc:
+            if not about_a_row(exc):
+                raise
+            if len(chunk) == 1:
+                rejected[chunk[0]] = row_error(exc)
+            else:
+                middle = len(chunk) // 2
+                pending += [chunk[middle:], chunk[:middle]]
+    return written, rejected
+
+
+#: SQLSTATE classes of errors that are about the session, the schema or the server, never
+#: about one row: connection (08), transaction state (25), rollback (40: deadlock,
+#: serialization), access and syntax (42: permission denied, undefined table),
+#: resources (53, 54), prerequisite state (55: lock not available), operator intervention
+#: (57: statement timeout, shutdown), system (58), internal (XX).
+_NOT_ABOUT_A_ROW = {"08", "25", "40", "42", "53", "54", "55", "57", "58", "XX", "0A", "F0", "HV"}
+
+
+def about_a_row(exc: BaseException) -> bool:
+    """Did the database reject a row's values (a constraint, a trigger, a type), rather
+    than the session or the statement? Only those are isolated to their user."""
+    if connection_lost(exc):
+        return False
+    sqlstate = getattr(exc.__cause__, "sqlstate", None) or getattr(exc, "sqlstate", None)
+    return bool(sqlstate) and sqlstate[:2] not in _NOT_ABOUT_A_ROW
+
+
+def row_error(exc: BaseException) -> str:
+    """The database's own message for a rejected row, with its SQLSTATE."""
+    sqlstate = getattr(exc.__cause__, "sqlstate", None) or getattr(exc, "sqlstate", None)
+    return f"{first_line(exc)} (SQLSTATE {sqlstate})"

@@ -45,6 +45,28 @@ def block_reason(
     if plan.table_problem:
         return literal(plan.table_problem)
     whens = [sql.SQL("WHEN u.deleted_at IS NOT NULL THEN {}").format(literal(SOFT_DELETED_REASON))]
+    for link in plan.same_user_parents:
+        # The parent row is missing and cannot be written in this run either: the child
+        # cannot be written (its foreign key would fail). A parent written in the same batch
+        # comes first (plans are ordered parents first), so its children see it.
+        has_parent = sql.SQL("EXISTS (SELECT 1 FROM {table} x WHERE {match})").format(
+            table=link.parent.spec.identifier(),
+            match=sql.SQL(" AND ").join(
+                sql.SQL("x.{} = {}").format(sql.Identifier(ref), plan.columns[column].expression())
+                for column, ref in zip(link.foreign_key.columns, link.foreign_key.ref_columns, strict=True)
+            ),
+        )
+        parent_reason = block_reason(link.parent, peers, peer_source)
+        if not link.parent_in_run:
+            whens.append(
+                sql.SQL("WHEN NOT {has} THEN {prefix}").format(has=has_parent, prefix=literal(link.reason_prefix))
+            )
+            continue
+        whens.append(
+            sql.SQL("WHEN NOT {has} AND ({why}) IS NOT NULL THEN {prefix} || ' (' || ({why}) || ')'").format(
+                has=has_parent, why=parent_reason, prefix=literal(link.reason_prefix)
+            )
+        )
     for blocker in plan.blockers:
         if blocker.kind == "null":
             (column,) = blocker.columns
@@ -180,6 +202,8 @@ def _auth_columns(plan: TablePlan) -> list[str]:
         column = getattr(value, "column", None) or ("raw_user_meta_data" if hasattr(value, "key") else None)
         if column and column not in columns:
             columns.append(column)
+    for link in plan.same_user_parents:  # a chained reason reads the parent's columns too
+        columns += [c for c in _auth_columns(link.parent) if c not in columns]
     return columns
 
 

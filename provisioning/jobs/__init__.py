@@ -32,6 +32,7 @@ from psycopg import sql
 from provisioning.actors import Actor
 from provisioning.audit.recording import record_event
 from provisioning.engine import selectors, services
+from provisioning.engine.plans import SpecCycle
 from provisioning.errors import connection_lost, first_line
 from provisioning.models import AuditEvent, ProvisioningJob
 from provisioning.spec import select_tables
@@ -221,6 +222,8 @@ def run_job(job_id: int, *, after_batch: AfterBatch | None = None) -> Provisioni
                 run_id=job.run_id,
                 after=job.last_user_id,
             )
+        except SpecCycle as exc:
+            _finish(job, State.FAILED, error=f"Nothing was written: {exc}")
         except services.ProvisioningDenied:
             _finish(job, State.FAILED, error=f"{job.created_by_username} may no longer provision users.")
         except services.ProvisioningFailed as exc:

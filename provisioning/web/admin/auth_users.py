@@ -12,6 +12,7 @@ from django.utils.html import format_html
 
 from provisioning.actors import Actor, may_provision
 from provisioning.engine import selectors, services
+from provisioning.engine.plans import SpecCycle
 from provisioning.ids import parse_uuid
 from provisioning.models import AuthUser
 from provisioning.web.admin.base import (
@@ -330,6 +331,9 @@ def _run_or_message(request, service, **kwargs):
     (ProvisioningDenied, a PermissionDenied) propagates: the admin answers 403."""
     try:
         return service(**kwargs)
+    except SpecCycle as exc:
+        messages.error(request, f"Nothing was written: {exc}")
+        return None
     except services.ProvisioningFailed as exc:
         messages.error(request, f"Provisioning stopped by a database error, nothing of that batch was written: {exc}")
         if exc.result.total_created:
