@@ -17,6 +17,10 @@ from eloity_admin.embedded import DEMO_MARKER
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 #: The Supabase-like schema, in the order it is built: auth.users, the app tables, the trigger.
 SCHEMA_SCRIPTS = ("auth_schema.sql", "app_schema.sql", "trigger.sql")
+#: The demo's shapes of the app tables: as the Eloity trigger expects them, or "chained"
+#: (profiles and wallets reference public.users, whose `password` nobody fills), applied
+#: after seeding so the seed's own sign-ups still go through the trigger.
+SHAPES = {"eloity": (), "chained": ("chained_shape.sql",)}
 DEMO_STAFF = (
     # username, password, group
     ("support", "support-demo-password", "Support provisioners"),
@@ -128,6 +132,14 @@ def seed(users: int) -> int:
         cursor.execute("SELECT set_config('eloity.demo_users', %s, true)", [str(users)])
         cursor.execute(read_sql("demo_seed.sql"))
     return auth_user_count()
+
+
+def apply_shape(shape: str) -> None:
+    """Give the demo's app tables one of SHAPES (idempotent)."""
+    require_demo_database()
+    with connection.cursor() as cursor:
+        for name in SHAPES[shape]:
+            cursor.execute(read_sql(name))
 
 
 @transaction.atomic

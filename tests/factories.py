@@ -185,21 +185,10 @@ def break_schema(broken: str) -> None:
         raise AssertionError(broken)
 
 
-#: The Eloity app's own migration (shared/guide/domain.md, "What real app schemas add"):
-#: profiles and wallets reference public.users(id), and public.users has a `password` that
-#: is NOT NULL with no default, a leftover of the app's own auth.
-CHAINED_SHAPE = """
-ALTER TABLE public.users ADD COLUMN password text NOT NULL DEFAULT 'set-before-the-column-was-required';
-ALTER TABLE public.users ALTER COLUMN password DROP DEFAULT;
-DELETE FROM public.profiles p WHERE NOT EXISTS (SELECT 1 FROM public.users u WHERE u.id = p.user_id);
-DELETE FROM public.wallets w WHERE NOT EXISTS (SELECT 1 FROM public.users u WHERE u.id = w.user_id);
-ALTER TABLE public.profiles ADD CONSTRAINT profiles_user_id_users_fkey
-    FOREIGN KEY (user_id) REFERENCES public.users (id) ON DELETE CASCADE;
-ALTER TABLE public.wallets ADD CONSTRAINT wallets_user_id_users_fkey
-    FOREIGN KEY (user_id) REFERENCES public.users (id) ON DELETE CASCADE;
-"""
-
-
 def make_chained_shape() -> None:
-    """Turn the demo schema into the chained shape (DDL: rolls back with the test)."""
-    execute(CHAINED_SHAPE)
+    """Turn the demo schema into the chained shape: profiles and wallets reference
+    public.users(id), public.users.password is NOT NULL with no default (the demo's own
+    provisioning/sql/chained_shape.sql; DDL, so it rolls back with the test)."""
+    from provisioning import demo
+
+    execute(demo.read_sql("chained_shape.sql"))

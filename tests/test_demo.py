@@ -97,3 +97,33 @@ def test_load_demo_creates_a_new_demo_database_on_the_same_server_and_refuses_an
     finally:
         with psycopg.connect(**admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.parametrize("users", [50, 200, 2000, 3333])
+def test_the_seven_incident_addresses_are_live_email_sign_ups_missing_a_profile_at_any_size(users):
+    assert demo.seed(users) == users
+
+    missing_profile = set(selectors.users_missing("profiles").values_list("email", flat=True))
+    assert set(demo.INCIDENT_EMAILS) <= missing_profile
+
+
+def test_load_demo_chained_shape_gives_foreign_keys_and_a_password_nobody_fills(support_groups):
+    from django.core.management import call_command as run
+
+    from tests.factories import run_command
+
+    run("load_demo", "--users", "60", "--shape", "chained")
+
+    parents = scalar(
+        "SELECT string_agg(conrelid::regclass || '->' || confrelid::regclass, ',' ORDER BY conname) "
+        "FROM pg_constraint WHERE contype = 'f' AND confrelid = 'public.users'::regclass"
+    )
+    assert parents == "public.profiles->public.users,public.wallets->public.users"
+    assert scalar(
+        "SELECT attnotnull AND NOT atthasdef FROM pg_attribute "
+        "WHERE attrelid = 'public.users'::regclass AND attname = 'password'"
+    )
+    code, out = run_command("provision", "--all-missing", "--dry-run")
+    assert code == 1
+    assert "public.users.password is NOT NULL with no default and the spec does not fill it" in out
+    assert "needs its public.users row, which cannot be written" in out

@@ -543,3 +543,73 @@ def test_a_check_that_cannot_read_is_a_problem_on_the_page_and_the_others_still_
     assert coverage.status == diagnostics.PROBLEM
     assert coverage.found == "The check could not run: permission denied for schema auth."
     assert check(report, "Table public.users").ok
+
+
+# --- the app tables' own rules (foreign keys, CHECKs, triggers) -------------------------------
+
+
+def test_healthy_schema_has_no_foreign_key_check_or_trigger_findings():
+    make_auth_user()
+    report = diagnostics.run_checks()
+
+    for name in ("Foreign keys between app tables", "CHECK constraints", "Triggers on app tables"):
+        assert check(report, name).status == diagnostics.OK, check(report, name).found
+
+
+def test_doctor_counts_users_a_foreign_key_chain_blocks_and_shows_the_write_order():
+    from tests.factories import make_chained_shape
+
+    make_auth_user(keep=("users",))
+    make_auth_user(keep=())
+    make_chained_shape()
+
+    found = check(diagnostics.run_checks(), "Foreign keys between app tables")
+
+    assert found.status == diagnostics.WARNING
+    assert "2 missing row(s) cannot be provisioned because their parent row cannot be written" in found.found
+    assert "needs its public.users row, which cannot be written" in found.found
+    assert found.details["order"][0] == "public.users"
+    assert "public.profiles.user_id -> public.users" in found.details["foreign_keys"]
+
+
+def test_doctor_reports_a_foreign_key_cycle_as_a_problem_and_exits_1():
+    execute(
+        "ALTER TABLE public.profiles ADD CONSTRAINT profiles_user_fk "
+        "FOREIGN KEY (user_id) REFERENCES public.users (id);"
+        "ALTER TABLE public.users ADD CONSTRAINT users_profile_fk "
+        "FOREIGN KEY (id) REFERENCES public.profiles (user_id)"
+    )
+
+    found = check(diagnostics.run_checks(), "Foreign keys between app tables")
+    code, _ = run_command("provisioning_doctor")
+
+    assert found.status == diagnostics.PROBLEM and "cycle" in found.found
+    assert code == 1
+
+
+def test_doctor_counts_rows_a_check_constraint_would_reject():
+    make_auth_user("fine@example.com", keep=())
+    make_auth_user("a@blocked.example", keep=())
+    make_auth_user("b@blocked.example", keep=("users",))
+    execute(
+        "ALTER TABLE public.users ADD CONSTRAINT no_blocked_domain CHECK (email NOT LIKE '%%@blocked.example') NOT VALID"
+    )
+    execute("ALTER TABLE public.wallets ADD CONSTRAINT positive CHECK (usdt_balance > 0) NOT VALID")
+
+    found = check(diagnostics.run_checks(), "CHECK constraints")
+
+    assert found.status == diagnostics.WARNING
+    rejects = {row["constraint"]: row["rejects"] for row in found.details["rows"]}
+    assert rejects == {"public.users.no_blocked_domain": 1, "public.wallets.positive": 3}
+
+
+def test_doctor_names_triggers_that_run_before_an_insert_into_an_app_table():
+    execute(
+        "CREATE FUNCTION public.stamp() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;"
+        "CREATE TRIGGER stamp BEFORE INSERT ON public.profiles FOR EACH ROW EXECUTE FUNCTION public.stamp()"
+    )
+
+    found = check(diagnostics.run_checks(), "Triggers on app tables")
+
+    assert found.status == diagnostics.WARNING
+    assert "public.profiles: stamp (public.stamp)" in found.found

@@ -32,6 +32,7 @@ from django.db import DatabaseError, transaction
 from provisioning.actors import Actor
 from provisioning.diagnostics import simulation
 from provisioning.diagnostics.audit import Action, Outcome
+from provisioning.diagnostics.constraints import check_app_table_triggers, check_check_constraints, check_write_order
 from provisioning.diagnostics.data import (
     check_cannot_provision,
     check_coverage,
@@ -158,6 +159,7 @@ def _catalog_checks() -> list[_Step]:
     steps: list[_Step] = [("Sign-up trigger", check_trigger), ("Sign-up function", check_function)]
     steps += [(f"Table {s.qualified_name}", lambda s=s: check_table(s, auth_id)) for s in SPEC]
     steps += [(f"Index on {s.qualified_name}.{s.key}", lambda s=s: check_key_index(s)) for s in SPEC]
+    steps += [("Triggers on app tables", check_app_table_triggers)]
     return steps
 
 
@@ -167,6 +169,8 @@ def _data_checks() -> list[_Step]:
         ("Duplicate app rows", check_duplicates),
         ("Sign-ups missing rows", check_coverage),
         ("Users that cannot be provisioned", check_cannot_provision),
+        ("Foreign keys between app tables", check_write_order),
+        ("CHECK constraints", check_check_constraints),
     ]
 
 

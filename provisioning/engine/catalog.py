@@ -94,6 +94,35 @@ def foreign_keys(schema: str, table: str) -> list[ForeignKey]:
 
 
 @dataclass(frozen=True)
+class CheckConstraint:
+    """A CHECK constraint: its name, its boolean expression over the table's columns, and
+    the columns that expression reads."""
+
+    name: str
+    expression: str
+    columns: tuple[str, ...]
+
+
+def check_constraints(schema: str, table: str) -> list[CheckConstraint]:
+    """The CHECK constraints of `schema.table` (NOT NULL is not one), by name."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT con.conname, pg_get_expr(con.conbin, con.conrelid),
+                   array(SELECT a.attname FROM unnest(con.conkey) k(n)
+                         JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n ORDER BY a.attnum)
+            FROM pg_constraint con
+            JOIN pg_class c ON c.oid = con.conrelid
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE con.contype = 'c' AND n.nspname = %s AND c.relname = %s
+            ORDER BY con.conname
+            """,
+            [schema, table],
+        )
+        return [CheckConstraint(name, expression, tuple(cols)) for name, expression, cols in cursor.fetchall()]
+
+
+@dataclass(frozen=True)
 class UniqueKey:
     name: str
     columns: tuple[str, ...]

@@ -94,7 +94,8 @@ class TablePlan:
 
     @property
     def same_user_parents(self) -> list[ParentLink]:
-        return [link for link in self.parents if link.same_user]
+        # A table on a cycle is unwritable for its own reason: no chain to follow (it loops).
+        return [] if self.cycle else [link for link in self.parents if link.same_user]
 
     @property
     def may_block_live_users(self) -> bool:

@@ -7,7 +7,8 @@
 --   85% .. 92%      trigger disabled: no app rows at all
 --   92% .. 100%     trigger working again
 -- Every 50th is phone-only (no email), every 40th anonymous, every 60th soft-deleted.
--- The seven addresses of the original incident sit in the profile-drift era.
+-- The seven addresses of the original incident sit in the profile-drift era, and their
+-- slots are never phone-only, anonymous or deleted, whatever the number of users.
 
 CREATE FUNCTION pg_temp.demo_users(lo integer, hi integer, n integer)
 RETURNS SETOF auth.users
@@ -18,16 +19,16 @@ LANGUAGE sql AS $$
         'authenticated' AS aud,
         'authenticated' AS role,
         CASE
-            WHEN i % 40 = 13 OR i % 50 = 7 THEN NULL
-            WHEN i - floor(n * 0.55)::int BETWEEN 1 AND 7 THEN (ARRAY[
+            WHEN k.incident THEN (ARRAY[
                 'eloityhq@gmail.com', 'test@example.com', 'devilaid1900@gmail.com',
                 'solozikedi@gmail.com', 'fushjones@gmail.com', 'brochrisjerry@gmail.com',
                 'faroukarogundade@gmail.com'])[i - floor(n * 0.55)::int]
+            WHEN k.anonymous OR k.phone_only THEN NULL
             WHEN i % 9 = 0 THEN 'Member' || i || '@Example.org'
             ELSE 'member' || i || '@example.org'
         END AS email,
         '$2a$10$' || md5('demo-password-' || i) AS encrypted_password,
-        CASE WHEN i % 40 = 13 THEN NULL ELSE ts END AS email_confirmed_at,
+        CASE WHEN k.anonymous THEN NULL ELSE ts END AS email_confirmed_at,
         NULL::timestamptz AS invited_at,
         CASE WHEN i % 11 = 0 THEN md5('confirm-' || i) ELSE '' END AS confirmation_token,
         ts AS confirmation_sent_at,
@@ -37,16 +38,16 @@ LANGUAGE sql AS $$
         '' AS email_change,
         NULL::timestamptz AS email_change_sent_at,
         CASE WHEN i % 3 = 0 THEN NULL ELSE ts + make_interval(hours => i % 500) END AS last_sign_in_at,
-        jsonb_build_object('provider', CASE WHEN i % 50 = 7 THEN 'phone' ELSE 'email' END) AS raw_app_meta_data,
+        jsonb_build_object('provider', CASE WHEN k.phone_only THEN 'phone' ELSE 'email' END) AS raw_app_meta_data,
         CASE
-            WHEN i % 40 = 13 THEN '{}'::jsonb
+            WHEN k.anonymous THEN '{}'::jsonb
             ELSE jsonb_build_object('full_name', 'Demo Member ' || i, 'username', 'member' || i)
         END AS raw_user_meta_data,
         false AS is_super_admin,
         ts AS created_at,
         ts AS updated_at,
-        CASE WHEN i % 50 = 7 THEN '1555' || lpad(i::text, 7, '0') END AS phone,
-        CASE WHEN i % 50 = 7 THEN ts END AS phone_confirmed_at,
+        CASE WHEN k.phone_only THEN '1555' || lpad(i::text, 7, '0') END AS phone,
+        CASE WHEN k.phone_only THEN ts END AS phone_confirmed_at,
         '' AS phone_change,
         '' AS phone_change_token,
         NULL::timestamptz AS phone_change_sent_at,
@@ -57,18 +58,23 @@ LANGUAGE sql AS $$
         '' AS reauthentication_token,
         NULL::timestamptz AS reauthentication_sent_at,
         false AS is_sso_user,
-        CASE WHEN i % 60 = 29 THEN ts + interval '3 days' END AS deleted_at,
-        i % 40 = 13 AS is_anonymous
+        CASE WHEN k.deleted THEN ts + interval '3 days' END AS deleted_at,
+        k.anonymous AS is_anonymous
     FROM generate_series(lo, hi) AS i,
          LATERAL (SELECT timestamptz '2026-05-04 09:00:00+00'
-                         + (i - 1) * (interval '182 days' / n) AS ts) AS t
+                         + (i - 1) * (interval '182 days' / n) AS ts) AS t,
+         LATERAL (SELECT i - floor(n * 0.55)::int BETWEEN 1 AND 7 AS incident) AS s,
+         LATERAL (SELECT s.incident,
+                         NOT s.incident AND i % 40 = 13 AS anonymous,
+                         NOT s.incident AND i % 50 = 7 AS phone_only,
+                         NOT s.incident AND i % 60 = 29 AS deleted) AS k
 $$;
 
 CREATE TEMP TABLE demo_bounds AS
 SELECT n,
        floor(n * 0.15)::int AS before_trigger,
        floor(n * 0.55)::int AS drift_from,
-       floor(n * 0.65)::int AS drift_to,
+       greatest(floor(n * 0.65)::int, floor(n * 0.55)::int + 7) AS drift_to,  -- the seven fit
        floor(n * 0.85)::int AS disabled_from,
        floor(n * 0.92)::int AS disabled_to
 FROM (SELECT current_setting('eloity.demo_users')::int AS n) AS s;

@@ -20,13 +20,20 @@ class Command(BaseCommand):
         parser.add_argument("--users", type=int, default=500, help="sign-ups to seed (default 500, at least 50)")
         parser.add_argument("--reset", action="store_true", help="drop the demo tables first and seed again")
         parser.add_argument(
+            "--shape",
+            choices=sorted(demo.SHAPES),
+            default="eloity",
+            help="eloity (default): the tables the Eloity trigger expects; chained: profiles and wallets "
+            "reference public.users, whose password column is NOT NULL with no default",
+        )
+        parser.add_argument(
             "--create-database",
             metavar="NAME",
             help="create a new database NAME on the same server, mark it as a demo, migrate and seed it "
             "(refuses an existing name)",
         )
 
-    def handle(self, *args, users: int, reset: bool, create_database: str | None, **options):
+    def handle(self, *args, users: int, reset: bool, shape: str, create_database: str | None, **options):
         if users < 50:
             raise CommandError("--users must be at least 50", returncode=2)
         default = connections["default"]
@@ -42,6 +49,7 @@ class Command(BaseCommand):
                 demo.drop_demo_tables()
             demo.install_schema()
             added = demo.seed(users)
+            demo.apply_shape(shape)
             staff = demo.ensure_demo_staff()
             total = demo.auth_user_count()
         except (demo.NotADemoDatabase, demo.CannotCreateDemoDatabase) as exc:
@@ -57,6 +65,8 @@ class Command(BaseCommand):
                 self.style.SUCCESS(f"Created demo database {create_database}.")
                 + f" Point DATABASE_URL at it (same server and user, database {create_database}) to use it."
             )
+        if shape != "eloity":
+            self.stdout.write(f"App tables in the {shape} shape.")
         if added:
             self.stdout.write(self.style.SUCCESS(f"Seeded {added} demo sign-ups."))
         else:
