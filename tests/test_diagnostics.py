@@ -592,7 +592,8 @@ def test_doctor_counts_rows_a_check_constraint_would_reject():
     make_auth_user("a@blocked.example", keep=())
     make_auth_user("b@blocked.example", keep=("users",))
     execute(
-        "ALTER TABLE public.users ADD CONSTRAINT no_blocked_domain CHECK (email NOT LIKE '%%@blocked.example') NOT VALID"
+        "ALTER TABLE public.users ADD CONSTRAINT no_blocked_domain "
+        "CHECK (email NOT LIKE '%%@blocked.example') NOT VALID"
     )
     execute("ALTER TABLE public.wallets ADD CONSTRAINT positive CHECK (usdt_balance > 0) NOT VALID")
 
