@@ -71,6 +71,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "provisioning.web.middleware.DatabaseUnavailableMiddleware",
     "provisioning.web.middleware.StaffTimeZoneMiddleware",
+    "provisioning.web.middleware.SpecProblemMiddleware",
     # Last, as django-axes requires: turns a locked-out sign-in into its 429 page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -124,6 +125,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Provisioning ---------------------------------------------------------------------
 PROVISIONING_BATCH_SIZE = env.int("PROVISIONING_BATCH_SIZE", default=5000)
+# What a provisioned user gets: a TOML spec file (docs/spec-file.md). Empty: Eloity's
+# default, provisioning/spec/eloity.toml.
+PROVISIONING_SPEC = env("PROVISIONING_SPEC", default="")
 # The bulk action's confirmation page posts one field per selected user (up to 10,000).
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 11_000
 

@@ -16,7 +16,7 @@ from provisioning import diagnostics
 from provisioning.actors import Actor
 from provisioning.engine.services import ProvisioningDenied
 from provisioning.models import AuditEvent
-from provisioning.spec.eloity import PROFILES, USERS, WALLETS
+from provisioning.spec import table_spec
 from tests.factories import (
     ALL_TABLES,
     SOL_BALANCE_TRIGGER,
@@ -31,6 +31,8 @@ from tests.factories import (
 from tests.processes import manage_env, run_manage
 
 pytestmark = pytest.mark.django_db
+
+USERS, PROFILES, WALLETS = table_spec("users"), table_spec("profiles"), table_spec("wallets")
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from provisioning.engine import catalog
 from provisioning.spec import TableSpec, Value
@@ -229,3 +230,19 @@ def require_write_order(plans: list[TablePlan]) -> None:
             + "; ".join(cycles)
             + ". Drop or defer one of those foreign keys, or leave one table out of the spec."
         )
+
+
+def spec_file_problems(specs: tuple[TableSpec, ...], path: str | Path) -> list[str]:
+    """What the file names that the live database lacks: a table, or a column of one (a
+    team's own file names its own columns; only the built-in default tolerates the two
+    Eloity shapes by skipping). One message per mistake; empty when all is there."""
+    problems = []
+    for spec in specs:
+        live = catalog.columns(spec.schema, spec.name)
+        if not live:
+            problems.append(f"{path}: table {spec.name!r}: {spec.qualified_name} does not exist in the database")
+            continue
+        missing = [c for c in spec.values if c not in live]
+        if missing:
+            problems.append(f"{path}: table {spec.name!r}: {spec.qualified_name} has no column {', '.join(missing)}")
+    return problems

@@ -6,22 +6,42 @@ import uuid
 from dataclasses import dataclass, field
 
 from django.db import connection
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import BooleanField, Exists, OuterRef, Q, QuerySet
+from django.db.models.expressions import RawSQL
+from psycopg import sql as psql
 
 from provisioning.engine import plans as plans_module
 from provisioning.engine import statements
 from provisioning.ids import parse_uuid
 from provisioning.models import AppUser, AuditEvent, AuthUser, Profile, Wallet
-from provisioning.spec import SPEC, select_tables
+from provisioning.spec import SPEC, TABLE_NAMES, select_tables, table_spec
 
-#: The app table models by table name, for the ✓/✗ columns and filters.
+#: Models of the Eloity tables (their admin lists, and the detail page's rows). A table a
+#: spec file adds has no model: it is read with SQL.
 TABLE_MODELS = {"users": (AppUser, "id"), "profiles": (Profile, "user_id"), "wallets": (Wallet, "user_id")}
-STATUS_FIELDS = {"users": "has_app_user", "profiles": "has_profile", "wallets": "has_wallet"}
+_STATUS_NAMES = {"users": "has_app_user", "profiles": "has_profile", "wallets": "has_wallet"}
 
 
-def has_row(table: str) -> Exists:
-    model, key = TABLE_MODELS[table]
-    return Exists(model.objects.filter(**{key: OuterRef("pk")}))
+def status_field(table: str) -> str:
+    """The annotation saying whether an auth user has a row in `table`."""
+    return _STATUS_NAMES.get(table, f"has_{table}")
+
+
+def has_row(table: str) -> Exists | RawSQL:
+    """Does the auth user (the outer query's row) have a row in the spec table `table`?"""
+    if table in TABLE_MODELS:
+        model, key = TABLE_MODELS[table]
+        return Exists(model.objects.filter(**{key: OuterRef("pk")}))
+    spec = table_spec(table)
+    name = connection.ops.quote_name
+    # Names only, each quoted as an identifier (the spec file's names are checked plain SQL
+    # names too); no value is ever interpolated.
+    return RawSQL(  # noqa: S611
+        f"EXISTS (SELECT 1 FROM {name(spec.schema)}.{name(spec.name)} x "
+        f'WHERE x.{name(spec.key)} = "auth"."users"."id")',
+        (),
+        output_field=BooleanField(),
+    )
 
 
 def population(queryset: QuerySet | None = None) -> QuerySet:
@@ -31,9 +51,10 @@ def population(queryset: QuerySet | None = None) -> QuerySet:
 
 
 def with_status(queryset: QuerySet | None = None) -> QuerySet:
-    """Annotate auth users with has_app_user / has_profile / has_wallet (EXISTS subqueries)."""
+    """Annotate auth users with has_app_user / has_profile / has_wallet (and has_<table> for
+    a table a spec file adds): EXISTS subqueries."""
     queryset = AuthUser.objects.all() if queryset is None else queryset
-    return queryset.annotate(**{STATUS_FIELDS[t]: has_row(t) for t in TABLE_MODELS})
+    return queryset.annotate(**{status_field(t): has_row(t) for t in TABLE_NAMES})
 
 
 def missing_q(table: str) -> Q:
@@ -42,7 +63,7 @@ def missing_q(table: str) -> Q:
 
 def missing_any_q() -> Q:
     q = Q()
-    for table in TABLE_MODELS:
+    for table in TABLE_NAMES:
         q |= missing_q(table)
     return q
 
@@ -168,9 +189,40 @@ def resolve_users(identifiers: list[str]) -> tuple[list[uuid.UUID], list[str]]:
     return found, unknown
 
 
+@dataclass(frozen=True)
+class Row:
+    """A row of a table the spec adds (no model): its columns, shown by its key."""
+
+    label: str
+    values: dict
+
+    def __getattr__(self, name):
+        try:
+            return self.__dict__["values"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __str__(self) -> str:
+        return self.label
+
+
 def app_rows(user_id: uuid.UUID) -> dict[str, object | None]:
-    """The user's row in each app table, or None where missing."""
-    return {table: model.objects.filter(**{key: user_id}).first() for table, (model, key) in TABLE_MODELS.items()}
+    """The user's row in each spec table, or None where missing (or the table is)."""
+    rows: dict[str, object | None] = {}
+    for spec in SPEC:
+        if spec.name in TABLE_MODELS:
+            model, key = TABLE_MODELS[spec.name]
+            rows[spec.name] = model.objects.filter(**{key: user_id}).first()
+            continue
+        with connection.cursor() as cursor:
+            cursor.execute(
+                psql.SQL("SELECT * FROM {} WHERE {} = %s LIMIT 1").format(spec.identifier(), psql.Identifier(spec.key)),
+                [user_id],
+            )
+            found = cursor.fetchone()
+            names = [c.name for c in cursor.description] if found else []
+        rows[spec.name] = Row(f"{spec.label} {user_id}", dict(zip(names, found, strict=True))) if found else None
+    return rows
 
 
 def audit_events_for(user_id: uuid.UUID) -> QuerySet:

@@ -1,12 +1,19 @@
 """What a provisioned user gets, per app table: the single source of truth.
 
-`vocabulary` says how a spec is written, `eloity` is the default one; `SPEC` is the spec
-in force, in the order provisioning writes the tables (and takes their locks).
+`vocabulary` says how a spec is written, `loader` reads one from a TOML file: Eloity's
+(`eloity.toml`, the default) or the file `PROVISIONING_SPEC` names. `SPEC` is the spec in
+force, read once per process like the settings. A file that cannot be used leaves `SPEC`
+empty and `SPEC_ERROR` saying why, naming the file and the entry: the commands refuse to
+run (exit 2), `manage.py check` fails, and the web pages show it on the health page.
 """
 
 from __future__ import annotations
 
-from provisioning.spec.eloity import ELOITY
+from pathlib import Path
+
+from django.conf import settings
+
+from provisioning.spec.loader import DEFAULT_SPEC_FILE, SpecFileError, load
 from provisioning.spec.vocabulary import (
     AuthColumn,
     AuthMetadata,
@@ -20,20 +27,42 @@ from provisioning.spec.vocabulary import (
 
 __all__ = [
     "SPEC",
+    "SPEC_ERROR",
+    "SPEC_FILE",
     "TABLE_NAMES",
     "AuthColumn",
     "AuthMetadata",
     "Const",
     "JsonConst",
     "Now",
+    "SpecFileError",
     "TableSpec",
     "Value",
     "literal",
     "select_tables",
+    "table_spec",
 ]
 
-SPEC: tuple[TableSpec, ...] = ELOITY
+#: The spec file in force.
+SPEC_FILE: Path = Path(getattr(settings, "PROVISIONING_SPEC", "") or DEFAULT_SPEC_FILE)
+#: True for the built-in default: it tolerates the two Eloity shapes (a spec column the
+#: table lacks is skipped and reported). A team's own file must name only live columns.
+IS_DEFAULT_SPEC = SPEC_FILE.resolve() == DEFAULT_SPEC_FILE
+try:
+    SPEC: tuple[TableSpec, ...] = load(SPEC_FILE)
+    SPEC_ERROR = ""
+except SpecFileError as exc:
+    SPEC = ()
+    SPEC_ERROR = str(exc)
 TABLE_NAMES: tuple[str, ...] = tuple(t.name for t in SPEC)
+
+
+def table_spec(name: str) -> TableSpec:
+    """The spec of one table by name; KeyError for a table the spec does not have."""
+    for spec in SPEC:
+        if spec.name == name:
+            return spec
+    raise KeyError(name)
 
 
 def select_tables(names: list[str] | tuple[str, ...] | None) -> tuple[TableSpec, ...]:

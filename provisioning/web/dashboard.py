@@ -30,7 +30,7 @@ COUNTS_CACHE_KEY = "provisioning:home:counts:v1"
 HEALTH_CACHE_KEY = "provisioning:home:health:v1"
 #: The chart shows at most this many weeks, ending with the latest sign-up.
 CHART_WEEKS = 52
-TABLES = tuple(selectors.TABLE_MODELS)
+TABLES = selectors.TABLE_NAMES
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import DataError, InterfaceError, OperationalError, connections
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.views.defaults import bad_request
 
@@ -102,3 +103,27 @@ def _known_zone(name: str) -> zoneinfo.ZoneInfo | None:
         return zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         return None
+
+
+class SpecProblemMiddleware:
+    """While the spec file cannot be used, every staff page but the health page (and
+    signing in and out) leads there: it says what is wrong, where any other page would
+    fail on a spec with no tables."""
+
+    ALLOWED = {"provisioning-health", "login", "logout", "jsi18n", "password_change", "password_change_done"}
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        from provisioning import spec
+
+        if not spec.SPEC_ERROR:
+            return None
+        match = request.resolver_match
+        if match is None or match.url_name in self.ALLOWED or not request.path.startswith("/admin/"):
+            return None
+        return HttpResponseRedirect(reverse("provisioning-health"))

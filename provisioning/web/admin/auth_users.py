@@ -15,6 +15,7 @@ from provisioning.engine import selectors, services
 from provisioning.engine.plans import SpecCycle
 from provisioning.ids import parse_uuid
 from provisioning.models import AuthUser
+from provisioning.spec import SPEC, TABLE_NAMES, table_spec
 from provisioning.web.admin.base import (
     COUNT_CAP,
     MIN_COUNT_CAP,
@@ -39,9 +40,7 @@ class ProvisioningStatusFilter(admin.SimpleListFilter):
     def lookups(self, request, model_admin):
         return [
             ("missing_any", "Missing anything"),
-            ("missing_users", "Missing app user"),
-            ("missing_profiles", "Missing profile"),
-            ("missing_wallets", "Missing wallet"),
+            *((f"missing_{spec.name}", f"Missing {spec.label}") for spec in SPEC),
             ("complete", "Fully provisioned"),
         ]
 
@@ -51,7 +50,7 @@ class ProvisioningStatusFilter(admin.SimpleListFilter):
             return queryset.filter(selectors.missing_any_q())
         if value == "complete":
             return queryset.exclude(selectors.missing_any_q())
-        if value in {"missing_users", "missing_profiles", "missing_wallets"}:
+        if value and value.startswith("missing_") and value.removeprefix("missing_") in TABLE_NAMES:
             return queryset.filter(selectors.missing_q(value.removeprefix("missing_")))
         return queryset
 
@@ -105,9 +104,7 @@ class AuthUserAdmin(ReadOnlyMixin, admin.ModelAdmin):
     # The ✓/✗ columns come first after the sign-up: they are what staff scan for.
     list_display = (
         "display_name",
-        _status_column("has_app_user", "App user"),
-        _status_column("has_profile", "Profile"),
-        _status_column("has_wallet", "Wallet"),
+        *(_status_column(selectors.status_field(spec.name), spec.label.capitalize()) for spec in SPEC),
         "phone",
         "signed_up",
         "last_sign_in",
@@ -248,8 +245,8 @@ class AuthUserAdmin(ReadOnlyMixin, admin.ModelAdmin):
         extra_context = {
             **(extra_context or {}),
             "app_rows": [
-                {"table": f"public.{table}", "label": label, "row": rows[table]}
-                for table, label in (("users", "App user"), ("profiles", "Profile"), ("wallets", "Wallet"))
+                {"table": table_spec(table).qualified_name, "label": label, "row": rows[table]}
+                for table, label in ((spec.name, spec.label.capitalize()) for spec in SPEC)
             ],
             "missing_count": sum(row is None for row in rows.values()),
             "audit_events": selectors.audit_events_for(obj.pk)[:50],

@@ -16,12 +16,14 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from provisioning import diagnostics
+from provisioning import diagnostics, spec
 from provisioning.actors import VIEW_PERMISSION, Actor, may_provision
 from provisioning.audit.recording import record_denied
+from provisioning.engine.plans import spec_file_problems
 from provisioning.models import AuditEvent, AuthUser
 
 TEMPLATE = "admin/provisioning/health.html"
+SPEC_PROBLEM_TEMPLATE = "admin/provisioning/health_spec_problem.html"
 
 
 class SchemaCacheForm(forms.Form):
@@ -68,6 +70,16 @@ def _render(request, *, simulation: diagnostics.Check | None = None, status: int
         "schema_cache_form": form,
         "schema_cache": schema_cache,
         "can_act": may_provision(request.user),
+        "spec_file": spec.SPEC_FILE,
+        "spec_tables": [
+            {
+                "name": table.qualified_name,
+                "label": table.label,
+                "key": table.key,
+                "values": [(column, value.describe()) for column, value in table.values.items()],
+            }
+            for table in spec.SPEC
+        ],
     }
     return TemplateResponse(request, TEMPLATE, context, status=status)
 
@@ -75,6 +87,19 @@ def _render(request, *, simulation: diagnostics.Check | None = None, status: int
 @require_GET
 def health_view(request):
     _require_viewer(request)
+    problems = [spec.SPEC_ERROR] if spec.SPEC_ERROR else []
+    if not problems and not spec.IS_DEFAULT_SPEC:
+        problems = spec_file_problems(spec.SPEC, spec.SPEC_FILE)
+    if problems:
+        # Nothing else can run on a spec that cannot be used: say why, and only that.
+        context = {
+            **admin.site.each_context(request),
+            "opts": AuthUser._meta,
+            "title": "Provisioning health",
+            "spec_problems": problems,
+            "spec_file": spec.SPEC_FILE,
+        }
+        return TemplateResponse(request, SPEC_PROBLEM_TEMPLATE, context, status=503)
     return _render(request)
 
 

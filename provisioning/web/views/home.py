@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from provisioning.actors import VIEW_PERMISSION
+from provisioning.spec import SPEC
 from provisioning.web import charts, dashboard
 
 #: Who sees the figures; everyone else with staff access gets the admin's plain index.
@@ -43,11 +44,7 @@ def home_context(request) -> dict:
                 "url": dashboard.list_url(f"missing_{table}"),
                 "alert": bool(figures.missing[table]),
             }
-            for table, label in (
-                ("users", "Missing app user"),
-                ("profiles", "Missing profile"),
-                ("wallets", "Missing wallet"),
-            )
+            for table, label in ((spec.name, f"Missing {spec.label}") for spec in SPEC)
         ),
     ]
     return {
