@@ -6,12 +6,14 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
 from django.db import connection, transaction
 from django.urls import reverse
+from django.utils import timezone
 from django_tasks import TaskResultStatus
 from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
@@ -369,3 +371,35 @@ def test_progress_never_passes_its_totals_when_batches_are_sparse(provisioner):
     assert (job.state, job.users_done, job.total_users) == (State.SUCCEEDED, 6, 6)
     assert job.batches_done == job.total_batches == len(seen) == _batch_events(job).count()
     assert _users_with_every_row(live) == 6
+
+
+def test_a_queued_job_waits_for_a_worker_and_never_shows_shell_commands(provisioner_client, provisioner):
+    make_auth_user(keep=())
+    job = jobs.start_provision_all_job(actor=_actor(provisioner))
+    status_url = reverse("provisioning_job_status", args=[job.pk])
+
+    fresh = provisioner_client.get(status_url).json()
+    page = provisioner_client.get(reverse("provisioning_job", args=[job.pk])).content.decode()
+    ProvisioningJob.objects.filter(pk=job.pk).update(updated_at=timezone.now() - timedelta(minutes=5))
+    late = provisioner_client.get(status_url).json()
+
+    assert fresh["worker_note"] == "— waiting for a worker to pick it up."
+    assert "waiting for a worker to pick it up" in page and "manage.py" not in page
+    assert "no worker has taken it for 30" in late["worker_note"]
+    assert "manage.py" not in late["worker_note"]
+
+
+def test_a_cancelled_queued_job_says_so_and_reads_as_finished(provisioner_client, provisioner):
+    make_auth_user(keep=())
+    job = jobs.start_provision_all_job(actor=_actor(provisioner))
+
+    response = provisioner_client.post(reverse("provisioning_job_cancel", args=[job.pk]), follow=True)
+    status = provisioner_client.get(reverse("provisioning_job_status", args=[job.pk])).json()
+    listing = provisioner_client.get(reverse("provisioning_jobs")).content.decode()
+
+    assert [str(m) for m in response.context["messages"]] == [
+        f"Job {job.pk} was cancelled before it started: nothing was written."
+    ]
+    assert (status["state"], status["finished"], status["worker_note"]) == ("cancelled", True, "")
+    assert (status["batches_done"], status["total_batches"], status["percent"]) == (0, 0, 0.0)
+    assert "0 / ?" not in listing

@@ -25,3 +25,13 @@ def test_django_schema_cannot_be_public():
     result = django_check({"DEBUG": "1", "DJANGO_SCHEMA": "public"})
     assert result.returncode != 0
     assert "DJANGO_SCHEMA" in result.stderr
+
+
+def test_a_command_without_the_settings_it_needs_says_so_in_one_line():
+    result = run_manage("provisioning_status", env=manage_env(clean=True, settings=PRODUCTION_SETTINGS))
+
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "ImproperlyConfigured: With DEBUG off, SECRET_KEY and ALLOWED_HOSTS must be set in the environment "
+        "(or set DEBUG=1 for local development)."
+    ]

@@ -294,3 +294,22 @@ def test_times_follow_the_staff_members_own_time_zone_with_utc_on_hover(viewer_c
     assert "2 Mar 2026, 09:00 <abbr" in auckland and 'title="2026-03-01 20:00:00 UTC"' in auckland
     assert bogus.status_code == 200 and "1 Mar 2026, 20:00 <abbr" in bogus.content.decode()
     assert "a.m." not in site and "p.m." not in site
+
+
+def test_no_take_me_back_returns_to_the_list_as_it_was_filtered(provisioner_client):
+    ids = [make_auth_user(keep=())]
+    data = {"action": "provision_selected", "_selected_action": [str(i) for i in ids]}
+
+    confirm = provisioner_client.post(reverse(CHANGELIST) + "?status=missing_profiles&q=example", data)
+
+    back = reverse(CHANGELIST) + "?status=missing_profiles&amp;q=example"
+    assert f'href="{back}" class="button cancel-link"' in confirm.content.decode()
+
+
+def test_an_unknown_filter_value_is_said_not_silently_ignored(viewer_client):
+    response = viewer_client.get(reverse(CHANGELIST), {"status": "bogus", "kind": "nobody"})
+
+    assert response.status_code == 200
+    texts = [str(m) for m in response.context["messages"]]
+    assert any("“bogus” is not a choice of the “provisioning” filter" in t for t in texts)
+    assert any("“nobody” is not a choice of the “sign-ups shown” filter" in t for t in texts)

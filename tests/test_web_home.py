@@ -267,3 +267,14 @@ def test_home_chart_and_health_page_put_a_sign_up_in_the_same_week(zone):
     assert chart == {expected_week: 1}
     assert health == {expected_week.isoformat(): 1}
     assert selectors.users_missing().filter(pk=user).exists()
+
+
+def test_the_home_page_leads_to_every_tool_a_support_person_uses(viewer_client, population):
+    html = viewer_client.get(reverse(HOME)).content.decode()
+    tools = html.split('id="home-tools"')[1].split("</nav>")[0]
+
+    for name in ("admin:provisioning_authuser_changelist", "provisioning-health", "provisioning_jobs"):
+        assert f'href="{reverse(name)}"' in tools
+    assert f'href="{reverse("admin:provisioning_auditevent_changelist")}"' in tools
+    for name in ("provisioning-health", "provisioning_jobs"):
+        assert viewer_client.get(reverse(name)).status_code == 200

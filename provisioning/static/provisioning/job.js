@@ -23,6 +23,7 @@
   function render(s) {
     var bar = document.getElementById("job-progress");
     if (bar && s.percent !== null) bar.value = s.percent;
+    if (bar && s.finished && s.percent === null) bar.value = 0;
     text("job-state", s.state_label);
     text("job-batches", s.batches_done);
     text("job-total-batches", s.total_batches === null ? "?" : s.total_batches);
@@ -36,8 +37,7 @@
     var rows = [];
     for (var table in s.rows_created) rows.push(s.rows_created[table] + " " + table);
     text("job-rows", rows.join(", "));
-    var worker = document.getElementById("job-worker");
-    if (worker && (s.finished || s.worker_running)) worker.textContent = "";
+    text("job-worker", s.worker_note);
     var error = document.getElementById("job-error");
     if (error) { error.textContent = s.error; error.hidden = !s.error; }
     var cancel = document.getElementById("job-cancel-form");

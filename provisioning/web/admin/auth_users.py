@@ -52,6 +52,8 @@ class ProvisioningStatusFilter(admin.SimpleListFilter):
             return queryset.exclude(selectors.missing_any_q())
         if value and value.startswith("missing_") and value.removeprefix("missing_") in TABLE_NAMES:
             return queryset.filter(selectors.missing_q(value.removeprefix("missing_")))
+        if value is not None:
+            _unknown_filter_value(request, self, value)
         return queryset
 
 
@@ -82,7 +84,19 @@ class AccountKindFilter(admin.SimpleListFilter):
             return queryset.filter(is_anonymous=True)
         if value == "everyone":
             return queryset
+        if value is not None:
+            _unknown_filter_value(request, self, value)
         return selectors.population(queryset)
+
+
+def _unknown_filter_value(request, list_filter: admin.SimpleListFilter, value: str) -> None:
+    """Say that a filter value in the address is not one of the filter's, instead of
+    silently showing an unfiltered list as if it were filtered."""
+    offered = ", ".join(key for key, _ in list_filter.lookup_choices)
+    messages.warning(
+        request,
+        f"“{value[:80]}” is not a choice of the “{list_filter.title}” filter ({offered}): it was ignored.",
+    )
 
 
 def _status_column(field: str, label: str):
@@ -320,6 +334,8 @@ class AuthUserAdmin(ReadOnlyMixin, admin.ModelAdmin):
             result,
             selected_ids=ids,
             action_checkbox_name=admin.helpers.ACTION_CHECKBOX_NAME,
+            # The list as it was (filters, search, page): the action posts to its address.
+            back_url=request.get_full_path(),
         )
 
 

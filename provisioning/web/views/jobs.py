@@ -27,6 +27,24 @@ def _require_view(request) -> None:
         raise PermissionDenied("You do not have permission to see provisioning jobs.")
 
 
+#: How long a job may wait for a worker before the page says none has come.
+WORKER_GRACE_SECONDS = 30
+
+
+def _worker_note(job: ProvisioningJob, worker_running: bool) -> str:
+    """What the page says about workers, for support staff: no shell commands (those are
+    for administrators, on the health page and in the docs)."""
+    if job.finished or worker_running:
+        return ""
+    waited = (timezone.now() - job.updated_at).total_seconds()
+    if waited < WORKER_GRACE_SECONDS:
+        return "— waiting for a worker to pick it up." if job.state == ProvisioningJob.State.QUEUED else ""
+    return (
+        f"— no worker has taken it for {int(waited)} s. It carries on after its last committed batch as soon "
+        "as one does; if this lasts, ask an administrator to check the background workers."
+    )
+
+
 def job_status(job: ProvisioningJob) -> dict:
     """What the progress bar shows: counts, percent, users per second, seconds left."""
     end = job.finished_at or timezone.now()
@@ -37,13 +55,17 @@ def job_status(job: ProvisioningJob) -> dict:
         if elapsed > 0 and users > 0:
             rate = users / elapsed
     total = job.total_users
+    total_batches = job.total_batches
+    if job.finished and total is None:
+        # Cancelled (or failed) before it was counted: it did what it did, nothing more.
+        total, total_batches = job.users_done, job.batches_done
     percent = None
     if job.state == ProvisioningJob.State.SUCCEEDED:
         percent = 100.0
     elif total:
         percent = min(100.0, 100.0 * job.users_done / total)
     elif total == 0:
-        percent = 100.0
+        percent = 100.0 if job.state == ProvisioningJob.State.SUCCEEDED or not job.finished else 0.0
     seconds_left = None
     if rate and total is not None and not job.finished:
         seconds_left = max(0.0, (total - job.users_done) / rate)
@@ -57,7 +79,7 @@ def job_status(job: ProvisioningJob) -> dict:
         "tables": job.tables,
         "batch_size": job.batch_size,
         "total_users": total,
-        "total_batches": job.total_batches,
+        "total_batches": total_batches,
         "batches_done": job.batches_done,
         "users_done": job.users_done,
         "rows_created": job.rows_created,
@@ -68,6 +90,7 @@ def job_status(job: ProvisioningJob) -> dict:
         "seconds_left": round(seconds_left) if seconds_left is not None else None,
         "attempts": job.attempts,
         "worker_running": worker_running,
+        "worker_note": _worker_note(job, worker_running),
         "created_at": job.created_at.isoformat(),
         "started_at": job.started_at.isoformat() if job.started_at else None,
         "updated_at": job.updated_at.isoformat(),
@@ -116,7 +139,11 @@ def job_cancel_view(request, pk: int):
     except jobs.JobNotCancellable:
         messages.info(request, f"Job {job.pk} had already finished.")
     else:
-        messages.success(request, f"Job {job.pk} will stop after the batch in progress; committed batches stay.")
+        job.refresh_from_db()
+        if job.state == ProvisioningJob.State.CANCELLED:
+            messages.success(request, f"Job {job.pk} was cancelled before it started: nothing was written.")
+        else:
+            messages.success(request, f"Job {job.pk} will stop after the batch in progress; committed batches stay.")
     return HttpResponseRedirect(reverse("provisioning_job", args=[job.pk]))
 
 
