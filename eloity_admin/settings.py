@@ -182,6 +182,8 @@ AXES_RESET_ON_SUCCESS = True
 # The client address behind TRUSTED_PROXY_COUNT proxies: the same one the audit log records.
 AXES_CLIENT_IP_CALLABLE = "provisioning.actors.client_address"
 AXES_USERNAME_CALLABLE = "provisioning.audit.access.throttle_username"
+# The lockout page in the admin's look, saying when to try again (templates/provisioning/).
+AXES_LOCKOUT_TEMPLATE = "provisioning/locked_out.html"
 # Our own audit log records sign-ins; axes' per-success log would only duplicate it.
 AXES_DISABLE_ACCESS_LOG = True
 

@@ -385,3 +385,24 @@ def test_failed_sign_in_with_odd_extra_fields_is_not_a_500(client):
 
     assert response.status_code == 200
     assert AuditEvent.objects.filter(action=Action.LOGIN_FAILED).count() == 1
+
+
+def test_a_dry_run_never_shows_rows_as_created(viewer_client, cli_actor):
+    user_id = make_auth_user(keep=())
+    services.provision_users(actor=cli_actor, user_ids=[user_id], dry_run=True)
+    dry = AuditEvent.objects.get(outcome=Outcome.DRY_RUN)
+
+    listing = viewer_client.get(reverse(CHANGELIST)).content.decode()
+    detail = viewer_client.get(reverse("admin:provisioning_auditevent_change", args=[dry.pk])).content.decode()
+
+    assert "would create 3" in listing
+    assert "A dry run: nothing was written." in detail and "It would create:" in detail
+
+
+def test_audit_search_takes_part_of_an_email(viewer_client, cli_actor):
+    user_id = make_auth_user("Part.Of.Email@Example.com", keep=())
+    services.provision_users(actor=cli_actor, user_ids=[user_id])
+    event = AuditEvent.objects.latest("id")
+
+    assert event.pk in listed(viewer_client, "?q=part.of.email")
+    assert event.pk not in listed(viewer_client, "?q=nobody-like-this")

@@ -313,3 +313,31 @@ def test_an_unknown_filter_value_is_said_not_silently_ignored(viewer_client):
     texts = [str(m) for m in response.context["messages"]]
     assert any("“bogus” is not a choice of the “provisioning” filter" in t for t in texts)
     assert any("“nobody” is not a choice of the “sign-ups shown” filter" in t for t in texts)
+
+
+@pytest.mark.parametrize("model", ["appuser", "profile", "wallet"])
+def test_app_table_lists_link_to_the_auth_user_and_find_a_user_by_id(viewer_client, model):
+    user_id = make_auth_user()
+    other = make_auth_user()
+    url = reverse(f"admin:provisioning_{model}_changelist")
+
+    found = viewer_client.get(url, {"q": str(user_id)})
+    html = found.content.decode()
+
+    assert found.status_code == 200
+    assert [str(getattr(o, "user_id", None) or o.pk) for o in found.context["cl"].result_list] == [str(user_id)]
+    assert f'href="{reverse("admin:provisioning_authuser_change", args=[user_id])}"' in html
+    assert str(other) not in html
+
+
+def test_search_finds_a_user_by_phone_as_shown_and_by_the_short_id(viewer_client):
+    phone_user = make_auth_user(None, phone="15550001234", keep=())
+    user_id = make_auth_user("short-id@example.com")
+
+    def found(term):
+        return [u.pk for u in viewer_client.get(reverse(CHANGELIST), {"q": term}).context["cl"].result_list]
+
+    assert found("+1 555-000-1234") == [phone_user]
+    assert found("15550001234") == [phone_user]
+    assert user_id in found(str(user_id)[:8]) and phone_user not in found(str(user_id)[:8])
+    assert found(str(user_id)[:8].upper()) == found(str(user_id)[:8])

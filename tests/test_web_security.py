@@ -521,3 +521,31 @@ def test_an_unsafe_next_after_sign_in_lands_on_the_home_page(client, viewer):
     assert response.status_code == 302
     assert response["Location"] == reverse("admin:index")
     assert client.get(response["Location"]).status_code == 200
+
+
+def test_error_pages_are_in_the_admins_look_with_a_way_back(client, viewer_client, viewer):
+    missing = viewer_client.get("/admin/provisioning/authuser/00000000-0000-0000-0000-000000000000/change/")
+    refused = viewer_client.get(reverse("admin:auth_user_change", args=[viewer.pk]))
+
+    for response, status, heading in ((missing, 404, "Nothing here"), (refused, 403, "You are not allowed")):
+        html = response.content.decode()
+        assert response.status_code == status
+        assert heading in html and "Back to the support dashboard" in html and 'id="header"' in html
+
+
+def test_a_throttled_sign_in_says_when_to_try_again(client, viewer):
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        response = _sign_in(client, "view", "wrong-password")
+
+    html = response.content.decode()
+    assert response.status_code == 429
+    assert "Too many failed sign-ins" in html and "Try again in 15 minutes." in html
+    assert "Back to the support dashboard" in html
+
+
+def test_the_500_page_renders_without_a_request_or_the_database():
+    from django.template import loader
+
+    html = loader.get_template("500.html").render({})
+
+    assert "Something went wrong on our side" in html and "Back to the support dashboard" in html

@@ -21,8 +21,8 @@ def search_audit_events(queryset: QuerySet, term: str) -> QuerySet:
     """Events matching the search box. Reads only.
 
     A UUID matches events that targeted that auth user, or the run with that id; any other
-    text is an email (case-insensitive, exact) whose auth users' events are returned, or
-    part of an actor's name. Odd input (NUL bytes, 10,000 characters, `%`, `_`) narrows
+    text is part of an email (any case), whose auth users' events are returned (at most
+    EMAIL_MATCHES users), or part of an actor's name. Odd input (NUL bytes, 10,000 characters, `%`, `_`) narrows
     the list, never fails: values are bound parameters and LIKE wildcards are escaped.
     """
     term = clean_search_term(term)
@@ -31,7 +31,7 @@ def search_audit_events(queryset: QuerySet, term: str) -> QuerySet:
     as_uuid = parse_uuid(term)
     if as_uuid is not None:
         return queryset.filter(Q(target_user_ids__contains=[as_uuid]) | Q(run_id=as_uuid))
-    user_ids = list(AuthUser.objects.filter(email__iexact=term).values_list("id", flat=True)[:EMAIL_MATCHES])
+    user_ids = list(AuthUser.objects.filter(email__icontains=term).values_list("id", flat=True)[:EMAIL_MATCHES])
     match = Q(actor_username__icontains=term)
     if user_ids:
         match |= Q(target_user_ids__overlap=user_ids)

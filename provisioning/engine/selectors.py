@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 
@@ -237,8 +238,14 @@ def estimated_auth_users() -> int:
     return max(int(row[0]), 0) if row else 0
 
 
+#: The short id the pages show: the first 8 hex digits of a user id.
+SHORT_ID = re.compile(r"[0-9a-fA-F]{8}\Z")
+
+
 def search_auth_users(queryset: QuerySet, term: str) -> QuerySet:
-    """Exact id when `term` is a UUID, else a case-insensitive substring of the email.
+    """What the search box finds: an exact id (a UUID); the 8-character short id the pages
+    show (an index range over the primary key, not a scan); a phone number as shown (its
+    digits, any `+`, spaces or dashes ignored); or a case-insensitive part of the email.
 
     NUL bytes (PostgreSQL rejects them in text) are dropped and the term is capped at an
     email's length, so odd input narrows the list instead of failing.
@@ -249,4 +256,11 @@ def search_auth_users(queryset: QuerySet, term: str) -> QuerySet:
     as_uuid = parse_uuid(term)
     if as_uuid is not None:
         return queryset.filter(pk=as_uuid)
-    return queryset.filter(email__icontains=term)
+    match = Q(email__icontains=term)
+    if SHORT_ID.match(term):
+        low = uuid.UUID(term.lower() + "0" * 24)
+        match |= Q(pk__gte=low, pk__lte=uuid.UUID(term.lower() + "f" * 24))
+    digits = re.sub(r"[\s()+.-]", "", term)
+    if digits.isdigit() and len(digits) >= 4:
+        match |= Q(phone__contains=digits)
+    return queryset.filter(match)

@@ -91,7 +91,7 @@ class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_filter = ("action", "outcome", "channel", ActorFilter, "created_at")
     date_hierarchy = "created_at"
     search_fields = ("actor_username",)  # search itself is `search_audit_events`
-    search_help_text = "A user's id or email (exact, any case), a run id, or part of an actor's name."
+    search_help_text = "A user's id, part of a user's email (any case), a run id, or part of an actor's name."
     ordering = ("-created_at", "-id")
     show_full_result_count = False
     paginator = CappedCountPaginator
@@ -183,6 +183,9 @@ class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
     # --- list columns -----------------------------------------------------------------
     @admin.display(description="rows created")
     def rows_created_count(self, obj):
+        # A dry run wrote nothing: what it would write is not a count of rows created.
+        if obj.outcome == AuditEvent.Outcome.DRY_RUN:
+            return format_html('<span class="quiet">would create {}</span>', obj.rows_created_count)
         return obj.rows_created_count
 
     @admin.display(description="users")
@@ -202,7 +205,8 @@ class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
         created = obj.rows_created or {}
         if not any(created.values()):
             return "None."
-        return format_html(
+        dry_run = obj.outcome == AuditEvent.Outcome.DRY_RUN
+        rows = format_html(
             "<ul>{}</ul>",
             format_html_join(
                 "",
@@ -210,6 +214,9 @@ class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
                 ((table, len(ids), _links(ids)) for table, ids in created.items() if ids),
             ),
         )
+        if dry_run:
+            return format_html("<p><strong>A dry run: nothing was written.</strong> It would create:</p>{}", rows)
+        return rows
 
     @admin.display(description="not provisioned")
     def users_not_provisioned(self, obj):

@@ -126,7 +126,7 @@ class AuthUserAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display_links = ("display_name",)
     list_filter = (ProvisioningStatusFilter, AccountKindFilter)
     search_fields = ("email",)
-    search_help_text = "An email (any part, any case) or an exact user id."
+    search_help_text = "An email (any part, any case), a phone number, a user id or its 8-character short id."
     show_full_result_count = False
     paginator = CappedCountPaginator
     list_per_page = 50

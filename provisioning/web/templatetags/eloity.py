@@ -86,3 +86,12 @@ def percent(value, digits=1):
     if value is None:
         return "—"
     return f"{value:.{int(digits)}f} %"
+
+
+@register.filter
+def in_minutes(value):
+    """A timedelta as "15 minutes" (at least one); "" for anything else."""
+    if not isinstance(value, dt.timedelta):
+        return ""
+    minutes = max(1, round(value.total_seconds() / 60))
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
