@@ -341,3 +341,26 @@ def test_search_finds_a_user_by_phone_as_shown_and_by_the_short_id(viewer_client
     assert found("15550001234") == [phone_user]
     assert user_id in found(str(user_id)[:8]) and phone_user not in found(str(user_id)[:8])
     assert found(str(user_id)[:8].upper()) == found(str(user_id)[:8])
+
+
+def test_a_user_that_cannot_be_provisioned_gets_a_badge_and_the_reason_not_a_button(provisioner_client):
+    deleted = make_auth_user(keep=(), deleted=True)
+    phone_only = make_auth_user(None, phone="15550002222", keep=())
+
+    gone = provisioner_client.get(reverse("admin:provisioning_authuser_change", args=[deleted])).content.decode()
+    part = provisioner_client.get(reverse("admin:provisioning_authuser_change", args=[phone_only])).content.decode()
+
+    assert "Cannot be provisioned" in gone and "auth user is soft-deleted" in gone
+    assert 'id="provision-button"' not in gone
+    assert "Cannot be provisioned</strong> (in part)" in part and "public.users.email is NOT NULL" in part
+    assert 'id="provision-button"' in part and "Creates only the 2 missing rows that can be written" in part
+
+
+def test_the_cannot_be_provisioned_filter_lists_exactly_those_users(viewer_client):
+    phone_only = make_auth_user(None, phone="15550003333", keep=())
+    make_auth_user(keep=())  # missing everything, but all of it can be written
+    make_auth_user()  # complete
+
+    response = viewer_client.get(reverse(CHANGELIST), {"status": "cannot"})
+
+    assert [u.pk for u in response.context["cl"].result_list] == [phone_only]

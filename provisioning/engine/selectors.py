@@ -164,6 +164,27 @@ def cannot_provision(*, sample: int = 20, plans=None) -> tuple[dict[str, int], l
     return counts, rows
 
 
+def cannot_be_provisioned_q() -> Q:
+    """Population users lacking a row that provisioning cannot write (any table): the
+    "Cannot be provisioned" filter. One subquery; nothing is read into Python."""
+    plans = plans_module.plan_tables(SPEC)
+    connection.ensure_connection()
+    subquery = statements.blocked_users(plans).as_string(connection.connection)
+    return Q(pk__in=RawSQL(subquery, ()))  # noqa: S611 - composed with psycopg.sql, no input in it
+
+
+def block_reasons(user_id: uuid.UUID) -> dict[str, str | None]:
+    """For each spec table the user lacks a row in: why provisioning cannot write it, or
+    None when it can (the same reasons a dry run gives, without writing anything)."""
+    reasons: dict[str, str | None] = {}
+    with connection.cursor() as cursor:
+        for plan in plans_module.plan_tables(SPEC):
+            cursor.execute(statements.missing_in_batch(plan), {"ids": [user_id]})
+            for _, reason in cursor.fetchall():
+                reasons[plan.name] = reason
+    return reasons
+
+
 def resolve_users(identifiers: list[str]) -> tuple[list[uuid.UUID], list[str]]:
     """Map ids or emails (case-insensitive) to auth user ids. Returns (ids, not found or
     ambiguous): an email several auth users share resolves to none of them."""

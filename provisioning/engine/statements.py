@@ -229,6 +229,14 @@ def _blocked_in_population(plan: TablePlan, select: str, tail: str) -> sql.Compo
     )
 
 
+def blocked_users(plans: list[TablePlan]) -> sql.Composed:
+    """The ids of population users lacking a row in any of the plans' tables that they
+    cannot get (a subquery for `id IN (...)`; reasons are literals with `%` doubled)."""
+    return sql.SQL(" UNION ").join(
+        sql.SQL("({})").format(_blocked_in_population(plan, "u.id", "")) for plan in plans if plan.may_block_live_users
+    ) or sql.SQL("SELECT NULL::uuid WHERE FALSE")
+
+
 def blocked_by_reason(plan: TablePlan) -> sql.Composed:
     """(reason, count, the first `%(limit)s` user ids) for population users lacking a row in
     the table who cannot get one: one pass, counted in SQL.

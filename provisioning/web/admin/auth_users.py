@@ -42,6 +42,7 @@ class ProvisioningStatusFilter(admin.SimpleListFilter):
             ("missing_any", "Missing anything"),
             *((f"missing_{spec.name}", f"Missing {spec.label}") for spec in SPEC),
             ("complete", "Fully provisioned"),
+            ("cannot", "Cannot be provisioned"),
         ]
 
     def queryset(self, request, queryset):
@@ -50,6 +51,8 @@ class ProvisioningStatusFilter(admin.SimpleListFilter):
             return queryset.filter(selectors.missing_any_q())
         if value == "complete":
             return queryset.exclude(selectors.missing_any_q())
+        if value == "cannot":
+            return queryset.filter(selectors.cannot_be_provisioned_q())
         if value and value.startswith("missing_") and value.removeprefix("missing_") in TABLE_NAMES:
             return queryset.filter(selectors.missing_q(value.removeprefix("missing_")))
         if value is not None:
@@ -256,6 +259,7 @@ class AuthUserAdmin(ReadOnlyMixin, admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         obj = self._get_user_or_404(object_id)
         rows = selectors.app_rows(obj.pk)
+        reasons = selectors.block_reasons(obj.pk)
         extra_context = {
             **(extra_context or {}),
             "app_rows": [
@@ -263,6 +267,12 @@ class AuthUserAdmin(ReadOnlyMixin, admin.ModelAdmin):
                 for table, label in ((spec.name, spec.label.capitalize()) for spec in SPEC)
             ],
             "missing_count": sum(row is None for row in rows.values()),
+            "blocked": [
+                {"label": table_spec(table).label, "table": table_spec(table).qualified_name, "reason": reason}
+                for table, reason in reasons.items()
+                if reason
+            ],
+            "writable_count": sum(reason is None for reason in reasons.values()),
             "audit_events": selectors.audit_events_for(obj.pk)[:50],
             "can_provision": self.has_provision_permission(request),
         }
