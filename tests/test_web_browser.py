@@ -358,3 +358,66 @@ def test_the_detail_page_and_the_list_read_cleanly_at_1280_px(page, live_server,
     first_time = page.locator("#result_list td.field-signed_up time").first
     assert first_time.bounding_box()["height"] < 25  # one line, not three
     screenshot(page, "list_missing_profile_wide")
+
+
+#: WCAG 2.1 A and AA: the rules axe-core tags with these (axe-playwright-python bundles it).
+WCAG_21_AA = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
+
+
+def test_every_page_a_support_person_uses_passes_axe_wcag_21_aa(page, live_server, demo_data):
+    """axe-core in Chromium on each page of the support path: no WCAG 2.1 A/AA violation, so
+    a new page or style that breaks contrast or tells links apart by colour alone fails."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    from provisioning import jobs
+    from provisioning.actors import Actor
+    from provisioning.engine import services
+
+    axe = Axe()
+    found: dict[str, list] = {}
+
+    def check(name: str) -> None:
+        violations = axe.run(page, options={**WCAG_21_AA, "resultTypes": ["violations"]}).response["violations"]
+        found[name] = [(v["id"], [n["target"] for n in v["nodes"]][:3]) for v in violations]
+
+    page.goto(f"{live_server.url}/admin/login/")
+    check("sign-in")
+    log_in(page, live_server, PROVISIONER)
+    check("home")
+    user_id = user_id_of(INCIDENT_ADDRESSES[0])
+    actor = Actor.command_line()
+    services.provision_users(actor=actor, user_ids=[user_id], dry_run=True)
+    job = jobs.start_provision_all_job(
+        actor=Actor(username=PROVISIONER[0], channel="web", user=_user(PROVISIONER[0])), batch_size=50
+    )
+    pages = {
+        "user list": "/admin/provisioning/authuser/?status=missing_profiles",
+        "cannot be provisioned": "/admin/provisioning/authuser/?status=cannot",
+        "user detail": f"/admin/provisioning/authuser/{user_id}/change/",
+        "provision all preview": "/admin/provisioning/authuser/provision-all/",
+        "audit log": "/admin/provisioning/auditevent/",
+        "audit event": f"/admin/provisioning/auditevent/{_latest_event_id()}/change/",
+        "health": "/admin/tools/health/",
+        "jobs": "/admin/tools/jobs/",
+        "job": f"/admin/tools/jobs/{job.pk}/",
+        "app users": "/admin/provisioning/appuser/",
+        "wallets": "/admin/provisioning/wallet/",
+        "not found": "/admin/provisioning/authuser/00000000-0000-0000-0000-000000000000/change/",
+    }
+    for name, path in pages.items():
+        page.goto(f"{live_server.url}{path}")
+        check(name)
+
+    assert {name: v for name, v in found.items() if v} == {}
+
+
+def _user(username: str):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.get(username=username)
+
+
+def _latest_event_id() -> int:
+    from provisioning.models import AuditEvent
+
+    return AuditEvent.objects.latest("id").pk

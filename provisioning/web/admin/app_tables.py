@@ -62,6 +62,7 @@ class AppUserAdmin(ReadOnlyAdmin):
 
 @admin.register(Profile)
 class ProfileAdmin(ReadOnlyAdmin):
+    list_display_links = ("username",)  # not the auth user column: it links elsewhere
     list_display = (
         auth_user_link("user_id"),
         "username",
@@ -77,6 +78,7 @@ class ProfileAdmin(ReadOnlyAdmin):
 
 @admin.register(Wallet)
 class WalletAdmin(ReadOnlyAdmin):
+    list_display_links = ("usdt_balance",)  # not the auth user column: it links elsewhere
     list_display = (
         auth_user_link("user_id"),
         "usdt_balance",
