@@ -406,3 +406,17 @@ def test_audit_search_takes_part_of_an_email(viewer_client, cli_actor):
 
     assert event.pk in listed(viewer_client, "?q=part.of.email")
     assert event.pk not in listed(viewer_client, "?q=nobody-like-this")
+
+
+def test_an_event_names_people_by_email_or_phone_and_collapses_a_long_list(viewer_client, cli_actor):
+    people = [make_auth_user(f"person-{i}@example.com", keep=()) for i in range(12)]
+    phone_only = make_auth_user(None, phone="15550004444", keep=())
+    services.provision_users(actor=cli_actor, user_ids=[*people, phone_only])
+    event = AuditEvent.objects.latest("id")
+
+    html = viewer_client.get(reverse("admin:provisioning_auditevent_change", args=[event.pk])).content.decode()
+
+    assert "person-0@example.com</a>" in html and "phone 15550004444</a>" in html
+    assert f'href="{reverse("admin:provisioning_authuser_change", args=[people[0]])}"' in html
+    assert "<summary>13 users</summary>" in html  # a long list is collapsed behind its count
+    assert f"<code>{people[0]}</code>" not in html  # no bare id where a person's name belongs

@@ -185,6 +185,17 @@ def block_reasons(user_id: uuid.UUID) -> dict[str, str | None]:
     return reasons
 
 
+def person_labels(user_ids) -> dict[str, str]:
+    """{user id (text): how a person is named on a page}: the email, else the phone, else
+    "anonymous sign-up"; ids of no auth user are left out. One query."""
+    ids = [i for i in (parse_uuid(str(u)) for u in user_ids) if i is not None]
+    found = AuthUser.objects.filter(pk__in=ids).values_list("pk", "email", "phone", "is_anonymous")
+    return {
+        str(pk): email or (f"phone {phone}" if phone else "anonymous sign-up" if anonymous else "no email or phone")
+        for pk, email, phone, anonymous in found
+    }
+
+
 def resolve_users(identifiers: list[str]) -> tuple[list[uuid.UUID], list[str]]:
     """Map ids or emails (case-insensitive) to auth user ids. Returns (ids, not found or
     ambiguous): an email several auth users share resolves to none of them."""

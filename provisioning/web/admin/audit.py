@@ -25,10 +25,12 @@ from django.views.decorators.http import require_safe
 from provisioning.audit.access import record_access
 from provisioning.audit.export import EXPORT_CHUNK, csv_lines
 from provisioning.audit.search import search_audit_events
+from provisioning.engine import selectors
 from provisioning.errors import first_line
 from provisioning.ids import parse_uuid
 from provisioning.models import AuditEvent
 from provisioning.web.admin.base import CappedCountPaginator, ReadOnlyMixin, time_field
+from provisioning.web.templatetags.eloity import people_html, person_in
 
 logger = logging.getLogger(__name__)
 
@@ -62,17 +64,10 @@ class ActorFilter(admin.SimpleListFilter):
         return queryset.filter(actor_username=str(value).replace("\x00", "")[:150])
 
 
-def _user_link(user_id) -> str:
-    return format_html(
-        '<a href="{}"><code>{}</code></a>', reverse("admin:provisioning_authuser_change", args=[user_id]), user_id
-    )
-
-
 def _links(user_ids: list) -> str:
-    shown = format_html_join(", ", "{}", ((_user_link(i),) for i in user_ids[:LINKS_SHOWN]))
-    if len(user_ids) > LINKS_SHOWN:
-        return format_html("{} … and {} more (see the CSV export)", shown, len(user_ids) - LINKS_SHOWN)
-    return shown
+    """The event's users by name (email or phone), linked; a long list collapsed."""
+    shown = user_ids[:LINKS_SHOWN]
+    return people_html(shown, selectors.person_labels(shown), more=len(user_ids) - len(shown))
 
 
 @admin.register(AuditEvent)
@@ -198,7 +193,7 @@ class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
         ids = obj.target_user_ids or []
         if not ids:
             return "—"
-        return format_html("{} user(s): {}", len(ids), _links(ids))
+        return _links(ids)
 
     @admin.display(description="rows created")
     def rows_created_by_table(self, obj):
@@ -223,12 +218,13 @@ class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
         items = [item for item in (obj.not_provisioned or []) if isinstance(item, dict)]
         if not items:
             return "None."
+        labels = selectors.person_labels([item.get("user_id") for item in items[:LINKS_SHOWN]])
         rows = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
                 (
-                    _user_link(item["user_id"]) if parse_uuid(item.get("user_id")) else item.get("user_id", ""),
+                    person_in(item["user_id"], labels) if parse_uuid(item.get("user_id")) else item.get("user_id", ""),
                     "every table" if item.get("table") == "*" else f"public.{item.get('table', '')}",
                     item.get("reason", ""),
                 )

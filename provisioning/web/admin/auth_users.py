@@ -298,6 +298,7 @@ class AuthUserAdmin(ReadOnlyMixin, admin.ModelAdmin):
             "result": result,
             "tables": _result_tables(result),
             "sample_users": _sample_users(result),
+            "people": selectors.person_labels([item.user_id for item in result.not_provisioned]),
             **extra,
         }
         return TemplateResponse(request, f"admin/provisioning/authuser/{template}", context)

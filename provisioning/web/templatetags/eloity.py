@@ -15,9 +15,10 @@ import datetime as dt
 
 from django import template
 from django.templatetags.static import static
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateformat import format as format_date
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 register = template.Library()
 
@@ -95,3 +96,33 @@ def in_minutes(value):
         return ""
     minutes = max(1, round(value.total_seconds() / 60))
     return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+#: Lists of people longer than this are collapsed behind their count.
+PEOPLE_SHOWN_OPEN = 10
+
+
+def person_html(user_id, label: str | None):
+    """A person on a page: their email or phone linked to their page, then the short id
+    (the full one copyable). An id of no auth user shows the id alone."""
+    url = reverse("admin:provisioning_authuser_change", args=[user_id])
+    if label is None:
+        return format_html('<a href="{}"><code>{}</code></a>', url, user_id)
+    return format_html('<a href="{}">{}</a> {}', url, label, short_id(user_id))
+
+
+@register.filter
+def person_in(user_id, labels: dict):
+    """`{{ item.user_id|person_in:people }}` with `people` from selectors.person_labels."""
+    return person_html(user_id, (labels or {}).get(str(user_id)))
+
+
+def people_html(user_ids: list, labels: dict, *, more: int = 0):
+    """People as a list; more than PEOPLE_SHOWN_OPEN collapse behind "N users"."""
+    items = format_html_join("", "<li>{}</li>", ((person_html(i, labels.get(str(i))),) for i in user_ids))
+    tail = format_html("<li>… and {} more (see the CSV export)</li>", more) if more else ""
+    listing = format_html('<ul class="people">{}{}</ul>', items, tail)
+    total = len(user_ids) + more
+    if total <= PEOPLE_SHOWN_OPEN:
+        return listing
+    return format_html("<details><summary>{} users</summary>{}</details>", total, listing)
