@@ -616,3 +616,13 @@ def test_doctor_names_triggers_that_run_before_an_insert_into_an_app_table():
 
     assert found.status == diagnostics.WARNING
     assert "public.profiles: stamp (public.stamp)" in found.found
+
+
+def test_the_missing_rows_advice_leaves_out_users_that_cannot_be_provisioned():
+    make_auth_user(keep=())  # 3 rows that can be written
+    make_auth_user(None, phone="15550005555", keep=())  # 2 that can, 1 that cannot
+
+    found = check(diagnostics.run_checks(), "Sign-ups missing rows")
+
+    assert "Of these 6 missing rows, 1 cannot be provisioned" in found.found
+    assert "it writes the 5 row(s) that can be written" in found.advice

@@ -130,14 +130,21 @@ def check_coverage() -> Check:
             f" In {len(all_missing)} week(s) a table got no row for any sign-up (the trigger was off or broken), "
             f"most recently the week of {all_missing[0]}."
         )
-    return Check(
-        "Sign-ups missing rows",
-        WARNING,
-        found,
-        "Fix the cause first (trigger checks above), then Provision all missing (or `manage.py provision "
-        "--all-missing`).",
-        {"rows": weeks[:60], "missing": totals},
+    blocked, _ = selectors.cannot_provision(sample=0, plans=plans)
+    blocked_rows = sum(blocked.values())
+    fixable = sum(totals.values()) - blocked_rows
+    if blocked_rows:
+        found += (
+            f" Of these {sum(totals.values())} missing rows, {blocked_rows} cannot be provisioned "
+            "(see “Users that cannot be provisioned”)."
+        )
+    advice = (
+        f"Fix the cause first (trigger checks above), then Provision all missing (or `manage.py provision "
+        f"--all-missing`): it writes the {fixable} row(s) that can be written."
+        if fixable > 0
+        else "Provisioning cannot write any of these rows: see “Users that cannot be provisioned” for why."
     )
+    return Check("Sign-ups missing rows", WARNING, found, advice, {"rows": weeks[:60], "missing": totals})
 
 
 def check_cannot_provision() -> Check:
