@@ -15,7 +15,9 @@ Then measures, in one run:
 3. provisioning everyone missing anything with the CLI (`provision --all-missing`, in a
    subprocess) against one hand-written INSERT ... SELECT ... WHERE NOT EXISTS ... ON
    CONFLICT DO NOTHING per table on a copy of the same data (CREATE DATABASE ... TEMPLATE);
-4. the CLI's peak RSS at 100,000 and at N users.
+4. the CLI's peak RSS at 100,000 and at N users;
+5. `manage.py load_demo --users N`: seeding the demo of N sign-ups (through the real sign-up
+   trigger) in a database of its own, after its migrations.
 
 Prints one table and writes it as JSON to bench/results/. Databases it creates are named
 eloity_bench_* and dropped at the end unless --keep.
@@ -418,6 +420,27 @@ def measure_small_rss(results: dict, server: dict, profiles_index: bool) -> None
         drop_database(server, name)
 
 
+def measure_demo_seed(results: dict, server: dict, users: int) -> None:
+    """Time `load_demo --users N` on a new, migrated database marked as a demo."""
+    from psycopg import sql
+
+    from eloity_admin.embedded import DEMO_MARKER
+
+    name = "eloity_bench_demo_seed"
+    drop_database(server, name)
+    with connect(server, "postgres", autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        admin.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(DEMO_MARKER)))
+    try:
+        run_manage(["migrate", "--noinput", "-v", "0"], name, server)
+        done, seconds, rss = run_cli_measured(["load_demo", "--users", str(users)], name, server)
+        if done.returncode != 0:
+            raise SystemExit(f"load_demo failed ({done.returncode}): {done.stderr}")
+        results["demo_seed"] = {"users": users, "seconds": seconds, "rss_mb": rss}
+    finally:
+        drop_database(server, name)
+
+
 # --- report ---------------------------------------------------------------------------------
 
 
@@ -479,6 +502,18 @@ def table_rows(results: dict, users: int) -> list[tuple[str, str, str, str, str]
             "≤ 150 MB and flat: " + ("met" if big <= 150 and (not small or big <= small * 1.15) else "NOT met"),
         )
     )
+    seed = results.get("demo_seed")
+    if seed:
+        per_million = seed["seconds"] * MILLION / seed["users"]
+        rows.append(
+            (
+                f"load_demo --users {seed['users']:,} (seed, via the sign-up trigger)",
+                f"{seed['seconds']:.1f} s",
+                "-",
+                "-",
+                f"about 1 min per 1,000,000: {per_million:.0f} s per 1,000,000",
+            )
+        )
     return rows
 
 
@@ -501,6 +536,7 @@ def main() -> None:
     )
     parser.add_argument("--stock-requests", type=int, default=REQUESTS, help="requests per stock-admin page")
     parser.add_argument("--skip-small-rss", action="store_true", help=f"do not build the {RSS_SMALL:,}-user database")
+    parser.add_argument("--skip-demo-seed", action="store_true", help="do not time `load_demo --users N`")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
     args = parser.parse_args()
     if args.users < 1000:
@@ -560,6 +596,10 @@ def main() -> None:
         if args.users > RSS_SMALL and not args.skip_small_rss:
             print(f"4. bulk run RSS at {RSS_SMALL:,} users ...", flush=True)
             measure_small_rss(results, server, profiles_index)
+        if not args.skip_demo_seed:
+            print(f"5. load_demo --users {args.users:,} ...", flush=True)
+            measure_demo_seed(results, server, args.users)
+            print(f"   {results['demo_seed']}", flush=True)
     finally:
         connection.close()
         if not args.keep:

@@ -154,6 +154,26 @@ def drop_demo_tables() -> None:
         )
 
 
+def load(users: int, shape: str = "eloity", *, reset: bool = False) -> int:
+    """What `load_demo` does to the demo tables, in one transaction: with `reset`, drop them;
+    then build the schema, seed `users` sign-ups (unless auth.users has rows) and give the
+    app tables `shape`. Returns rows added.
+
+    All or nothing (DDL is transactional in PostgreSQL): an error or Ctrl+C part way, even
+    after the drop, leaves the previous demo as it was. Until it commits, a reset holds the
+    dropped tables' locks, so the dashboard waits for the new demo instead of seeing none."""
+    if shape not in SHAPES:
+        raise ValueError(f"unknown demo shape {shape!r}: one of {', '.join(sorted(SHAPES))}")
+    with transaction.atomic():
+        require_demo_database()
+        if reset:
+            drop_demo_tables()
+        install_schema()
+        added = seed(users)
+        apply_shape(shape)
+    return added
+
+
 def ensure_demo_staff() -> list[tuple[str, str, str]]:
     """Create the demo staff logins (idempotent); return (username, password, group)."""
     from django.contrib.auth.models import Group, User

@@ -13,9 +13,9 @@ from tests.factories import execute
 pytestmark = pytest.mark.django_db
 
 
-def scalar(statement: str):
+def scalar(statement: str, params=None):
     with connection.cursor() as cursor:
-        cursor.execute(statement)
+        cursor.execute(statement, params)
         return cursor.fetchone()[0]
 
 
@@ -127,3 +127,182 @@ def test_load_demo_chained_shape_gives_foreign_keys_and_a_password_nobody_fills(
     assert code == 1
     assert "public.users.password is NOT NULL with no default and the spec does not fill it" in out
     assert "needs its public.users row, which cannot be written" in out
+
+
+# --- the seeded rows are a fixed function of N ------------------------------------------------
+
+#: Digests of what the seed writes, recorded from the seed as it was before the drift deletes
+#: became joins: auth.users whole rows; public.users id and email; profiles' and wallets'
+#: user_id (their own ids are random and their timestamps now()).
+SEEDED_ROWS = r"""
+SELECT
+  (SELECT count(*) FROM auth.users),
+  (SELECT count(*) FROM public.users),
+  (SELECT count(*) FROM public.profiles),
+  (SELECT count(*) FROM public.wallets),
+  (SELECT md5(string_agg(to_jsonb(u)::text, E'\n' ORDER BY u.id)) FROM auth.users u),
+  (SELECT md5(string_agg(x.id || ' ' || x.email, E'\n' ORDER BY x.id)) FROM public.users x),
+  (SELECT md5(string_agg(x.user_id::text, E'\n' ORDER BY x.user_id)) FROM public.profiles x),
+  (SELECT md5(string_agg(x.user_id::text, E'\n' ORDER BY x.user_id)) FROM public.wallets x)
+"""
+
+#: N: (auth users, app users, profiles, wallets), the positions i (ranges, inclusive) of the
+#: sign-ups without a profile, and the four digests of SEEDED_ROWS.
+SEEDED = {
+    50: (
+        (50, 38, 32, 38),
+        ((1, 7), (28, 34), (43, 46)),
+        (
+            "3e0e5934e352b62a849cf8c98afa8ccf",
+            "8aaf9674f4092136c35a133591324a7c",
+            "764890b5b47ccf7573fc8c38372cac8d",
+            "e91617599b88515f152122e7646f37c0",
+        ),
+    ),
+    500: (
+        (500, 373, 340, 375),
+        ((1, 75), (276, 325), (426, 460)),
+        (
+            "90d3b2132f659c41811653353dc7ae1c",
+            "399bcb86cf3aac3b59d6cc46710ff997",
+            "f8f6d916219bf2882b2441e88e0c42c4",
+            "dba4c52675f3c95b8641d8df903e58fc",
+        ),
+    ),
+    2000: (
+        (2000, 1491, 1360, 1500),
+        ((1, 300), (1101, 1300), (1701, 1840)),
+        (
+            "68ec40087e64ff43f6da1260103f7386",
+            "ddbcc783b66cf347de451c23f193ff55",
+            "b22aca9caa0fc7fbd46ac2e4059934be",
+            "a81d3681009a4fc7ed1c10e2c927643a",
+        ),
+    ),
+    3333: (
+        (3333, 2484, 2268, 2499),
+        ((1, 499), (1834, 2166), (2834, 3066)),
+        (
+            "2da458f361277263cf7937feb97f05ab",
+            "c14737118301581242a6d5e0f0d40257",
+            "f8e0ed8dda3895925ddaea4325926b4d",
+            "ad5a8541c13f642dcaa3e49bf36f69c6",
+        ),
+    ),
+}
+
+
+def demo_id(i: int):
+    import hashlib
+    import uuid
+
+    return uuid.UUID(hashlib.md5(f"eloity-demo-{i}".encode()).hexdigest())
+
+
+def seeded_rows() -> tuple:
+    with connection.cursor() as cursor:
+        cursor.execute(SEEDED_ROWS)
+        return tuple(cursor.fetchone())
+
+
+def ids_without(table: str, key: str) -> set:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT u.id FROM auth.users u WHERE NOT EXISTS (SELECT 1 FROM public.{table} x WHERE x.{key} = u.id)"
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+@pytest.mark.parametrize("users", sorted(SEEDED))
+def test_seed_writes_the_same_rows_as_before_for_a_given_number_of_users(users):
+    counts, no_profile, digests = SEEDED[users]
+
+    assert demo.seed(users) == users
+
+    assert seeded_rows() == (*counts, *digests)
+    assert ids_without("profiles", "user_id") == {demo_id(i) for lo, hi in no_profile for i in range(lo, hi + 1)}
+    # Wallets: none before the trigger or while it was disabled, and every 23rd lost its own.
+    eras = ((1, int(users * 0.15)), (int(users * 0.85) + 1, int(users * 0.92)))
+    lost = range(int(users * 0.15) + 1, int(users * 0.85) + 1)
+    assert ids_without("wallets", "user_id") == {demo_id(i) for lo, hi in eras for i in range(lo, hi + 1)} | {
+        demo_id(i) for i in lost if i % 23 == 0
+    }
+
+
+def test_a_reset_in_the_same_session_drops_the_old_demo_and_seeds_the_same_rows_again():
+    assert demo.load(60) == 60
+    assert demo.load(500, reset=True) == 500
+    counts, _, digests = SEEDED[500]
+    assert seeded_rows() == (*counts, *digests)
+    assert demo.load(500) == 0  # without --reset: nothing to add
+
+
+# --- an interrupted reset keeps the previous demo ---------------------------------------------
+
+
+@pytest.mark.parametrize("interruption", [KeyboardInterrupt, RuntimeError])
+def test_a_reset_interrupted_after_the_drop_leaves_the_previous_demo(clean_app_tables, monkeypatch, interruption):
+    """Committed for real (no test transaction around it), as `load_demo --reset` runs."""
+    assert demo.load(60) == 60
+    before = seeded_rows()
+    real_seed = demo.seed
+
+    def seed_then_fail(users):
+        # The old tables are already dropped and rebuilt empty in this transaction.
+        assert scalar("SELECT count(*) FROM auth.users") == 0
+        real_seed(users)
+        assert scalar("SELECT count(*) FROM auth.users") == users
+        raise interruption("stopped part way")
+
+    monkeypatch.setattr(demo, "seed", seed_then_fail)
+    if interruption is KeyboardInterrupt:
+        with pytest.raises(CommandError, match="interrupted: the demo tables are as they were"):
+            call_command("load_demo", "--reset", "--users", "500")
+    else:
+        with pytest.raises(RuntimeError, match="stopped part way"):
+            demo.load(500, reset=True)
+
+    assert seeded_rows() == before
+    assert before[:4] == (60, 45, 40, 45)
+
+
+def test_ctrl_c_during_load_demo_reset_leaves_the_previous_demo(clean_app_tables):
+    """The real thing: SIGINT to `manage.py load_demo --reset` while it seeds."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.processes import BASE_DIR, current_database_url, manage_env
+
+    assert demo.load(60) == 60
+    before = seeded_rows()
+    child = subprocess.Popen(
+        [sys.executable, "manage.py", "load_demo", "--reset", "--users", "200000"],
+        cwd=BASE_DIR,
+        env=manage_env(database_url=current_database_url()),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        # The seed script (pg_stat_activity keeps its first KB) runs after the drop, in the
+        # same transaction.
+        seeding = (
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND state = 'active' AND starts_with(query, %s)"
+        )
+        while not scalar(seeding, [demo.read_sql("demo_seed.sql")[:200]]):
+            assert child.poll() is None, child.communicate()
+            assert time.monotonic() < deadline, "the seed never started"
+            time.sleep(0.05)
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 130, out + err
+    assert "interrupted: the demo tables are as they were" in err
+    assert seeded_rows() == before

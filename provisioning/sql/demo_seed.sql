@@ -9,8 +9,12 @@
 -- Every 50th is phone-only (no email), every 40th anonymous, every 60th soft-deleted.
 -- The seven addresses of the original incident sit in the profile-drift era, and their
 -- slots are never phone-only, anonymous or deleted, whatever the number of users.
+-- Every statement is set-based and near-linear in the number of users (a million in about
+-- a minute, most of it in the sign-up trigger): the drift deletes join computed id ranges
+-- on the unique user_id indexes. The temporary objects are dropped at the end, so a
+-- session can seed again (load_demo --reset runs drop, schema and seed in one transaction).
 
-CREATE FUNCTION pg_temp.demo_users(lo integer, hi integer, n integer)
+CREATE OR REPLACE FUNCTION pg_temp.demo_users(lo integer, hi integer, n integer)
 RETURNS SETOF auth.users
 LANGUAGE sql AS $$
     SELECT
@@ -80,7 +84,7 @@ SELECT n,
 FROM (SELECT current_setting('eloity.demo_users')::int AS n) AS s;
 
 -- `confirmed_at` is generated, so the insert names every other column.
-CREATE FUNCTION pg_temp.insert_demo_users(lo integer, hi integer, n integer)
+CREATE OR REPLACE FUNCTION pg_temp.insert_demo_users(lo integer, hi integer, n integer)
 RETURNS void
 LANGUAGE sql AS $$
     INSERT INTO auth.users (instance_id, id, aud, role, email, encrypted_password,
@@ -112,14 +116,14 @@ ALTER TABLE auth.users ENABLE TRIGGER on_auth_user_created;
 SELECT pg_temp.insert_demo_users(before_trigger + 1, disabled_from, n) FROM demo_bounds;
 
 -- Drift: the trigger skipped profiles for a stretch of sign-ups, and some wallets.
+-- A join on the computed ids, never `user_id IN (SELECT ... generate_series(b...))`: that
+-- subquery depends on demo_bounds, so it ran again for every row (quadratic).
 DELETE FROM public.profiles p
-USING demo_bounds b
-WHERE p.user_id IN (SELECT md5('eloity-demo-' || i)::uuid FROM generate_series(b.drift_from + 1, b.drift_to) AS i);
+USING demo_bounds b, generate_series(b.drift_from + 1, b.drift_to) AS i
+WHERE p.user_id = md5('eloity-demo-' || i)::uuid;
 DELETE FROM public.wallets w
-USING demo_bounds b
-WHERE w.user_id IN (SELECT md5('eloity-demo-' || i)::uuid
-                    FROM generate_series(b.before_trigger + 1, b.disabled_from) AS i
-                    WHERE i % 23 = 0);
+USING demo_bounds b, generate_series(b.before_trigger + 1, b.disabled_from) AS i
+WHERE i % 23 = 0 AND w.user_id = md5('eloity-demo-' || i)::uuid;
 
 -- Era 3: somebody disabled the trigger.
 ALTER TABLE auth.users DISABLE TRIGGER on_auth_user_created;
@@ -130,3 +134,5 @@ ALTER TABLE auth.users ENABLE TRIGGER on_auth_user_created;
 SELECT pg_temp.insert_demo_users(disabled_to + 1, n, n) FROM demo_bounds;
 
 DROP TABLE demo_bounds;
+DROP FUNCTION pg_temp.insert_demo_users(integer, integer, integer);
+DROP FUNCTION pg_temp.demo_users(integer, integer, integer);

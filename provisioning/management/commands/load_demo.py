@@ -18,7 +18,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--users", type=int, default=500, help="sign-ups to seed (default 500, at least 50)")
-        parser.add_argument("--reset", action="store_true", help="drop the demo tables first and seed again")
+        parser.add_argument(
+            "--reset",
+            action="store_true",
+            help="drop the demo tables and seed again, in one transaction (interrupted: the old demo stays)",
+        )
         parser.add_argument(
             "--shape",
             choices=sorted(demo.SHAPES),
@@ -45,11 +49,11 @@ class Command(BaseCommand):
                 default.close()
                 default.settings_dict["NAME"] = create_database
                 call_command("migrate", interactive=False, verbosity=0)
-            if reset:
-                demo.drop_demo_tables()
-            demo.install_schema()
-            added = demo.seed(users)
-            demo.apply_shape(shape)
+            try:
+                # One transaction: an interrupted --reset leaves the previous demo intact.
+                added = demo.load(users, shape, reset=reset)
+            except KeyboardInterrupt:
+                raise CommandError("interrupted: the demo tables are as they were", returncode=130) from None
             staff = demo.ensure_demo_staff()
             total = demo.auth_user_count()
         except (demo.NotADemoDatabase, demo.CannotCreateDemoDatabase) as exc:
