@@ -125,6 +125,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Provisioning ---------------------------------------------------------------------
 PROVISIONING_BATCH_SIZE = env.int("PROVISIONING_BATCH_SIZE", default=5000)
+# The sign-up webhook (POST /hooks/signup/): off unless one of these is set. A Database
+# Webhook sends `Authorization: Bearer <SIGNUP_WEBHOOK_SECRET>`; a Standard Webhooks sender
+# (Supabase's HTTP Auth Hooks) signs with SIGNUP_WEBHOOK_STANDARD_SECRET (`v1,whsec_...`).
+SIGNUP_WEBHOOK_SECRET = env("SIGNUP_WEBHOOK_SECRET", default="")
+SIGNUP_WEBHOOK_STANDARD_SECRET = env("SIGNUP_WEBHOOK_STANDARD_SECRET", default="")
 # What a provisioned user gets: a TOML spec file (docs/spec-file.md). Empty: Eloity's
 # default, provisioning/spec/eloity.toml.
 PROVISIONING_SPEC = env("PROVISIONING_SPEC", default="")

@@ -135,6 +135,7 @@ class AuditEvent(models.Model):
         LOGIN = "login", "Signed in"
         LOGIN_FAILED = "login_failed", "Failed sign-in"
         LOGOUT = "logout", "Signed out"
+        SIGNUP_WEBHOOK = "signup_webhook", "Sign-up webhook"
 
     class Outcome(models.TextChoices):
         SUCCEEDED = "succeeded", "Succeeded"
@@ -147,6 +148,7 @@ class AuditEvent(models.Model):
         WEB = "web", "Web"
         CLI = "cli", "Command line"
         TASK = "task", "Background task"
+        WEBHOOK = "webhook", "Webhook"
 
     id = models.BigAutoField(primary_key=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -179,6 +179,7 @@ def provision_users(
     dry_run: bool = False,
     batch_size: int | None = None,
     progress: Progress | None = None,
+    action: str | None = None,
 ) -> ProvisioningResult:
     """Create exactly the missing app rows for the given auth users.
 
@@ -189,10 +190,11 @@ def provision_users(
     each. A dry run writes no app row and returns exactly what a real run would write.
 
     Raises ValueError for an unknown table, ProvisioningDenied without the permission,
-    ProvisioningFailed when a batch hits a database error.
+    ProvisioningFailed when a batch hits a database error. `action` names the run in the
+    audit log (default: one user or selected users).
     """
     ids = list(dict.fromkeys(uuid.UUID(str(i)) for i in user_ids))
-    action = Action.PROVISION_USER if len(ids) == 1 else Action.PROVISION_SELECTED
+    action = action or (Action.PROVISION_USER if len(ids) == 1 else Action.PROVISION_SELECTED)
     size = batch_size_or_default(batch_size)
 
     def batches(plans: list[TablePlan]) -> Iterator[Batch]:
