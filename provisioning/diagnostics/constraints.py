@@ -7,7 +7,7 @@ from __future__ import annotations
 from django.db import connection
 from psycopg import sql
 
-from provisioning.diagnostics.findings import OK, PROBLEM, SAMPLE, WARNING, Check
+from provisioning.diagnostics.findings import OK, PROBLEM, SAMPLE, WARNING, Check, counted_reasons
 from provisioning.engine import catalog, selectors, statements
 from provisioning.engine.plans import TablePlan, plan_tables
 from provisioning.spec import SPEC
@@ -46,7 +46,7 @@ def check_write_order() -> Check:
         "Foreign keys between app tables",
         WARNING,
         f"{total} missing row(s) cannot be provisioned because their parent row cannot be written: "
-        + "; ".join(f"{n} x {reason}" for reason, n in sorted(chained.items(), key=lambda kv: -kv[1]))
+        + counted_reasons(chained)
         + ".",
         "Fix the parent's blocker first (a NOT NULL column the spec leaves empty: give it a value in the spec or "
         "a default); the children follow in the same run.",

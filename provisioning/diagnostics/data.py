@@ -8,7 +8,7 @@ from django.utils import timezone
 from psycopg import sql
 
 from provisioning.diagnostics.drift import unique_index_statement
-from provisioning.diagnostics.findings import OK, PROBLEM, SAMPLE, WARNING, Check, has_key_column
+from provisioning.diagnostics.findings import OK, PROBLEM, SAMPLE, WARNING, Check, counted_reasons, has_key_column
 from provisioning.engine import selectors, statements
 from provisioning.engine.plans import TablePlan, plan_table, plan_tables
 from provisioning.spec import SPEC
@@ -156,9 +156,7 @@ def check_cannot_provision() -> Check:
     return Check(
         "Users that cannot be provisioned",
         WARNING,
-        f"{total} missing row(s) cannot be provisioned: "
-        + "; ".join(f"{n} x {reason}" for reason, n in sorted(counts.items(), key=lambda kv: -kv[1]))
-        + ".",
+        f"{total} missing row(s) cannot be provisioned: " + counted_reasons(counts) + ".",
         "Expected for phone-only sign-ups where public.users.email is NOT NULL; otherwise fix the data "
         "(a colliding orphan row, say) and provision again.",
         {"rows": [{"reason": r, "rows": n} for r, n in counts.items()], "sample": sample},

@@ -47,6 +47,11 @@ class Check:
         return asdict(self)
 
 
+def counted_reasons(counts: dict[str, int]) -> str:
+    """`{reason: n}` as `12 x reason; 3 x other reason`, the most frequent first."""
+    return "; ".join(f"{n} x {reason}" for reason, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
 def worst(statuses) -> str:
     return max(statuses, key=_RANK.__getitem__, default=OK)
 
