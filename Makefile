@@ -19,13 +19,16 @@ demo: setup
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --noinput
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py load_demo
 
-# The web server and one background worker (bulk "Provision all missing" jobs). Jobs
-# left unfinished by a stopped worker are queued again first; Ctrl+C stops both.
+# The web server, one background worker (bulk "Provision all missing" jobs) and the
+# watchdog every minute (its alerts on the console). Jobs left unfinished by a stopped
+# worker are queued again first; Ctrl+C stops all three.
 run: demo
 	@echo "Dashboard: http://$(HOST):$(PORT)/admin/"
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py resume_jobs
 	@DEBUG=$${DEBUG:-1} $(BIN)/python manage.py db_worker --no-reload --interval 1 & worker=$$!; \
-	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
+	(while true; do DEBUG=$${DEBUG:-1} $(BIN)/python manage.py provisioning_watchdog | grep --line-buffered '^alert:'; \
+	  sleep 60; done) & watchdog=$$!; \
+	trap 'kill $$worker $$watchdog 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # Performance at scale (not part of `make test`): BENCH_USERS auth users, several minutes

@@ -130,6 +130,11 @@ PROVISIONING_BATCH_SIZE = env.int("PROVISIONING_BATCH_SIZE", default=5000)
 # (Supabase's HTTP Auth Hooks) signs with SIGNUP_WEBHOOK_STANDARD_SECRET (`v1,whsec_...`).
 SIGNUP_WEBHOOK_SECRET = env("SIGNUP_WEBHOOK_SECRET", default="")
 SIGNUP_WEBHOOK_STANDARD_SECRET = env("SIGNUP_WEBHOOK_STANDARD_SECRET", default="")
+# The watchdog's alerts (manage.py provisioning_watchdog): email through Django's mail
+# settings (EMAIL_URL) and/or a Slack-compatible JSON POST; with neither, the log.
+WATCHDOG_EMAIL_TO = env.list("WATCHDOG_EMAIL_TO", default=[])
+WATCHDOG_WEBHOOK_URL = env("WATCHDOG_WEBHOOK_URL", default="")
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 # What a provisioned user gets: a TOML spec file (docs/spec-file.md). Empty: Eloity's
 # default, provisioning/spec/eloity.toml.
 PROVISIONING_SPEC = env("PROVISIONING_SPEC", default="")

@@ -136,6 +136,8 @@ class AuditEvent(models.Model):
         LOGIN_FAILED = "login_failed", "Failed sign-in"
         LOGOUT = "logout", "Signed out"
         SIGNUP_WEBHOOK = "signup_webhook", "Sign-up webhook"
+        WATCHDOG_ALERT = "watchdog_alert", "Watchdog: sign-ups left without rows"
+        WATCHDOG_RESOLVED = "watchdog_resolved", "Watchdog: resolved"
 
     class Outcome(models.TextChoices):
         SUCCEEDED = "succeeded", "Succeeded"
