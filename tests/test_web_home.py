@@ -278,3 +278,14 @@ def test_the_home_page_leads_to_every_tool_a_support_person_uses(viewer_client, 
     assert f'href="{reverse("admin:provisioning_auditevent_changelist")}"' in tools
     for name in ("provisioning-health", "provisioning_jobs"):
         assert viewer_client.get(reverse(name)).status_code == 200
+
+
+def test_rows_that_cannot_be_provisioned_are_left_out_of_the_alerts(viewer_client):
+    make_auth_user(None, phone="15550006666", keep=("profiles", "wallets"))  # lacks only an app user it cannot get
+
+    html = viewer_client.get(reverse(HOME) + "?recount=1").content.decode()
+
+    app_users = html.split('id="total-missing-users"')[1].split("</a>")[0]
+    assert "0 can be provisioned" in app_users and "(needs attention)" not in app_users
+    assert 'class="home-total alert" id="total-missing-any"' not in html
+    assert 'class="home-total" id="total-cannot-provision"' in html

@@ -15,6 +15,13 @@ def home_context(request) -> dict:
     if not request.user.has_perm(VIEW_PERMISSION):
         return {}
     figures = dashboard.home_figures(recount=request.GET.get("recount") == "1")
+    # Rows provisioning cannot write are a state of their own ("Cannot be provisioned"),
+    # not something that needs attention: they are left out of the alerts.
+    blocked: dict[str, int] = {}
+    for reason, n in figures.cannot_provision_reasons.items():
+        table = reason.split(": ", 1)[0]
+        blocked[table] = blocked.get(table, 0) + n
+    fixable = {spec.name: max(0, figures.missing[spec.name] - blocked.get(spec.name, 0)) for spec in SPEC}
     totals = [
         {
             "id": "total-auth-users",
@@ -34,7 +41,8 @@ def home_context(request) -> dict:
             "label": "Missing any row",
             "value": figures.missing_any,
             "url": dashboard.list_url("missing_any"),
-            "alert": bool(figures.missing_any),
+            # Needs attention only where provisioning can write something.
+            "alert": any(fixable.values()),
         },
         *(
             {
@@ -42,7 +50,8 @@ def home_context(request) -> dict:
                 "label": label,
                 "value": figures.missing[table],
                 "url": dashboard.list_url(f"missing_{table}"),
-                "alert": bool(figures.missing[table]),
+                "alert": bool(fixable[table]),
+                **({"note": f"{fixable[table]} can be provisioned"} if blocked.get(table) else {}),
             }
             for table, label in ((spec.name, f"Missing {spec.label}") for spec in SPEC)
         ),
