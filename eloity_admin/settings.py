@@ -135,6 +135,10 @@ SIGNUP_WEBHOOK_STANDARD_SECRET = env("SIGNUP_WEBHOOK_STANDARD_SECRET", default="
 WATCHDOG_EMAIL_TO = env.list("WATCHDOG_EMAIL_TO", default=[])
 WATCHDOG_WEBHOOK_URL = env("WATCHDOG_WEBHOOK_URL", default="")
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+# GET /metrics (Prometheus): off unless a bearer token or an address allowlist is set.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
+METRICS_CACHE_SECONDS = env.int("METRICS_CACHE_SECONDS", default=30)
 # What a provisioned user gets: a TOML spec file (docs/spec-file.md). Empty: Eloity's
 # default, provisioning/spec/eloity.toml.
 PROVISIONING_SPEC = env("PROVISIONING_SPEC", default="")

@@ -256,3 +256,20 @@ class ProvisioningJob(models.Model):
     @property
     def total_created(self) -> int:
         return sum((self.rows_created or {}).values())
+
+
+class WatchdogState(models.Model):
+    """The watchdog's last run, one row, for the home and health pages and /metrics (the
+    incident itself lives in the audit log)."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    late = models.PositiveIntegerField(default=0)
+    grace_seconds = models.PositiveIntegerField(default=60)
+
+    class Meta:
+        verbose_name = "watchdog state"
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"watchdog: {self.late} late at {self.last_run_at}"

@@ -62,3 +62,19 @@ def test_watchdog_exit_codes_for_cron():
     assert "alert: Resolved" in healed_out
     assert (calm_code, calm_out.strip()) == (0, "no late sign-ups")
     assert bad_code == 2
+
+
+def test_home_and_health_pages_show_the_watchdogs_last_run_and_an_open_incident(viewer_client):
+    from django.urls import reverse
+
+    before = viewer_client.get(reverse("admin:index")).content.decode()
+    assert "The watchdog has not run yet" in before
+
+    disable_trigger()
+    make_auth_user(keep=(), created_at=minutes_ago(5))
+    watchdog.run(grace=60, notify=lambda text: None)
+
+    home = viewer_client.get(reverse("admin:index")).content.decode()
+    health = viewer_client.get(reverse("provisioning-health")).content.decode()
+    for page in (home, health):
+        assert "Open incident" in page and "1 sign-up older than" in page

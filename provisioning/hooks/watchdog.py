@@ -24,7 +24,7 @@ from django.utils import timezone
 from provisioning.actors import Actor
 from provisioning.audit.recording import record_event
 from provisioning.engine import selectors, services
-from provisioning.models import AuditEvent, AuthUser
+from provisioning.models import AuditEvent, AuthUser, WatchdogState
 from provisioning.spec import TABLE_NAMES
 
 logger = logging.getLogger(__name__)
@@ -102,6 +102,7 @@ def run(*, grace: int = 60, window: int = 86_400, heal: bool = False, notify=Non
     configured email and webhook, else the log)."""
     notify = notify or send_alert
     finding = find_late(grace=grace, window=window)
+    remember(finding, grace=grace)
     result = RunResult(finding)
     actor = Actor(username=WATCHDOG_ACTOR, channel=AuditEvent.Channel.CLI)
     incident = open_incident()
@@ -124,6 +125,7 @@ def run(*, grace: int = 60, window: int = 86_400, heal: bool = False, notify=Non
         result.healed = healed.created
         finding = find_late(grace=grace, window=window)
         result.finding = finding
+        remember(finding, grace=grace)
     if not finding.count and (incident is not None or result.alerted):
         text = "Resolved: every live sign-up has its app rows again."
         record_event(
@@ -133,6 +135,37 @@ def run(*, grace: int = 60, window: int = 86_400, heal: bool = False, notify=Non
         result.resolved = True
         result.messages.append(text)
     return result
+
+
+def remember(finding: Finding, *, grace: int) -> None:
+    """Record this run for the home and health pages and /metrics (one row, overwritten)."""
+    WatchdogState.objects.update_or_create(
+        id=1, defaults={"last_run_at": timezone.now(), "late": finding.count, "grace_seconds": grace}
+    )
+
+
+@dataclass(frozen=True)
+class Status:
+    last_run_at: dt.datetime | None
+    late: int
+    grace_seconds: int
+    incident: AuditEvent | None
+
+    @property
+    def stale(self) -> bool:
+        """No run for over five minutes: cron (or make run's loop) is not running it."""
+        return self.last_run_at is None or timezone.now() - self.last_run_at > dt.timedelta(minutes=5)
+
+
+def status() -> Status:
+    """The watchdog's last run and the incident still open, for the pages and /metrics."""
+    state = WatchdogState.objects.filter(id=1).first()
+    return Status(
+        last_run_at=state.last_run_at if state else None,
+        late=state.late if state else 0,
+        grace_seconds=state.grace_seconds if state else 60,
+        incident=open_incident(),
+    )
 
 
 def alert_text(finding: Finding, *, grace: int) -> str:

@@ -20,6 +20,7 @@ from provisioning import diagnostics, spec
 from provisioning.actors import VIEW_PERMISSION, Actor, may_provision
 from provisioning.audit.recording import record_denied
 from provisioning.engine.plans import spec_file_problems
+from provisioning.hooks import watchdog
 from provisioning.models import AuditEvent, AuthUser
 
 TEMPLATE = "admin/provisioning/health.html"
@@ -70,6 +71,7 @@ def _render(request, *, simulation: diagnostics.Check | None = None, status: int
         "schema_cache_form": form,
         "schema_cache": schema_cache,
         "can_act": may_provision(request.user),
+        "watchdog": watchdog.status(),
         "spec_file": spec.SPEC_FILE,
         "spec_tables": [
             {

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from provisioning.actors import VIEW_PERMISSION
+from provisioning.hooks import watchdog
 from provisioning.spec import SPEC
 from provisioning.web import charts, dashboard
 
@@ -64,5 +65,6 @@ def home_context(request) -> dict:
             "health": dashboard.provisioning_health(),
             "audit_events": dashboard.latest_audit_events(10),
             "ttl": dashboard.COUNTS_TTL,
+            "watchdog": watchdog.status(),
         }
     }

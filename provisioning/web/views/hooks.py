@@ -1,11 +1,14 @@
-"""`POST /hooks/signup/`: a machine endpoint for Supabase Database Webhooks (and Standard
+"""Machine endpoints. `POST /hooks/signup/`: a machine endpoint for Supabase Database Webhooks (and Standard
 Webhooks senders). No session, no CSRF token: the secret authenticates. Every answer is
-JSON; anything but a good delivery changes nothing (provisioning/hooks/signup.py)."""
+JSON; anything but a good delivery changes nothing (provisioning/hooks/signup.py).
+`GET /metrics`: Prometheus text for the team's monitoring (provisioning/hooks/metrics.py)."""
 
 from __future__ import annotations
 
+import hmac
 import json
 
+from django.conf import settings
 from django.http import JsonResponse
 from django.urls import path
 from django.views.decorators.cache import never_cache
@@ -47,3 +50,25 @@ def signup_hook(request):
 
 
 urlpatterns = [path("hooks/signup/", signup_hook, name="signup_hook")]
+
+
+@never_cache
+def metrics_view(request):
+    """`GET /metrics`: bearer METRICS_TOKEN or an address in METRICS_ALLOWED_IPS; off (404)
+    without either."""
+    from django.http import HttpResponse
+
+    from provisioning.hooks import metrics
+
+    if not metrics.enabled():
+        return HttpResponse("not found\n", status=404, content_type="text/plain")
+    token = settings.METRICS_TOKEN
+    given = str(request.headers.get("Authorization", ""))
+    by_token = bool(token) and given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), token.encode())
+    by_address = client_address(request) in settings.METRICS_ALLOWED_IPS
+    if not (by_token or by_address):
+        return HttpResponse("unauthorized\n", status=401, content_type="text/plain")
+    return HttpResponse(metrics.exposition(), content_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+urlpatterns.append(path("metrics", metrics_view, name="metrics"))
