@@ -626,3 +626,49 @@ def test_the_missing_rows_advice_leaves_out_users_that_cannot_be_provisioned():
 
     assert "Of these 6 missing rows, 1 cannot be provisioned" in found.found
     assert "it writes the 5 row(s) that can be written" in found.advice
+
+
+# --- what Supabase users actually hit (issue 15, first checks) ---------------------------------
+
+
+def test_a_foreign_key_to_auth_users_without_cascade_blocks_deleting_users_and_the_fix_works():
+    assert check(diagnostics.run_checks(), "Deleting users").status == diagnostics.OK
+    execute(
+        "ALTER TABLE public.profiles ADD CONSTRAINT profiles_auth_fk FOREIGN KEY (user_id) REFERENCES auth.users (id)"
+    )
+
+    found = check(diagnostics.run_checks(), "Deleting users")
+
+    assert found.status == diagnostics.PROBLEM
+    assert "public.profiles.user_id (profiles_auth_fk, ON DELETE NO ACTION)" in found.found
+    assert "23503" in found.found and "Database error deleting user" in found.found
+    (statement,) = found.details["statements"]
+    execute(statement)
+    assert check(diagnostics.run_checks(), "Deleting users").status == diagnostics.OK
+
+
+def test_auth_users_rows_with_null_tokens_are_counted_never_shown_and_the_fix_works():
+    user_id = make_auth_user(secrets="MARKER-TOKEN-XYZ")
+    execute("UPDATE auth.users SET recovery_token = NULL, email_change = NULL WHERE id = %s", [user_id])
+
+    found = check(diagnostics.run_checks(), "Rows written into auth.users by hand")
+
+    assert found.status == diagnostics.PROBLEM and found.found.startswith("1 auth user(s) have NULL")
+    assert "converting NULL to string is unsupported" in found.found
+    assert "MARKER-TOKEN-XYZ" not in str(found.as_dict())
+    execute(found.details["statements"][0])
+    assert check(diagnostics.run_checks(), "Rows written into auth.users by hand").status == diagnostics.OK
+
+
+def test_a_sign_up_function_that_catches_exceptions_is_a_warning():
+    assert check(diagnostics.run_checks(), "Errors hidden by the sign-up function").status == diagnostics.OK
+    execute(
+        "CREATE OR REPLACE FUNCTION public.handle_new_user() RETURNS trigger LANGUAGE plpgsql "
+        "SECURITY DEFINER SET search_path = '' AS $$ BEGIN "
+        "INSERT INTO public.profiles (user_id) VALUES (NEW.id); RETURN NEW; "
+        "EXCEPTION WHEN others THEN RETURN NEW; END $$"
+    )
+
+    found = check(diagnostics.run_checks(), "Errors hidden by the sign-up function")
+
+    assert found.status == diagnostics.WARNING and "EXCEPTION WHEN" in found.found

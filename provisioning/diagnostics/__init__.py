@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from django.db import DatabaseError, transaction
 
 from provisioning.actors import Actor
-from provisioning.diagnostics import simulation
+from provisioning.diagnostics import simulation, trigger
 from provisioning.diagnostics.audit import Action, Outcome
 from provisioning.diagnostics.constraints import check_app_table_triggers, check_check_constraints, check_write_order
 from provisioning.diagnostics.data import (
@@ -61,6 +61,11 @@ from provisioning.diagnostics.schema_cache import (
     reload_schema_cache,
 )
 from provisioning.diagnostics.simulation import SIMULATION_TIMEOUT, simulate_signup
+from provisioning.diagnostics.supabase import (
+    check_deleting_users,
+    check_hidden_failures,
+    check_null_strings_in_auth_users,
+)
 from provisioning.diagnostics.trigger import (
     SIGNUP_FUNCTION,
     SIGNUP_TRIGGER,
@@ -160,7 +165,13 @@ def _catalog_checks() -> list[_Step]:
     steps += [(f"Table {s.qualified_name}", lambda s=s: check_table(s, auth_id)) for s in SPEC]
     steps += [(f"Index on {s.qualified_name}.{s.key}", lambda s=s: check_key_index(s)) for s in SPEC]
     steps += [("Triggers on app tables", check_app_table_triggers)]
+    steps += [("Deleting users", check_deleting_users), ("Errors hidden by the sign-up function", _hidden_failures)]
     return steps
+
+
+def _hidden_failures() -> Check:
+    schema, name = trigger._signup_function()
+    return check_hidden_failures(catalog.function(schema, name), f"{schema}.{name}()")
 
 
 def _data_checks() -> list[_Step]:
@@ -171,6 +182,7 @@ def _data_checks() -> list[_Step]:
         ("Users that cannot be provisioned", check_cannot_provision),
         ("Foreign keys between app tables", check_write_order),
         ("CHECK constraints", check_check_constraints),
+        ("Rows written into auth.users by hand", check_null_strings_in_auth_users),
     ]
 
 

@@ -93,6 +93,31 @@ def foreign_keys(schema: str, table: str) -> list[ForeignKey]:
         ]
 
 
+def foreign_keys_to(schema: str, table: str) -> list[tuple[str, str, ForeignKey]]:
+    """Foreign keys of other tables (outside `schema`) that reference `schema.table`:
+    (referencing schema, referencing table, key)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT n.nspname, c.relname FROM pg_constraint con
+            JOIN pg_class c ON c.oid = con.conrelid
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            JOIN pg_class rc ON rc.oid = con.confrelid
+            JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+            WHERE con.contype = 'f' AND rn.nspname = %s AND rc.relname = %s AND n.nspname <> %s
+            GROUP BY 1, 2 ORDER BY 1, 2
+            """,
+            [schema, table, schema],
+        )
+        tables = cursor.fetchall()
+    return [
+        (ref_schema, ref_table, fk)
+        for ref_schema, ref_table in tables
+        for fk in foreign_keys(ref_schema, ref_table)
+        if fk.ref_schema == schema and fk.ref_table == table
+    ]
+
+
 @dataclass(frozen=True)
 class CheckConstraint:
     """A CHECK constraint: its name, its boolean expression over the table's columns, and

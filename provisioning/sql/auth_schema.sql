@@ -18,7 +18,7 @@ CREATE TABLE IF NOT EXISTS auth.users (
     recovery_token varchar(255),
     recovery_sent_at timestamptz,
     email_change_token_new varchar(255),
-    email_change varchar(255),
+    email_change varchar(255) DEFAULT '',
     email_change_sent_at timestamptz,
     last_sign_in_at timestamptz,
     raw_app_meta_data jsonb,
