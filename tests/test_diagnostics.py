@@ -672,3 +672,51 @@ def test_a_sign_up_function_that_catches_exceptions_is_a_warning():
     found = check(diagnostics.run_checks(), "Errors hidden by the sign-up function")
 
     assert found.status == diagnostics.WARNING and "EXCEPTION WHEN" in found.found
+
+
+def test_an_update_trigger_whose_function_is_not_security_definer_is_a_problem_and_the_fix_works():
+    execute(
+        "CREATE FUNCTION public.touch_profile() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "INSERT INTO public.profiles (user_id) VALUES (NEW.id) ON CONFLICT (user_id) DO NOTHING; RETURN NEW; END $$;"
+        "CREATE TRIGGER on_auth_user_signed_in AFTER UPDATE ON auth.users "
+        "FOR EACH ROW EXECUTE FUNCTION public.touch_profile()"
+    )
+
+    found = check(diagnostics.run_checks(), "Functions triggered by auth.users")
+
+    assert found.status == diagnostics.PROBLEM
+    assert "on_auth_user_signed_in (on UPDATE) -> public.touch_profile()" in found.details["triggers"]
+    assert "every sign-in (Supabase updates last_sign_in_at) fails" in found.found
+    assert "permission denied for table profiles (SQLSTATE 42501)" in found.found
+    for statement in found.details["statements"]:
+        execute(statement)
+    assert check(diagnostics.run_checks(), "Functions triggered by auth.users").status == diagnostics.OK
+
+
+def test_a_security_definer_owned_by_a_role_without_insert_is_a_problem_and_the_grant_fixes_it():
+    execute(
+        "CREATE ROLE eloity_weak_owner NOLOGIN; GRANT USAGE ON SCHEMA public TO eloity_weak_owner; "
+        "GRANT CREATE ON SCHEMA public TO eloity_weak_owner;"
+        "ALTER FUNCTION public.handle_new_user() OWNER TO eloity_weak_owner"
+    )
+
+    found = check(diagnostics.run_checks(), "Functions triggered by auth.users")
+
+    assert found.status == diagnostics.PROBLEM
+    assert "owner eloity_weak_owner, who may not INSERT into public.profiles" in found.found
+    for statement in found.details["statements"]:
+        execute(statement)
+    assert check(diagnostics.run_checks(), "Functions triggered by auth.users").status == diagnostics.OK
+
+
+def test_unqualified_table_names_with_an_empty_search_path_are_a_problem():
+    execute(
+        "CREATE OR REPLACE FUNCTION public.handle_new_user() RETURNS trigger LANGUAGE plpgsql "
+        "SECURITY DEFINER SET search_path = '' AS $$ BEGIN "
+        "INSERT INTO profiles (user_id) VALUES (NEW.id); RETURN NEW; END $$"
+    )
+
+    found = check(diagnostics.run_checks(), "Functions triggered by auth.users")
+
+    assert found.status == diagnostics.PROBLEM
+    assert 'relation "profiles" does not exist (SQLSTATE 42P01)' in found.found

@@ -62,6 +62,7 @@ from provisioning.diagnostics.schema_cache import (
 )
 from provisioning.diagnostics.simulation import SIMULATION_TIMEOUT, simulate_signup
 from provisioning.diagnostics.supabase import (
+    check_auth_users_functions,
     check_deleting_users,
     check_hidden_failures,
     check_null_strings_in_auth_users,
@@ -166,6 +167,7 @@ def _catalog_checks() -> list[_Step]:
     steps += [(f"Index on {s.qualified_name}.{s.key}", lambda s=s: check_key_index(s)) for s in SPEC]
     steps += [("Triggers on app tables", check_app_table_triggers)]
     steps += [("Deleting users", check_deleting_users), ("Errors hidden by the sign-up function", _hidden_failures)]
+    steps += [("Functions triggered by auth.users", check_auth_users_functions)]
     return steps
 
 

@@ -123,3 +123,99 @@ def check_hidden_failures(function: catalog.Function | None, qualified: str) -> 
         "evidence, week by week.",
         {"definition": function.definition},
     )
+
+
+def check_auth_users_functions() -> Check:
+    """Every function a trigger on auth.users calls (INSERT: each sign-up; UPDATE: each
+    sign-in, which updates last_sign_in_at): can it write what it writes, as the auth
+    service's role, whoever calls it?"""
+    from provisioning.diagnostics.trigger import inserted_tables
+
+    name = "Functions triggered by auth.users"
+    findings: list[tuple[str, str]] = []
+    statements: list[str] = []
+    listed = []
+    for trig in catalog.triggers(AUTH_SCHEMA, AUTH_TABLE):
+        events = "/".join(e for e, on in (("INSERT", trig.on_insert), ("UPDATE", trig.on_update)) if on) or "other"
+        listed.append(f"{trig.name} (on {events}) -> {trig.function}()")
+        function = catalog.function(trig.function_schema, trig.function_name)
+        if function is None:
+            continue
+        qualified = f"{function.schema}.{function.name}()"
+        when = "every sign-in (Supabase updates last_sign_in_at) fails" if trig.on_update else "every sign-up fails"
+        writes = inserted_tables(function.definition)
+        app_writes = [(schema or "public", table) for schema, table, _ in writes if schema in (None, "public")]
+        if app_writes and not function.security_definer:
+            table = app_writes[0][1]
+            findings.append(
+                (
+                    PROBLEM,
+                    f"{qualified} (trigger {trig.name}, on {events}) is not SECURITY DEFINER: it runs as the auth "
+                    f"service's role, which has no rights in public, so {when} with `permission denied for table "
+                    f'{table} (SQLSTATE 42501)` ("Database error saving new user").',
+                )
+            )
+            statements.append(f"ALTER FUNCTION {qualified} SECURITY DEFINER SET search_path = '';")
+        if function.security_definer:
+            for schema, table in dict.fromkeys(app_writes):
+                if not _may_insert(function.owner, schema, table):
+                    findings.append(
+                        (
+                            PROBLEM,
+                            f"{qualified} runs as its owner {function.owner}, who may not INSERT into "
+                            f"{schema}.{table}: {when} with `permission denied for table {table} (SQLSTATE 42501)`.",
+                        )
+                    )
+                    statements.append(f'GRANT INSERT ON {schema}.{table} TO "{function.owner}";')
+            if not any(item.startswith("search_path=") for item in function.config):
+                findings.append(
+                    (
+                        WARNING,
+                        f"{qualified} is SECURITY DEFINER without SET search_path: the tables it finds depend on "
+                        "the caller's search_path (Supabase's template sets search_path = '').",
+                    )
+                )
+        unqualified = sorted({table for schema, table, _ in writes if schema is None})
+        if unqualified:
+            empty_path = any(item in ('search_path=""', "search_path=''") for item in function.config)
+            findings.append(
+                (
+                    PROBLEM if empty_path else WARNING,
+                    f"{qualified} names {', '.join(unqualified)} without a schema: "
+                    + (
+                        f"with search_path = '' {when} with `relation \"{unqualified[0]}\" does not exist "
+                        "(SQLSTATE 42P01)`."
+                        if empty_path
+                        else "it works or fails with `relation ... does not exist (42P01)` depending on who calls it."
+                    ),
+                )
+            )
+        quoted = sorted({table for _, table, was_quoted in writes if was_quoted and table != table.lower()})
+        if quoted:
+            findings.append(
+                (WARNING, f"{qualified} writes quoted mixed-case names ({', '.join(quoted)}): they must match exactly.")
+            )
+    details = {"triggers": listed, "statements": statements}
+    if not findings:
+        return Check(name, OK, "Every function a trigger on auth.users calls can write what it writes.", "", details)
+    worst_status = PROBLEM if any(status == PROBLEM for status, _ in findings) else WARNING
+    return Check(
+        name,
+        worst_status,
+        " ".join(text for _, text in findings),
+        "Qualify every table as public.<name>, make the function SECURITY DEFINER with SET search_path = '', and "
+        "give its owner INSERT on the tables it writes. Review, then apply as a migration:"
+        if statements
+        else "Qualify every table as public.<name>.",
+        details,
+    )
+
+
+def _may_insert(role: str, schema: str, table: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT to_regclass(format('%%I.%%I', %s::text, %s::text)) IS NULL "
+            "OR has_table_privilege(%s, format('%%I.%%I', %s::text, %s::text), 'INSERT')",
+            [schema, table, role, schema, table],
+        )
+        return cursor.fetchone()[0]

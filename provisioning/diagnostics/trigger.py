@@ -57,6 +57,18 @@ def app_table_inserts(definition: str) -> list[FunctionInsert]:
     return found
 
 
+def inserted_tables(definition: str) -> list[tuple[str | None, str, bool]]:
+    """(schema or None, table, quoted?) for every INSERT INTO in a function's source."""
+    found = []
+    for match in _INSERT.finditer(_COMMENT.sub("", definition)):
+        raw = match["table"]
+        parts = [p.strip() for p in raw.split(".")]
+        quoted = any(p.startswith('"') for p in parts)
+        parts = [p.strip('"') for p in parts]
+        found.append((parts[0], parts[1], quoted) if len(parts) == 2 else (None, parts[0], quoted))
+    return found
+
+
 def _provisions_signups(trigger: catalog.Trigger) -> bool:
     """A row-level INSERT trigger calling the sign-up function or any function that inserts
     into an app table."""

@@ -196,6 +196,7 @@ class Trigger:
     before: bool
     on_insert: bool
     definition: str
+    on_update: bool = False
 
     @property
     def fires(self) -> bool:
@@ -221,7 +222,7 @@ def triggers(schema: str, table: str) -> list[Trigger]:
             """
             SELECT t.tgname, pn.nspname, p.proname, t.tgenabled,
                    (t.tgtype & 1) <> 0, (t.tgtype & 2) <> 0, (t.tgtype & 4) <> 0,
-                   pg_get_triggerdef(t.oid)
+                   pg_get_triggerdef(t.oid), (t.tgtype & 16) <> 0
             FROM pg_trigger t
             JOIN pg_class c ON c.oid = t.tgrelid
             JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -243,6 +244,7 @@ class Function:
     config: tuple[str, ...]  # proconfig, e.g. ("search_path=\"\"",)
     returns_trigger: bool
     definition: str
+    owner: str = ""
 
     @property
     def sets_search_path(self) -> bool:
@@ -256,7 +258,7 @@ def function(schema: str, name: str) -> Function | None:
         cursor.execute(
             """
             SELECT n.nspname, p.proname, p.prosecdef, coalesce(p.proconfig, '{}'),
-                   p.prorettype = 'trigger'::regtype, pg_get_functiondef(p.oid)
+                   p.prorettype = 'trigger'::regtype, pg_get_functiondef(p.oid), pg_get_userbyid(p.proowner)
             FROM pg_proc p
             JOIN pg_namespace n ON n.oid = p.pronamespace
             WHERE n.nspname = %s AND p.proname = %s AND p.pronargs = 0 AND p.prokind = 'f'
@@ -266,7 +268,7 @@ def function(schema: str, name: str) -> Function | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    return Function(row[0], row[1], row[2], tuple(row[3]), row[4], row[5])
+    return Function(row[0], row[1], row[2], tuple(row[3]), row[4], row[5], row[6])
 
 
 def column_type(schema: str, table: str, column: str) -> str | None:
