@@ -192,3 +192,10 @@ def make_chained_shape() -> None:
     from provisioning import demo
 
     execute(demo.read_sql("chained_shape.sql"))
+
+
+def make_eloity_migration_shape() -> None:
+    """The Eloity app's own migration in full (shared/guide/domain.md, "What real app schemas
+    add"): the chained shape, and no index at all on profiles.user_id and wallets.user_id."""
+    make_chained_shape()
+    execute("DROP INDEX public.profiles_user_id_key; ALTER TABLE public.wallets DROP CONSTRAINT wallets_user_id_key")
