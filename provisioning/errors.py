@@ -1,4 +1,7 @@
-"""How a database error is shown to a person: its first line, nothing else."""
+"""Database errors: how one is shown to a person (its first line, nothing else), whether it
+means the connection is gone, and dropping broken connections."""
+
+import contextlib
 
 
 def first_line(exc: BaseException) -> str:
@@ -27,3 +30,13 @@ def connection_lost(exc: BaseException) -> bool:
         # psycopg gives no SQLSTATE when the server never answered: refused, reset, closed.
         return isinstance(exc, OperationalError) or cause.__class__.__name__ == "OperationalError"
     return sqlstate.startswith("08") or sqlstate in _SERVER_GOING_AWAY
+
+
+def drop_connections() -> None:
+    """Forget every open (possibly broken) connection, so the next query opens a fresh one.
+    Closing a connection that is already broken may itself raise: best effort."""
+    from django.db import connections
+
+    for conn in connections.all(initialized_only=True):
+        with contextlib.suppress(Exception):
+            conn.close()

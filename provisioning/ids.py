@@ -11,3 +11,9 @@ def parse_uuid(value: str) -> uuid.UUID | None:
         return uuid.UUID(str(value).strip())
     except (ValueError, AttributeError, TypeError):
         return None
+
+
+def clean_typed(text, *, limit: int = 320) -> str:
+    """What someone typed, as something PostgreSQL accepts: no NUL bytes, trimmed, cut to
+    `limit` characters (an email's maximum length: no id or email is longer)."""
+    return str(text or "").replace("\x00", "").strip()[:limit]

@@ -4,17 +4,11 @@ from __future__ import annotations
 
 from django.db.models import Q, QuerySet
 
-from provisioning.ids import parse_uuid
+from provisioning.ids import clean_typed, parse_uuid
 from provisioning.models import AuthUser
 
 #: How many auth users one email search may match (emails are unique per sign-up kind).
 EMAIL_MATCHES = 100
-
-
-def clean_search_term(term: str) -> str:
-    """The search box's text as something PostgreSQL accepts: no NUL bytes, trimmed, and
-    cut to an email's maximum length (no id or email is longer)."""
-    return str(term or "").replace("\x00", "").strip()[:320]
 
 
 def search_audit_events(queryset: QuerySet, term: str) -> QuerySet:
@@ -25,7 +19,7 @@ def search_audit_events(queryset: QuerySet, term: str) -> QuerySet:
     EMAIL_MATCHES users), or part of an actor's name. Odd input (NUL bytes, 10,000 characters, `%`, `_`) narrows
     the list, never fails: values are bound parameters and LIKE wildcards are escaped.
     """
-    term = clean_search_term(term)
+    term = clean_typed(term)
     if not term:
         return queryset
     as_uuid = parse_uuid(term)

@@ -24,6 +24,7 @@ by name); the checks live in one module per question:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -76,7 +77,7 @@ from provisioning.diagnostics.trigger import (
     check_trigger,
     signup_triggers,
 )
-from provisioning.engine import catalog
+from provisioning.engine import catalog, selectors
 from provisioning.engine.triggergen import quote_ident
 from provisioning.spec import SPEC
 
@@ -177,12 +178,16 @@ def _hidden_failures() -> Check:
 
 
 def _data_checks() -> list[_Step]:
+    # Who cannot be provisioned, and why, is a pass over every live user per table: three
+    # checks read it, and one report works it out once (lazily, inside the first check's
+    # savepoint; a failure is not kept, so the next check asks again).
+    blocked = functools.cache(lambda: selectors.cannot_provision(sample=SAMPLE))
     return [
         ("Orphaned app rows", check_orphans),
         ("Duplicate app rows", check_duplicates),
-        ("Sign-ups missing rows", check_coverage),
-        ("Users that cannot be provisioned", check_cannot_provision),
-        ("Foreign keys between app tables", check_write_order),
+        ("Sign-ups missing rows", lambda: check_coverage(blocked=blocked)),
+        ("Users that cannot be provisioned", lambda: check_cannot_provision(blocked=blocked)),
+        ("Foreign keys between app tables", lambda: check_write_order(blocked=blocked)),
         ("CHECK constraints", check_check_constraints),
         ("Rows written into auth.users by hand", check_null_strings_in_auth_users),
     ]

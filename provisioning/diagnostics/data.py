@@ -3,6 +3,8 @@ of sign-up, and missing rows provisioning cannot write. Read-only."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.db import connection
 from django.utils import timezone
 from psycopg import sql
@@ -112,7 +114,7 @@ def missing_by_week(plans: list[TablePlan] | None = None) -> list[dict]:
     return result
 
 
-def check_coverage() -> Check:
+def check_coverage(blocked: Callable[[], tuple] | None = None) -> Check:
     """Live sign-ups missing app rows, by week of sign-up: when the trigger stopped working."""
     plans = plan_tables(SPEC)
     weeks = missing_by_week(plans)
@@ -130,8 +132,8 @@ def check_coverage() -> Check:
             f" In {len(all_missing)} week(s) a table got no row for any sign-up (the trigger was off or broken), "
             f"most recently the week of {all_missing[0]}."
         )
-    blocked, _ = selectors.cannot_provision(sample=0, plans=plans)
-    blocked_rows = sum(blocked.values())
+    counts, _ = blocked() if blocked else selectors.cannot_provision(sample=0, plans=plans)
+    blocked_rows = sum(counts.values())
     fixable = sum(totals.values()) - blocked_rows
     if blocked_rows:
         found += (
@@ -147,9 +149,10 @@ def check_coverage() -> Check:
     return Check("Sign-ups missing rows", WARNING, found, advice, {"rows": weeks[:60], "missing": totals})
 
 
-def check_cannot_provision() -> Check:
-    """Users missing a row that provisioning cannot write, grouped by reason."""
-    counts, sample = selectors.cannot_provision(sample=SAMPLE)
+def check_cannot_provision(blocked: Callable[[], tuple] | None = None) -> Check:
+    """Users missing a row that provisioning cannot write, grouped by reason. `blocked`
+    gives `selectors.cannot_provision(sample=SAMPLE)` when the report already has it."""
+    counts, sample = blocked() if blocked else selectors.cannot_provision(sample=SAMPLE)
     if not counts:
         return Check("Users that cannot be provisioned", OK, "Every missing row can be provisioned.", "", {})
     total = sum(counts.values())

@@ -232,6 +232,16 @@ def require_write_order(plans: list[TablePlan]) -> None:
         )
 
 
+def spec_problems() -> list[str]:
+    """Why the spec in force cannot be used, one line each (empty when it can): a mistake in
+    the file, or (for a team's own file) a table or column the database lacks."""
+    from provisioning import spec
+
+    if spec.SPEC_ERROR:
+        return [spec.SPEC_ERROR]
+    return [] if spec.IS_DEFAULT_SPEC else spec_file_problems(spec.SPEC, spec.SPEC_FILE)
+
+
 def spec_file_problems(specs: tuple[TableSpec, ...], path: str | Path) -> list[str]:
     """What the file names that the live database lacks: a table, or a column of one (a
     team's own file names its own columns; only the built-in default tolerates the two

@@ -13,7 +13,7 @@ from psycopg import sql as psql
 
 from provisioning.engine import plans as plans_module
 from provisioning.engine import statements
-from provisioning.ids import parse_uuid
+from provisioning.ids import clean_typed, parse_uuid
 from provisioning.models import AppUser, AuditEvent, AuthUser, Profile, Wallet
 from provisioning.spec import SPEC, TABLE_NAMES, select_tables, table_spec
 
@@ -282,7 +282,7 @@ def search_auth_users(queryset: QuerySet, term: str) -> QuerySet:
     NUL bytes (PostgreSQL rejects them in text) are dropped and the term is capped at an
     email's length, so odd input narrows the list instead of failing.
     """
-    term = term.replace("\x00", "").strip()[:320]
+    term = clean_typed(term)
     if not term:
         return queryset
     as_uuid = parse_uuid(term)

@@ -226,7 +226,6 @@ def provision_all_missing(
     attempts share one); `after` starts the walk after that auth user id (a resumed job).
     """
     size = batch_size_or_default(batch_size)
-    specs = select_tables(tables)
     start_after = after or uuid.UUID(int=0)
 
     def batches(plans: list[TablePlan]) -> Iterator[Batch]:
@@ -248,7 +247,7 @@ def provision_all_missing(
     return _run(
         actor=actor,
         action=Action.PROVISION_ALL_MISSING,
-        tables=[s.name for s in specs],
+        tables=tables,
         dry_run=dry_run,
         batches=batches,
         progress=progress,
@@ -275,8 +274,9 @@ def preview_all_missing(
         _, *missing_per_table, result.users_processed = cursor.fetchone()
     for plan, missing in zip(plans, missing_per_table, strict=True):
         blocked = blocked_by_reason(plan, sample=SAMPLE_SIZE)
-        result.created[plan.name] = missing - sum(n for _, n, _ in blocked)
-        result.not_provisioned_count += sum(n for _, n, _ in blocked)
+        blocked_total = sum(n for _, n, _ in blocked)
+        result.created[plan.name] = missing - blocked_total
+        result.not_provisioned_count += blocked_total
         for reason, _, ids in blocked:
             room = SAMPLE_SIZE - len(result.not_provisioned)
             result.not_provisioned += [NotProvisioned(u, plan.name, reason) for u in ids[: max(room, 0)]]

@@ -56,7 +56,6 @@ def block_reason(
                 for column, ref in zip(link.foreign_key.columns, link.foreign_key.ref_columns, strict=True)
             ),
         )
-        parent_reason = block_reason(link.parent, peers, peer_source)
         if not link.parent_in_run:
             whens.append(
                 sql.SQL("WHEN NOT {has} THEN {prefix}").format(has=has_parent, prefix=literal(link.reason_prefix))
@@ -64,7 +63,7 @@ def block_reason(
             continue
         whens.append(
             sql.SQL("WHEN NOT {has} AND ({why}) IS NOT NULL THEN {prefix} || ' (' || ({why}) || ')'").format(
-                has=has_parent, why=parent_reason, prefix=literal(link.reason_prefix)
+                has=has_parent, why=block_reason(link.parent, peers, peer_source), prefix=literal(link.reason_prefix)
             )
         )
     for blocker in plan.blockers:

@@ -10,7 +10,6 @@ audit event with actor `webhook`. A replayed delivery writes nothing twice.
 
 from __future__ import annotations
 
-import hmac
 import json
 import uuid
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from standardwebhooks.webhooks import Webhook
 from provisioning.actors import Actor
 from provisioning.audit.recording import record_denied
 from provisioning.engine import services
+from provisioning.hooks import bearer_matches
 from provisioning.ids import parse_uuid
 from provisioning.models import AuditEvent, AuthUser
 
@@ -57,9 +57,7 @@ def enabled() -> bool:
 def authenticate(headers, body: bytes) -> str:
     """The method that authenticated the delivery ("bearer" or "standard"); Refused(401)
     when neither does."""
-    secret = settings.SIGNUP_WEBHOOK_SECRET
-    given = str(headers.get("Authorization", ""))
-    if secret and given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), secret.encode()):
+    if bearer_matches(headers, settings.SIGNUP_WEBHOOK_SECRET):
         return "bearer"
     standard = settings.SIGNUP_WEBHOOK_STANDARD_SECRET
     if standard and headers.get("webhook-signature"):

@@ -15,7 +15,6 @@ answered by the database, not by guessing from timestamps.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import time
@@ -24,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from django.db import DatabaseError, connection, connections, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from django_tasks import task
 from psycopg import sql
@@ -33,7 +32,7 @@ from provisioning.actors import Actor
 from provisioning.audit.recording import record_event
 from provisioning.engine import selectors, services
 from provisioning.engine.plans import SpecCycle
-from provisioning.errors import connection_lost, first_line
+from provisioning.errors import connection_lost, drop_connections, first_line
 from provisioning.models import AuditEvent, ProvisioningJob
 from provisioning.spec import select_tables
 
@@ -72,8 +71,6 @@ def start_provision_all_job(
     """
     table_names = [s.name for s in select_tables(tables)]
     size = services.batch_size_or_default(batch_size)
-    if size < 1:
-        raise ValueError("batch size must be at least 1")
     services.require_provisioning(actor=actor, action=Action.JOB_STARTED, tables=table_names)
     with transaction.atomic():
         job = ProvisioningJob.objects.create(
@@ -147,7 +144,7 @@ def run_job_through_outages(job_id: int, *, sleep: Callable[[float], None] = tim
             if not connection_lost(exc):
                 raise
             attempt += 1
-            close_connections()
+            drop_connections()
             logger.warning(
                 "job %s: database unavailable (%s): attempt %d, resuming in %.0f s",
                 job_id,
@@ -161,14 +158,6 @@ def run_job_through_outages(job_id: int, *, sleep: Callable[[float], None] = tim
             if attempt:
                 logger.warning("job %s: database reachable again after %d attempt(s)", job_id, attempt)
             return job
-
-
-def close_connections() -> None:
-    """Forget broken connections, so the next query opens a fresh one. Closing a connection
-    that is already broken may itself raise: best effort."""
-    for conn in connections.all(initialized_only=True):
-        with contextlib.suppress(Exception):
-            conn.close()
 
 
 def run_job(job_id: int, *, after_batch: AfterBatch | None = None) -> ProvisioningJob | None:

@@ -5,20 +5,19 @@ and times are shown in the staff member's time zone."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import zoneinfo
 
 from django.contrib.admin.views.main import ERROR_FLAG
 from django.core.exceptions import ValidationError
-from django.db import DataError, InterfaceError, OperationalError, connections
+from django.db import DataError, InterfaceError, OperationalError
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.views.defaults import bad_request
 
-from provisioning.errors import first_line
+from provisioning.errors import drop_connections, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -45,11 +44,8 @@ class DatabaseUnavailableMiddleware:
             return None
         # One line, no traceback: the message names the host at most, never a password.
         logger.error("database unavailable: %s", first_line(exception))
-        for conn in connections.all(initialized_only=True):
-            # Drop the broken connection now, so the next request opens a fresh one.
-            # Closing a connection that is already broken may itself raise: best effort.
-            with contextlib.suppress(Exception):
-                conn.close()
+        # Drop the broken connection now, so the next request opens a fresh one.
+        drop_connections()
         response = TemplateResponse(request, "provisioning/database_unavailable.html", _page_context(), status=503)
         response["Retry-After"] = "10"
         return response.render()

@@ -15,16 +15,12 @@ EXIT_BAD_INPUT = 2
 def require_usable_spec() -> None:
     """CommandError (exit 2) when the spec file cannot be used: a mistake in the file, or a
     table or column it names that the database lacks. One line naming the file and entry."""
-    from provisioning import spec
-    from provisioning.engine.plans import spec_file_problems
+    from provisioning.engine.plans import spec_problems
 
-    if spec.SPEC_ERROR:
-        raise CommandError(spec.SPEC_ERROR, returncode=EXIT_BAD_INPUT)
-    if not spec.IS_DEFAULT_SPEC:
-        problems = spec_file_problems(spec.SPEC, spec.SPEC_FILE)
-        if problems:
-            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            raise CommandError(problems[0] + more, returncode=EXIT_BAD_INPUT)
+    problems = spec_problems()
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise CommandError(problems[0] + more, returncode=EXIT_BAD_INPUT)
 
 
 class ProvisioningCommand(BaseCommand):

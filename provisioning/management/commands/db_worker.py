@@ -20,7 +20,7 @@ from django.utils.autoreload import DJANGO_AUTORELOAD_ENV, run_with_reloader
 from django_tasks_db.management.commands import db_worker
 
 from provisioning import jobs
-from provisioning.errors import first_line
+from provisioning.errors import drop_connections, first_line
 
 logger = jobs.logger
 
@@ -43,7 +43,7 @@ class ResilientWorker(db_worker.Worker):
                 return
             except (OperationalError, InterfaceError) as exc:
                 attempt += 1
-                jobs.close_connections()
+                drop_connections()
                 logger.warning(
                     "database unavailable (%s): attempt %d, retrying in %.0f s", first_line(exc), attempt, delay
                 )

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from provisioning import diagnostics, spec
 from provisioning.actors import VIEW_PERMISSION, Actor, may_provision
 from provisioning.audit.recording import record_denied
-from provisioning.engine.plans import spec_file_problems
+from provisioning.engine.plans import spec_problems
 from provisioning.hooks import watchdog
 from provisioning.models import AuditEvent, AuthUser
 
@@ -89,9 +89,7 @@ def _render(request, *, simulation: diagnostics.Check | None = None, status: int
 @require_GET
 def health_view(request):
     _require_viewer(request)
-    problems = [spec.SPEC_ERROR] if spec.SPEC_ERROR else []
-    if not problems and not spec.IS_DEFAULT_SPEC:
-        problems = spec_file_problems(spec.SPEC, spec.SPEC_FILE)
+    problems = spec_problems()
     if problems:
         # Nothing else can run on a spec that cannot be used: say why, and only that.
         context = {
