@@ -88,8 +88,17 @@ def drop_database(server: dict, name: str) -> None:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def build_database(server: dict, name: str, users: int, *, profiles_index: bool) -> float:
-    """Create database `name` with `users` sign-ups and their app rows. Returns seconds."""
+#: Missing-row ratios: "low" (about 18% of users miss some row: 10% a profile, 5% a wallet,
+#: 3% an app user, overlapping) and "high" (a third of users miss all three: the trigger was
+#: added after they signed up).
+RATIOS = ("low", "high")
+
+
+def build_database(server: dict, name: str, users: int, *, indexed: bool, ratio: str = "low") -> float:
+    """Create database `name` with `users` sign-ups and their app rows. Returns seconds.
+
+    `indexed=False` drops every index on the app tables' key columns but public.users' primary
+    key (the Eloity app's own schema: `profiles.user_id` and `wallets.user_id` unindexed)."""
     from psycopg import sql
 
     from eloity_admin.embedded import DEMO_MARKER
@@ -105,8 +114,9 @@ def build_database(server: dict, name: str, users: int, *, profiles_index: bool)
     with connect(server, name, autocommit=True) as conn:
         for script in SCHEMA_SCRIPTS:
             conn.execute(read_sql(script))
-        if not profiles_index:
+        if not indexed:
             conn.execute("DROP INDEX public.profiles_user_id_key")
+            conn.execute("ALTER TABLE public.wallets DROP CONSTRAINT wallets_user_id_key")
         # The sign-up trigger would insert one row at a time: load set-based instead.
         conn.execute("ALTER TABLE auth.users DISABLE TRIGGER on_auth_user_created")
         conn.execute(
@@ -130,17 +140,22 @@ def build_database(server: dict, name: str, users: int, *, profiles_index: bool)
             FROM bench_seed s
             """
         )
-        # Gaps: app user missing for i % 100 in 1..3 (plus the 1% without email), profile
-        # for one block in ten, wallet for one in twenty: overlapping like real gaps do.
+        if ratio == "low":
+            # Gaps: app user missing for i % 100 in 1..3 (plus the 1% without email), profile
+            # for one block in ten, wallet for one in twenty: overlapping like real gaps do.
+            has_user = "i % 100 NOT BETWEEN 1 AND 3"
+            has_profile, has_wallet = "(i / 100) % 10 <> 0", "(i / 1000) % 20 <> 0"
+        else:
+            has_user = has_profile = has_wallet = "i % 3 <> 0"
         conn.execute(
             "INSERT INTO public.users (id, email, preferred_currency) SELECT id, email, 'USDT' FROM bench_seed "
-            "WHERE email IS NOT NULL AND i % 100 NOT BETWEEN 1 AND 3"
+            f"WHERE email IS NOT NULL AND {has_user}"
         )
         conn.execute(
             "INSERT INTO public.profiles (user_id, preferences) SELECT id, '{}'::jsonb FROM bench_seed "
-            "WHERE (i / 100) % 10 <> 0"
+            f"WHERE {has_profile}"
         )
-        conn.execute("INSERT INTO public.wallets (user_id) SELECT id FROM bench_seed WHERE (i / 1000) % 20 <> 0")
+        conn.execute(f"INSERT INTO public.wallets (user_id) SELECT id FROM bench_seed WHERE {has_wallet}")
         conn.execute("DROP TABLE bench_seed")
         conn.execute("ALTER TABLE auth.users ENABLE TRIGGER on_auth_user_created")
         conn.execute("VACUUM ANALYZE auth.users, public.users, public.profiles, public.wallets")
@@ -407,9 +422,9 @@ def measure_bulk(results: dict, server: dict, dbname: str, users: int) -> None:
     results[f"rss_mb_{users}"] = rss
 
 
-def measure_small_rss(results: dict, server: dict, profiles_index: bool) -> None:
+def measure_small_rss(results: dict, server: dict, indexed: bool, ratio: str) -> None:
     name = "eloity_bench_rss_small"
-    build_database(server, name, RSS_SMALL, profiles_index=profiles_index)
+    build_database(server, name, RSS_SMALL, indexed=indexed, ratio=ratio)
     try:
         done, seconds, rss = run_cli_measured(["provision", "--all-missing", "--json"], name, server)
         if done.returncode not in (0, 1):
@@ -530,9 +545,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=MILLION, help="auth users to build (default 1,000,000)")
     parser.add_argument(
+        "--without-key-indexes",
         "--without-profiles-index",
+        dest="without_key_indexes",
         action="store_true",
-        help="drop the unique index on public.profiles(user_id) (shape A in the wild may lack it)",
+        help="no index on profiles.user_id nor wallets.user_id (the Eloity app's own schema)",
+    )
+    parser.add_argument(
+        "--ratio",
+        choices=RATIOS,
+        default="low",
+        help="low: about 18%% of users miss some row; high: a third miss all three (default low)",
     )
     parser.add_argument("--stock-requests", type=int, default=REQUESTS, help="requests per stock-admin page")
     parser.add_argument("--skip-small-rss", action="store_true", help=f"do not build the {RSS_SMALL:,}-user database")
@@ -543,12 +566,13 @@ def main() -> None:
         parser.error("--users must be at least 1000")
 
     server = server_params()
-    suffix = "_noidx" if args.without_profiles_index else ""
+    suffix = ("_noidx" if args.without_key_indexes else "") + ("_high" if args.ratio == "high" else "")
     dbname = f"eloity_bench_{args.users}{suffix}"
-    profiles_index = not args.without_profiles_index
+    indexed = not args.without_key_indexes
     results: dict = {
         "users": args.users,
-        "profiles_user_id_index": profiles_index,
+        "key_indexes": indexed,
+        "ratio": args.ratio,
         "stock_requests": args.stock_requests,
         "started_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": {
@@ -560,7 +584,7 @@ def main() -> None:
         "lists": {},
     }
     print(f"building {dbname} with {args.users:,} auth users ...", flush=True)
-    results["build_seconds"] = build_database(server, dbname, args.users, profiles_index=profiles_index)
+    results["build_seconds"] = build_database(server, dbname, args.users, indexed=indexed, ratio=args.ratio)
     print(f"  built in {results['build_seconds']:.0f} s", flush=True)
 
     os.environ["DJANGO_SETTINGS_MODULE"] = SETTINGS
@@ -595,7 +619,7 @@ def main() -> None:
         print(f"   {results['bulk']} vs {results['bulk_baseline']}", flush=True)
         if args.users > RSS_SMALL and not args.skip_small_rss:
             print(f"4. bulk run RSS at {RSS_SMALL:,} users ...", flush=True)
-            measure_small_rss(results, server, profiles_index)
+            measure_small_rss(results, server, indexed, args.ratio)
         if not args.skip_demo_seed:
             print(f"5. load_demo --users {args.users:,} ...", flush=True)
             measure_demo_seed(results, server, args.users)

@@ -174,3 +174,30 @@ def test_tables_whose_foreign_keys_form_a_cycle_are_refused_before_anything_is_w
     assert code == 2 and "cycle" in message
     assert "public.users -> public.profiles" in message or "public.profiles -> public.users" in message
     assert [count(t, [user_id]) for t in TABLES] == [0, 0, 0]
+
+
+@pytest.mark.parametrize("batch_size", [2, None])
+def test_all_missing_writes_id_ranges_and_still_isolates_each_rejected_row(cli_actor, batch_size):
+    """ "Provision all missing" writes each batch as one statement per table over an id
+    range; a row the database rejects (a CHECK, a trigger) falls back to per-row isolation,
+    and the dry run still predicts the real run row for row."""
+    users = sorted(make_auth_user(keep=("wallets",)) for _ in range(6))
+    blocked = make_auth_user("someone@blocked.example", keep=())
+    refused = users[2]
+    execute("ALTER TABLE public.users ADD CONSTRAINT no_blocked_domain CHECK (email NOT LIKE '%%@blocked.example')")
+    execute(
+        "CREATE FUNCTION public.refuse_one() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"IF NEW.user_id = '{refused}' THEN RAISE EXCEPTION 'profile refused'; END IF; RETURN NEW; END $$;"
+        "CREATE TRIGGER refuse_one BEFORE INSERT ON public.profiles FOR EACH ROW EXECUTE FUNCTION public.refuse_one()"
+    )
+
+    dry = services.provision_all_missing(actor=cli_actor, dry_run=True, batch_size=batch_size)
+    real = services.provision_all_missing(actor=cli_actor, batch_size=batch_size)
+
+    assert outcome(dry) == outcome(real)
+    everyone = {*users, blocked}
+    written, refusals = outcome(real)
+    assert written == {"users": set(users), "profiles": everyone - {refused}, "wallets": {blocked}}
+    assert {(u, t) for u, t, _ in refusals} == {(blocked, "users"), (refused, "profiles")}
+    assert audited_rows(real) == {t: {str(u) for u in ids} for t, ids in written.items()}
+    assert count("profiles", list(everyone)) == 6 and count("users", list(everyone)) == 6

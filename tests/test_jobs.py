@@ -256,7 +256,7 @@ def _waiting_on_lock(conninfo: dict) -> bool:
     with psycopg.connect(**conninfo, autocommit=True) as conn:
         return conn.execute(
             "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock' AND query ILIKE 'INSERT INTO%%users%%')"
+            "AND wait_event_type = 'Lock' AND query ILIKE '%%INSERT INTO%%users%%')"
         ).fetchone()[0]
 
 

@@ -125,7 +125,7 @@ def _worker_waits(conninfo: dict) -> bool:
     rows = _query(
         conninfo,
         "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' "
-        "AND query ILIKE 'INSERT INTO%%users%%'",
+        "AND query ILIKE '%%INSERT INTO%%users%%'",
     )
     return bool(rows)
 
@@ -229,7 +229,7 @@ def test_worker_outlives_a_database_restart_and_a_dropped_connection(cluster, tm
         _query(
             conninfo,
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock' AND query ILIKE 'INSERT INTO%%users%%'",
+            "AND wait_event_type = 'Lock' AND query ILIKE '%%INSERT INTO%%users%%'",
         )
         blocker.rollback()
         blocker.close()

@@ -319,6 +319,20 @@ def indexes(schema: str, table: str) -> list[Index]:
         return [Index(name, tuple(cols), unique, partial, valid, d) for name, cols, unique, partial, valid, d in cursor]
 
 
+def key_indexed(keys: list[tuple[str, str, str]]) -> bool:
+    """Whether each (schema, table, column) has a valid, non-partial index leading with
+    that column (False for a table or column that does not exist). One query."""
+    if not keys:
+        return True
+    condition = """EXISTS (SELECT 1 FROM pg_index i
+        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+        WHERE i.indrelid = to_regclass(format('%%I.%%I', %s::text, %s::text))
+          AND a.attname = %s AND i.indisvalid AND i.indisready AND i.indpred IS NULL)"""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT " + " AND ".join([condition] * len(keys)), [v for key in keys for v in key])
+        return bool(cursor.fetchone()[0])
+
+
 def tables(schema: str) -> list[str]:
     """The names of the ordinary and partitioned tables (and views) in `schema`."""
     with connection.cursor() as cursor:

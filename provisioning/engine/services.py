@@ -90,12 +90,12 @@ class ProvisioningResult:
     def add_batch(self, batch: BatchOutcome) -> None:
         self.batches += 1
         self.users_processed += len(batch.user_ids)
-        if batch.user_ids:
-            self.last_user_id = batch.user_ids[-1]
+        if batch.last_user_id is not None:
+            self.last_user_id = batch.last_user_id
         for table, ids in batch.created.items():
             self.created[table] = self.created.get(table, 0) + len(ids)
             sample = self.created_sample.setdefault(table, [])
-            sample.extend(ids[: max(0, SAMPLE_SIZE - len(sample))])
+            sample.extend(uuid.UUID(i) for i in ids[: max(0, SAMPLE_SIZE - len(sample))])
         self.not_provisioned_count += len(batch.not_provisioned)
         room = max(0, SAMPLE_SIZE - len(self.not_provisioned))
         self.not_provisioned.extend(batch.not_provisioned[:room])
@@ -143,6 +143,9 @@ class Batch:
 
     ids: list[uuid.UUID]
     missing_from: dict[str, list[uuid.UUID]] | None = None
+    #: The auth user id range (lo, hi] the batch covers, when it is one ("all missing"):
+    #: each table is then written with one range statement (`insert_missing_in_range`).
+    id_range: tuple[uuid.UUID, uuid.UUID] | None = None
 
     def ids_for(self, table: str) -> list[uuid.UUID]:
         return self.ids if self.missing_from is None else self.missing_from.get(table, [])
@@ -151,8 +154,11 @@ class Batch:
 @dataclass
 class BatchOutcome:
     user_ids: list[uuid.UUID]
-    created: dict[str, list[uuid.UUID]]
+    #: {table: the auth user ids written, as text in id order} (as the audit event keeps them).
+    created: dict[str, list[str]]
     not_provisioned: list[NotProvisioned]
+    #: Where the next batch of an id-ordered walk starts (the range's end, or the last id).
+    last_user_id: uuid.UUID | None = None
 
 
 #: progress(batches_done, users_done, result) after each batch.
@@ -239,8 +245,8 @@ def provision_all_missing(
                 return
             # Continue after the last candidate, live or not: soft-deleted and anonymous
             # users are skipped here, never provisioned.
-            after = candidates[-1][0]
-            batch = _batch_of_live(candidates)
+            lo, after = after, candidates[-1][0]
+            batch = _batch_of_live(candidates, id_range=(lo, after))
             if batch.ids:
                 yield batch
 
@@ -285,7 +291,7 @@ def preview_all_missing(
         first = _batch_of_live(cursor.fetchall())
     if first.ids:
         sample = _provision_batch(first, plans, dry_run=True)
-        result.created_sample = {t: ids for t, ids in sample.created.items() if ids}
+        result.created_sample = {t: [uuid.UUID(i) for i in ids] for t, ids in sample.created.items() if ids}
     with transaction.atomic():
         event = record_event(
             actor=actor,
@@ -305,14 +311,14 @@ def preview_all_missing(
     return result
 
 
-def _batch_of_live(candidates: list[tuple]) -> Batch:
+def _batch_of_live(candidates: list[tuple], id_range: tuple[uuid.UUID, uuid.UUID] | None = None) -> Batch:
     """A Batch from `statements.next_missing_candidates` rows, keeping live users only."""
     live = [(user_id, tables) for user_id, is_live, tables in candidates if is_live]
     missing_from: dict[str, list[uuid.UUID]] = {}
     for user_id, tables in live:
         for table in tables:
             missing_from.setdefault(table, []).append(user_id)
-    return Batch([user_id for user_id, _ in live], missing_from)
+    return Batch([user_id for user_id, _ in live], missing_from, id_range)
 
 
 def require_provisioning(
@@ -378,8 +384,8 @@ def _run(
                         action=action,
                         outcome=Outcome.PARTIAL if batch.not_provisioned else Outcome.SUCCEEDED,
                         tables=table_names,
-                        target_user_ids=ids,
-                        rows_created={t: [str(i) for i in v] for t, v in batch.created.items()},
+                        target_user_ids=batch.user_ids,
+                        rows_created=batch.created,
                         not_provisioned=[n.as_dict() for n in batch.not_provisioned],
                         detail={"batch": result.batches + 1, "skipped_columns": result.skipped_columns},
                         run_id=result.run_id,
@@ -460,7 +466,7 @@ def _write_batch(batch: Batch, plans: list[TablePlan]) -> BatchOutcome:
     written. Errors that are not about a row (a lost connection, permission denied, a
     timeout) propagate and stop the run."""
     ids = batch.ids
-    created: dict[str, list[uuid.UUID]] = {}
+    created: dict[str, list[str]] = {}
     not_provisioned: list[NotProvisioned] = []
     #: Users whose row of a table was not written for a reason the plan could not predict:
     #: their children in this batch are not attempted (the foreign key would fail).
@@ -489,15 +495,26 @@ def _write_batch(batch: Batch, plans: list[TablePlan]) -> BatchOutcome:
                 not_provisioned += [NotProvisioned(u, plan.name, r) for u, r in cursor.fetchall() if r is not None]
                 continue
             cursor.execute(statements.lock_table(plan))
-            written, rejected = _insert_isolating(plan, table_ids)
-            created[plan.name] = sorted(written)
+            written, rejected = _insert_range(plan, batch), {}
+            if written is None:
+                isolated, rejected = _insert_isolating(plan, table_ids)
+                written = sorted(str(u) for u in isolated)
+            created[plan.name] = written
             failed[plan.name].update(rejected)
             not_provisioned += [NotProvisioned(u, plan.name, r) for u, r in rejected.items()]
-            if batch.missing_from is not None and len(written) + len(rejected) == len(table_ids):
+            done = set(written).union(str(u) for u in rejected)
+            if batch.missing_from is not None and done.issuperset(str(u) for u in table_ids):
                 continue
-            # Ask what is still missing and why, only when the insert wrote fewer rows than
-            # the batch's users lacking this table.
-            cursor.execute(statements.missing_in_batch(plan), {"ids": [u for u in table_ids if u not in rejected]})
+            # Ask what is still missing and why, only when the insert did not write a row
+            # for every one of the batch's users lacking this table.
+            # The users written stay peers: an earlier user's collision names them.
+            cursor.execute(
+                statements.missing_in_batch(plan, peers=True),
+                {
+                    "ids": [u for u in table_ids if str(u) not in done],
+                    "peers": [u for u in table_ids if u not in rejected],
+                },
+            )
             for user_id, reason in cursor.fetchall():
                 if reason is None:
                     # No block reason and still missing: it collided on another unique key
@@ -505,7 +522,32 @@ def _write_batch(batch: Batch, plans: list[TablePlan]) -> BatchOutcome:
                     reason = CONFLICT_REASON
                     failed[plan.name][user_id] = reason
                 not_provisioned.append(NotProvisioned(user_id, plan.name, reason))
-    return BatchOutcome(user_ids=list(ids), created=created, not_provisioned=not_provisioned)
+    # A range batch also writes users who signed up in its range after it was chosen: they
+    # are targets of its audit event too, so that their history shows the row's origin.
+    late = {u for rows in created.values() for u in rows}.difference(str(i) for i in ids)
+    return BatchOutcome(
+        user_ids=list(ids) + [uuid.UUID(u) for u in sorted(late)],
+        created=created,
+        not_provisioned=not_provisioned,
+        last_user_id=batch.id_range[1] if batch.id_range else (ids[-1] if ids else None),
+    )
+
+
+def _insert_range(plan: TablePlan, batch: Batch) -> list[str] | None:
+    """Write the table for the batch's whole id range in one statement; None when the
+    batch is no range or the database rejected a row (the caller then isolates it)."""
+    if batch.id_range is None:
+        return None
+    lo, hi = batch.id_range
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(statements.insert_missing_in_range(plan), {"lo": lo, "hi": hi})
+            (written,) = cursor.fetchone()
+            return written.split(",") if written else []
+    except DatabaseError as exc:
+        if not about_a_row(exc):
+            raise
+        return None
 
 
 def _children_of_failed(

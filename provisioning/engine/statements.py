@@ -101,13 +101,17 @@ def block_reason(
     return sql.SQL("CASE {} END").format(sql.SQL(" ").join(whens))
 
 
-def missing_in_batch(plan: TablePlan) -> sql.Composed:
-    """Rows (user id, reason or NULL) for the batch's users that lack a row in the table.
+def missing_in_batch(plan: TablePlan, *, peers: bool = False) -> sql.Composed:
+    """Rows (user id, reason or NULL) for the users `%(ids)s` that lack a row in the table.
 
-    A NULL reason means a real run would write the row: this is the dry run.
+    A NULL reason means a real run would write the row. With `peers`, the other users of
+    the run (who may have taken a unique value first) are `%(peers)s` rather than `%(ids)s`:
+    the reasons of a few users left over by a large batch are then worked out for them alone.
     """
     return sql.SQL("SELECT u.id, {reason} FROM {auth} u WHERE u.id = ANY(%(ids)s) AND {missing} ORDER BY u.id").format(
-        reason=block_reason(plan), auth=AUTH_USERS, missing=missing(plan)
+        reason=block_reason(plan, sql.SQL("p.id = ANY(%(peers)s)")) if peers else block_reason(plan),
+        auth=AUTH_USERS,
+        missing=missing(plan),
     )
 
 
@@ -130,6 +134,72 @@ def insert_missing(plan: TablePlan) -> sql.Composed:
         auth=AUTH_USERS,
         missing=missing(plan),
         reason=block_reason(plan),
+        key=sql.Identifier(plan.spec.key),
+    )
+
+
+def _writable_in_range(plan: TablePlan) -> sql.Composable:
+    """True when auth user `u` of a range may get the plan's row: what the database would
+    reject outright is left out (a NULL for a NOT NULL column, a parent row that is not
+    there: parents are written first, so this is the truth at this point of the batch).
+
+    Unique collisions are not checked per row here: `ON CONFLICT DO NOTHING` skips them
+    (the first user by id wins, the statement writes in id order) and the users it skipped
+    get their reason afterwards (`missing_in_batch`), as few as they are.
+    """
+    conditions = [
+        sql.SQL("{} IS NOT NULL").format(plan.columns[blocker.columns[0]].expression())
+        for blocker in plan.blockers
+        if blocker.kind == "null"
+    ]
+    for link in plan.same_user_parents:
+        conditions.append(
+            sql.SQL("EXISTS (SELECT 1 FROM {table} x WHERE {match})").format(
+                table=link.parent.spec.identifier(),
+                match=sql.SQL(" AND ").join(
+                    sql.SQL("x.{} = {}").format(sql.Identifier(ref), plan.columns[column].expression())
+                    for column, ref in zip(link.foreign_key.columns, link.foreign_key.ref_columns, strict=True)
+                ),
+            )
+        )
+    return sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("TRUE")
+
+
+def missing_in_range(plan: TablePlan) -> sql.Composable:
+    """True when auth user `u` has no row in the plan's table, for `u.id` in the range
+    (`%(lo)s`, `%(hi)s`]. The bounds, repeated on the table's key, let PostgreSQL read only
+    that slice of the table: a merge or hash anti-join over the range, whether the key
+    column has an index or not (without one, a per-user probe is a scan of the table)."""
+    return sql.SQL(
+        "NOT EXISTS (SELECT 1 FROM {table} x WHERE x.{key} = u.id AND x.{key} > %(lo)s AND x.{key} <= %(hi)s)"
+    ).format(table=plan.spec.identifier(), key=sql.Identifier(plan.spec.key))
+
+
+def insert_missing_in_range(plan: TablePlan) -> sql.Composed:
+    """Insert the spec's row for every population user in the id range (`%(lo)s`, `%(hi)s`]
+    that lacks one: one statement per table per batch, as set-based as the hand-written
+    `INSERT ... SELECT ... WHERE NOT EXISTS ... ON CONFLICT DO NOTHING`. Returns one row:
+    the auth user ids written, as one comma-separated text in id order (tens of thousands
+    of ids cost the client one string, not a row and an object each).
+
+    A row the database rejects fails the statement: the caller then falls back to
+    `insert_missing` over the batch's ids, which isolates the row.
+    """
+    columns = list(plan.columns)
+    return sql.SQL(
+        "WITH written AS (INSERT INTO {table} ({columns}) "
+        "SELECT {values} FROM {auth} u "
+        "WHERE u.id > %(lo)s AND u.id <= %(hi)s AND {population} AND {missing} AND {writable} "
+        "ORDER BY u.id ON CONFLICT DO NOTHING RETURNING {key}) "
+        "SELECT string_agg({key}::text, ',' ORDER BY {key}) FROM written"
+    ).format(
+        table=plan.spec.identifier(),
+        columns=sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+        values=sql.SQL(", ").join(plan.columns[c].expression() for c in columns),
+        auth=AUTH_USERS,
+        population=POPULATION,
+        missing=missing_in_range(plan),
+        writable=_writable_in_range(plan),
         key=sql.Identifier(plan.spec.key),
     )
 
@@ -282,4 +352,25 @@ def status_counts(plans: list[TablePlan], *, by_week: bool = False) -> sql.Compo
         auth=AUTH_USERS,
         joins=sql.SQL(" ").join(_joined(p, a) for p, a in zip(plans, aliases, strict=True)),
         population=POPULATION,
+    )
+
+
+def users_by_coverage(plans: list[TablePlan], *, complete: bool) -> sql.Composed:
+    """The ids of auth users lacking a row in any plan's table (`complete`: having one in
+    every table), as a subquery for `id IN (...)`: one pass over auth.users with a hash join
+    per table, the shape `status_counts` uses.
+
+    For lists over tables without an index on the key column: there, "missing anything"
+    written as an OR of NOT EXISTS probes scans a table for every auth user (69 s for a
+    page at a million users), while this reads each table once.
+    """
+    aliases = [f"t{i}" for i in range(len(plans))]
+    if complete:
+        condition = sql.SQL(" AND ").join(sql.SQL("{}.k IS NOT NULL").format(sql.Identifier(a)) for a in aliases)
+    else:
+        condition = sql.SQL(" OR ").join(sql.SQL("{}.k IS NULL").format(sql.Identifier(a)) for a in aliases)
+    return sql.SQL("SELECT u.id FROM {auth} u {joins} WHERE {condition}").format(
+        auth=AUTH_USERS,
+        joins=sql.SQL(" ").join(_joined(p, a) for p, a in zip(plans, aliases, strict=True)),
+        condition=condition,
     )

@@ -24,7 +24,12 @@ class Command(ProvisioningCommand):
         who.add_argument("--all-missing", action="store_true", help="every live sign-up missing a row")
         parser.add_argument("--table", action="append", choices=TABLE_NAMES, help="limit to this app table (repeat)")
         parser.add_argument("--dry-run", action="store_true", help="show what would be written; write nothing")
-        parser.add_argument("--batch-size", type=int, default=None, help="users per transaction (default 5000)")
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=None,
+            help="users per transaction (default: the PROVISIONING_BATCH_SIZE setting, 20,000)",
+        )
         parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
     def handle(self, *args, **options):
