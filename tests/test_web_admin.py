@@ -378,3 +378,96 @@ def test_the_cannot_be_provisioned_filter_lists_exactly_those_users(viewer_clien
     response = viewer_client.get(reverse(CHANGELIST), {"status": "cannot"})
 
     assert [u.pk for u in response.context["cl"].result_list] == [phone_only]
+
+
+@pytest.fixture
+def keyset_list(monkeypatch):
+    """Page the auth-user list as on a large project (keyset, by id), whatever its size."""
+    from provisioning.web.admin import auth_users
+
+    monkeypatch.setattr(auth_users, "LARGE_TABLE", -1)
+    monkeypatch.setattr(auth_users, "MIN_COUNT_CAP", 7)
+    monkeypatch.setattr(auth_users.AuthUserAdmin, "list_per_page", 4)
+
+
+def _walk(client, params) -> tuple[list[uuid.UUID], list]:
+    """Every page of the list as a person reads it, following "Next" links: (ids in order,
+    the change lists)."""
+    seen, lists = [], []
+    response = client.get(reverse(CHANGELIST), params)
+    while True:
+        assert response.status_code == 200
+        cl = response.context["cl"]
+        lists.append(cl)
+        seen += [obj.pk for obj in cl.result_list]
+        if not cl.next_page_url:
+            return seen, lists
+        response = client.get(reverse(CHANGELIST) + cl.next_page_url)
+
+
+@pytest.mark.usefixtures("keyset_list")
+@pytest.mark.parametrize("key_indexes", [True, False], ids=["key-indexes", "no-key-index"])
+@pytest.mark.parametrize("status", ["", "missing_any", "missing_profiles", "complete"])
+def test_keyset_pages_list_every_matching_user_once_in_id_order(viewer_client, status, key_indexes):
+    users = {make_auth_user(keep=("users", "wallets")) for _ in range(7)}  # missing a profile
+    users |= {make_auth_user() for _ in range(6)}  # complete
+    users |= {make_auth_user(keep=()) for _ in range(5)}  # missing everything
+    if not key_indexes:
+        execute(
+            "DROP INDEX public.profiles_user_id_key; ALTER TABLE public.wallets DROP CONSTRAINT wallets_user_id_key"
+        )
+    expected = {
+        "": users,
+        "missing_any": {u for u in users if count("profiles", [u]) == 0},
+        "missing_profiles": {u for u in users if count("profiles", [u]) == 0},
+        "complete": {u for u in users if count("profiles", [u]) == 1},
+    }[status]
+
+    seen, lists = _walk(viewer_client, {"status": status} if status else {})
+
+    assert seen == sorted(expected)  # each once, in id order, none left out
+    assert all(cl.keyset for cl in lists)
+    per_page = lists[0].list_per_page
+    assert len(lists) == max(1, -(-len(expected) // per_page))
+    # The rows shown are numbered as in one long list, and the count stops at the cap.
+    for n, cl in enumerate(lists):
+        assert (cl.first_shown, cl.last_shown) == (n * per_page + 1, n * per_page + len(cl.result_list))
+        # Counted up to 7 users past the cursor (the cap here): "more than" beyond that.
+        assert cl.result_count == n * per_page + min(len(expected) - n * per_page, 8)
+
+
+@pytest.mark.usefixtures("keyset_list")
+def test_keyset_page_links_keep_the_filters_and_a_filter_starts_the_list_over(viewer_client, monkeypatch):
+    from provisioning.web.admin import auth_users
+
+    monkeypatch.setattr(auth_users.AuthUserAdmin, "list_per_page", 2)
+    users = sorted(make_auth_user(keep=()) for _ in range(5))
+
+    first = viewer_client.get(reverse(CHANGELIST), {"status": "missing_profiles"})
+    html = first.content.decode()
+    cl = first.context["cl"]
+    assert f"after={users[1]}" in cl.next_page_url and "status=missing_profiles" in cl.next_page_url
+    assert "1\u20132 of 5" in " ".join(html.split())
+
+    second = viewer_client.get(reverse(CHANGELIST) + cl.next_page_url)
+    cl2 = second.context["cl"]
+    assert [u.pk for u in cl2.result_list] == users[2:4]
+    text = " ".join(second.content.decode().split())
+    assert "3\u20134 of 5" in text and "« First page" in text
+    # Links that change the filter or the search drop the cursor: a new list starts at its top.
+    assert "after=" not in cl2.get_query_string({"status": "missing_any"})
+    assert "after=" not in cl2.clear_all_filters_qs
+    # "Select all" would mean "all after here" on a later page: it is not offered there.
+    assert "Select all" not in second.content.decode()
+
+
+@pytest.mark.usefixtures("keyset_list")
+def test_a_bad_keyset_cursor_is_the_first_page_with_a_message(viewer_client):
+    user = make_auth_user(keep=())
+
+    response = viewer_client.get(reverse(CHANGELIST), {"after": "not-a-uuid", "p": "7"})
+
+    assert response.status_code == 200
+    assert [u.pk for u in response.context["cl"].result_list] == [user]
+    assert response.context["cl"].first_shown == 1
+    assert "page marker in the address was not valid" in response.content.decode()

@@ -319,17 +319,17 @@ def blocked_by_reason(plan: TablePlan) -> sql.Composed:
     )
 
 
-def _joined(plan: TablePlan, alias: str) -> sql.Composable:
-    """LEFT JOIN the plan's table keys as `alias`.k: NULL where the user has no row."""
+def _joined(plan: TablePlan, alias: str, after: sql.Composable | None = None) -> sql.Composable:
+    """LEFT JOIN the plan's table keys as `alias`.k: NULL where the user has no row.
+    `after`: only keys above it (the caller reads only auth users above it)."""
     if not plan.keyed:
         return sql.SQL("LEFT JOIN (SELECT NULL::uuid AS k) {a} ON FALSE").format(a=sql.Identifier(alias))
     # Without a unique key (profiles shape A) a user may have two rows: join distinct keys.
-    keys = sql.SQL(
-        "SELECT DISTINCT {key} AS k FROM {table}" if not plan.key_is_unique else "SELECT {key} AS k FROM {table}"
-    )
-    return sql.SQL("LEFT JOIN ({keys}) {a} ON {a}.k = u.id").format(
-        keys=keys.format(key=sql.Identifier(plan.spec.key), table=plan.spec.identifier()), a=sql.Identifier(alias)
-    )
+    keys = "SELECT DISTINCT {key} AS k FROM {table}" if not plan.key_is_unique else "SELECT {key} AS k FROM {table}"
+    if after is not None:
+        keys += " WHERE {key} > {after}"
+    keys = sql.SQL(keys).format(key=sql.Identifier(plan.spec.key), table=plan.spec.identifier(), after=after)
+    return sql.SQL("LEFT JOIN ({keys}) {a} ON {a}.k = u.id").format(keys=keys, a=sql.Identifier(alias))
 
 
 def status_counts(plans: list[TablePlan], *, by_week: bool = False) -> sql.Composed:
@@ -355,22 +355,27 @@ def status_counts(plans: list[TablePlan], *, by_week: bool = False) -> sql.Compo
     )
 
 
-def users_by_coverage(plans: list[TablePlan], *, complete: bool) -> sql.Composed:
+def users_by_coverage(plans: list[TablePlan], *, complete: bool, after=None) -> sql.Composed:
     """The ids of auth users lacking a row in any plan's table (`complete`: having one in
     every table), as a subquery for `id IN (...)`: one pass over auth.users with a hash join
     per table, the shape `status_counts` uses.
 
     For lists over tables without an index on the key column: there, "missing anything"
     written as an OR of NOT EXISTS probes scans a table for every auth user (69 s for a
-    page at a million users), while this reads each table once.
+    page at a million users), while this reads each table once. `after` (an auth user id):
+    only users above it, and only that part of each table (a list page's cursor).
     """
     aliases = [f"t{i}" for i in range(len(plans))]
+    bound = sql.Literal(str(after)) if after is not None else None
     if complete:
         condition = sql.SQL(" AND ").join(sql.SQL("{}.k IS NOT NULL").format(sql.Identifier(a)) for a in aliases)
     else:
         condition = sql.SQL(" OR ").join(sql.SQL("{}.k IS NULL").format(sql.Identifier(a)) for a in aliases)
+    if bound is not None:
+        condition = sql.SQL("u.id > {}::uuid AND ({})").format(bound, condition)
+        bound = sql.SQL("{}::uuid").format(bound)
     return sql.SQL("SELECT u.id FROM {auth} u {joins} WHERE {condition}").format(
         auth=AUTH_USERS,
-        joins=sql.SQL(" ").join(_joined(p, a) for p, a in zip(plans, aliases, strict=True)),
+        joins=sql.SQL(" ").join(_joined(p, a, bound) for p, a in zip(plans, aliases, strict=True)),
         condition=condition,
     )

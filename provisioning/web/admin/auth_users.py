@@ -5,7 +5,7 @@ reads in engine.selectors, writes in engine.services."""
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.contrib.admin.views.main import ChangeList
+from django.contrib.admin.views.main import PAGE_VAR, ChangeList
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -27,9 +27,12 @@ from provisioning.web.admin.base import (
 )
 from provisioning.web.templatetags.eloity import local_time, status_icon_html
 
-#: Above this many auth users (planner estimate), the list is ordered by the indexed id:
-#: auth.users has no index on created_at, and Supabase does not let customers add one.
+#: Above this many auth users (planner estimate), the list is ordered by the indexed id and
+#: paged by keyset ("the next 50 after this id"): auth.users has no index on created_at,
+#: Supabase does not let customers add one, and an OFFSET walks every row before the page.
 LARGE_TABLE = 100_000
+#: The keyset cursor in the list's address: the page starts after this auth user id.
+AFTER_VAR = "after"
 #: The most users one bulk action may carry; "Provision all missing" has no such limit.
 MAX_SELECTED = 10_000
 
@@ -48,14 +51,17 @@ class ProvisioningStatusFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         value = self.value()
+        # On a keyset page the list holds only users after the cursor (StatusChangeList),
+        # so the app tables need reading only from there on too.
+        after = getattr(request, "eloity_list_after", None)
         if value == "missing_any":
-            return queryset.filter(selectors.missing_any_q())
+            return queryset.filter(selectors.missing_any_q(after))
         if value == "complete":
-            return queryset.filter(selectors.complete_q())
+            return queryset.filter(selectors.complete_q(after))
         if value == "cannot":
             return queryset.filter(selectors.cannot_be_provisioned_q())
         if value and value.startswith("missing_") and value.removeprefix("missing_") in TABLE_NAMES:
-            return queryset.filter(selectors.missing_q(value.removeprefix("missing_")))
+            return queryset.filter(selectors.missing_q(value.removeprefix("missing_"), after))
         if value is not None:
             _unknown_filter_value(request, self, value)
         return queryset
@@ -94,12 +100,77 @@ class AccountKindFilter(admin.SimpleListFilter):
 
 
 class StatusChangeList(ChangeList):
-    """The auth user list: its ✓/✗ cells are read for the page's rows only, after the page
-    is cut (`selectors.annotate_statuses`), one query per table."""
+    """The auth user list. Its ✓/✗ cells are read for the page's rows only, after the page
+    is cut (`selectors.annotate_statuses`), one query for the page.
+
+    On a large table (`AuthUserAdmin.uses_keyset`) it pages by keyset: ordered by id, each
+    page is "the next 50 after this id" (`?after=`), so page 150 costs what page 1 does,
+    where an OFFSET walks and checks every user before it. The count stops at
+    MIN_COUNT_CAP users past the cursor; `p` only numbers the rows shown.
+    """
+
+    @property
+    def keyset(self) -> bool:
+        return bool(getattr(self._request, "eloity_list_keyset", False))
+
+    @property
+    def after(self):
+        return getattr(self._request, "eloity_list_after", None)
+
+    def __init__(self, request, *args, **kwargs):
+        self._request = request
+        super().__init__(request, *args, **kwargs)
+
+    def get_filters_params(self, params=None):
+        lookup_params = super().get_filters_params(params)
+        lookup_params.pop(AFTER_VAR, None)
+        return lookup_params
+
+    def get_query_string(self, new_params=None, remove=None):
+        # A cursor belongs to one list: a filter, a search or a sort starts it over.
+        new_params = {AFTER_VAR: None, **(new_params or {})}
+        return super().get_query_string(new_params, remove)
+
+    def get_ordering(self, request, queryset):
+        if self.keyset:
+            return ["pk"]
+        return super().get_ordering(request, queryset)
+
+    def get_queryset(self, request, exclude_parameters=None):
+        queryset = super().get_queryset(request, exclude_parameters)
+        if self.keyset and self.after is not None:
+            queryset = queryset.filter(pk__gt=self.after)
+        return queryset
 
     def get_results(self, request):
-        super().get_results(request)
-        self.result_list = selectors.annotate_statuses(list(self.result_list))
+        if not self.keyset:
+            super().get_results(request)
+            self.result_list = selectors.annotate_statuses(list(self.result_list))
+            return
+        per_page = self.list_per_page
+        # One query gives the page and the count: the ids of the next `cap` + 1 users.
+        cap = max(MIN_COUNT_CAP, per_page)
+        ids = list(self.queryset.values_list("pk", flat=True)[: cap + 1])
+        page_ids = ids[:per_page]
+        rows = self.root_queryset.in_bulk(page_ids)
+        self.result_list = selectors.annotate_statuses([rows[i] for i in page_ids if i in rows])
+        if self.after is None:
+            self.page_num = 1
+        self.page_num = max(self.page_num, 1)
+        offset = (self.page_num - 1) * per_page
+        self.first_shown, self.last_shown = offset + 1, offset + len(page_ids)
+        self.result_count = offset + len(ids)
+        self.paginator = CappedCountPaginator(self.queryset, per_page, count_cap=offset + cap)
+        self.show_full_result_count, self.full_result_count = False, None
+        self.show_admin_actions = True
+        self.can_show_all = False
+        self.multi_page = False  # no numbered links: the keyset links in pagination.html
+        self.first_page_url = self.get_query_string(remove=[PAGE_VAR]) if self.after is not None else None
+        self.next_page_url = (
+            self.get_query_string({AFTER_VAR: str(page_ids[-1]), PAGE_VAR: self.page_num + 1})
+            if len(ids) > per_page
+            else None
+        )
 
 
 def _unknown_filter_value(request, list_filter: admin.SimpleListFilter, value: str) -> None:
@@ -201,6 +272,29 @@ class AuthUserAdmin(ReadOnlyMixin, admin.ModelAdmin):
     def get_changelist(self, request, **kwargs):
         return StatusChangeList
 
+    def uses_keyset(self) -> bool:
+        return selectors.estimated_auth_users() > LARGE_TABLE
+
+    def get_changelist_instance(self, request):
+        # Decided once per request, before the filters run: they bound their reads by the
+        # cursor (ProvisioningStatusFilter) and the change list pages by it.
+        request.eloity_list_keyset = self.uses_keyset()
+        request.eloity_list_after = None
+        cursor = request.GET.get(AFTER_VAR)
+        if request.eloity_list_keyset and cursor is not None:
+            request.eloity_list_after = parse_uuid(cursor)
+            if request.eloity_list_after is None:
+                messages.warning(
+                    request, "The list's page marker in the address was not valid: back to the first page."
+                )
+        return super().get_changelist_instance(request)
+
+    def get_sortable_by(self, request):
+        # Sorting a large list by a column would read and sort every auth user per page.
+        if getattr(request, "eloity_list_keyset", False):
+            return ()
+        return super().get_sortable_by(request)
+
     def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
         # Count only ten pages beyond the one shown (between MIN_COUNT_CAP and COUNT_CAP):
         # the first page of a million-row list then costs tens of milliseconds, not hundreds.
@@ -212,7 +306,7 @@ class AuthUserAdmin(ReadOnlyMixin, admin.ModelAdmin):
         return self.paginator(queryset, per_page, orphans, allow_empty_first_page, count_cap=cap)
 
     def get_ordering(self, request):
-        if selectors.estimated_auth_users() > LARGE_TABLE:
+        if getattr(request, "eloity_list_keyset", None) or self.uses_keyset():
             return ("id",)
         return ("-created_at",)
 
