@@ -31,7 +31,8 @@ run: demo
 	trap 'kill $$worker $$watchdog 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
-# Performance at scale (not part of `make test`): BENCH_USERS auth users, several minutes
+# Performance at scale (not part of `make test`): BENCH_USERS auth users in two shapes (with
+# and without key indexes) at two missing-row ratios, about half an hour
 # at 1,000,000. Results: bench/results/*.json; the README's "Performance" section.
 BENCH_USERS ?= 1000000
 bench: setup
