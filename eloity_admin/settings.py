@@ -124,7 +124,7 @@ DATABASES = {"default": _default_db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Provisioning ---------------------------------------------------------------------
-PROVISIONING_BATCH_SIZE = env.int("PROVISIONING_BATCH_SIZE", default=20_000)
+PROVISIONING_BATCH_SIZE = env.int("PROVISIONING_BATCH_SIZE", default=50_000)
 # The sign-up webhook (POST /hooks/signup/): off unless one of these is set. A Database
 # Webhook sends `Authorization: Bearer <SIGNUP_WEBHOOK_SECRET>`; a Standard Webhooks sender
 # (Supabase's HTTP Auth Hooks) signs with SIGNUP_WEBHOOK_STANDARD_SECRET (`v1,whsec_...`).

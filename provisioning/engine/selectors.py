@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import uuid
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from django.db import connection
@@ -186,14 +188,43 @@ def status_counts(*, sample: int = 20) -> StatusCounts:
     )
 
 
+#: Whole-population reads shared within `shared_reads()` (None outside it).
+_SHARED: ContextVar[dict | None] = ContextVar("eloity_shared_reads", default=None)
+
+
+@contextmanager
+def shared_reads():
+    """Inside it, the reads of the whole population (`status_counts_by_week`,
+    `cannot_provision`) run once and are shared: the home page's figures and its health
+    panel need the same ones (at a million users each costs one to two seconds)."""
+    token = _SHARED.set({})
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
+def _shared(key: tuple, compute):
+    memo = _SHARED.get()
+    if memo is None:
+        return compute()
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
+
+
 def status_counts_by_week(tz: str, *, plans=None) -> dict:
     """{week (its Monday, in time zone `tz`, None without a sign-up time): (live users,
     {table: missing}, missing any)}: `status_counts` grouped by week, in the same one pass.
     The home page's chart and the health page's coverage check both read this."""
     plans = plans if plans is not None else plans_module.plan_tables(SPEC)
-    with connection.cursor() as cursor:
-        cursor.execute(statements.status_counts(plans, by_week=True), {"tz": tz})
-        rows = cursor.fetchall()
+
+    def count() -> list:
+        with connection.cursor() as cursor:
+            cursor.execute(statements.status_counts(plans, by_week=True), {"tz": tz})
+            return cursor.fetchall()
+
+    rows = _shared(("by_week", tz, tuple(p.name for p in plans)), count)
     return {
         week: (live, {plan.name: n for plan, n in zip(plans, per_table, strict=True)}, missing_any)
         for week, live, *per_table, missing_any in rows
@@ -210,12 +241,28 @@ def blocked_by_reason(plan, *, sample: int) -> list[tuple[str, int, list[uuid.UU
         return [(reason, n, list(ids or [])[:sample]) for reason, n, ids in cursor.fetchall()]
 
 
+#: The most users `cannot_provision` lists (a larger sample is worked out, then cut).
+CANNOT_PROVISION_SAMPLE = 20
+
+
 def cannot_provision(*, sample: int = 20, plans=None) -> tuple[dict[str, int], list[dict]]:
     """Population users that miss a row provisioning cannot write: counts by reason (counted
-    in SQL, so memory stays flat) and the first `sample` of them."""
+    in SQL, so memory stays flat) and the first `sample` of them (at most
+    CANNOT_PROVISION_SAMPLE when shared, `shared_reads`)."""
+    plans = plans or plans_module.plan_tables(SPEC)
+    if _SHARED.get() is None or sample > CANNOT_PROVISION_SAMPLE:
+        return _cannot_provision(sample=sample, plans=plans)
+    counts, rows = _shared(
+        ("cannot", tuple(p.name for p in plans)),
+        lambda: _cannot_provision(sample=CANNOT_PROVISION_SAMPLE, plans=plans),
+    )
+    return counts, rows[:sample]
+
+
+def _cannot_provision(*, sample: int, plans) -> tuple[dict[str, int], list[dict]]:
     counts: dict[str, int] = {}
     wanted: list[tuple[uuid.UUID, str, str]] = []
-    for plan in plans or plans_module.plan_tables(SPEC):
+    for plan in plans:
         for reason, n, ids in blocked_by_reason(plan, sample=sample):
             counts[f"{plan.name}: {reason}"] = n
             wanted += [(user_id, plan.name, reason) for user_id in ids]

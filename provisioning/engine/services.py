@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError, connection, transaction
+from django.db.models.expressions import RawSQL
 
 from provisioning.actors import Actor
 from provisioning.audit.recording import record_denied, record_event
@@ -89,13 +90,13 @@ class ProvisioningResult:
 
     def add_batch(self, batch: BatchOutcome) -> None:
         self.batches += 1
-        self.users_processed += len(batch.user_ids)
+        self.users_processed += batch.users_count
         if batch.last_user_id is not None:
             self.last_user_id = batch.last_user_id
-        for table, ids in batch.created.items():
-            self.created[table] = self.created.get(table, 0) + len(ids)
+        for table, n in batch.created_counts.items():
+            self.created[table] = self.created.get(table, 0) + n
             sample = self.created_sample.setdefault(table, [])
-            sample.extend(uuid.UUID(i) for i in ids[: max(0, SAMPLE_SIZE - len(sample))])
+            sample.extend(batch.created_sample.get(table, [])[: max(0, SAMPLE_SIZE - len(sample))])
         self.not_provisioned_count += len(batch.not_provisioned)
         room = max(0, SAMPLE_SIZE - len(self.not_provisioned))
         self.not_provisioned.extend(batch.not_provisioned[:room])
@@ -143,20 +144,51 @@ class Batch:
 
     ids: list[uuid.UUID]
     missing_from: dict[str, list[uuid.UUID]] | None = None
-    #: The auth user id range (lo, hi] the batch covers, when it is one ("all missing"):
-    #: each table is then written with one range statement (`insert_missing_in_range`).
-    id_range: tuple[uuid.UUID, uuid.UUID] | None = None
 
     def ids_for(self, table: str) -> list[uuid.UUID]:
         return self.ids if self.missing_from is None else self.missing_from.get(table, [])
 
 
+#: Max UUID: the end of the id space.
+LAST_ID = uuid.UUID(int=2**128 - 1)
+#: How many auth users the first batch looks through, per user it may hold. Later batches
+#: look through what the previous one needed to fill up, plus a quarter (or twice as many
+#: as it looked through, when it did not fill up), never more than MAX_WINDOW_PER_USER per
+#: user: each window costs one read of each app table's slice (a scan, without an index).
+WINDOW_PER_USER = 4
+MAX_WINDOW_PER_USER = 64
+
+
+@dataclass
+class RangeBatch:
+    """The next (at most) `limit` auth users after `lo` that lack a row, within a window of
+    auth users: one transaction that writes each table with one statement ("all missing").
+    Where it ends (`hi`, the last auth user it covered) is known once it ran."""
+
+    lo: uuid.UUID
+    limit: int
+    #: How many auth users after `lo` it looks through.
+    window: int = 0
+    hi: uuid.UUID | None = None
+    #: The window reached the last auth user and the batch took everyone in it.
+    exhausted: bool = False
+    #: The window the next batch should look through (from this one's density).
+    next_window: int = 0
+    ids: tuple = ()  # not known up front: the ids live in the database (statements.BATCH)
+
+
 @dataclass
 class BatchOutcome:
-    user_ids: list[uuid.UUID]
-    #: {table: the auth user ids written, as text in id order} (as the audit event keeps them).
-    created: dict[str, list[str]]
     not_provisioned: list[NotProvisioned]
+    #: How many users the batch covered, rows written per table, and samples of both.
+    users_count: int = 0
+    created_counts: dict[str, int] = field(default_factory=dict)
+    created_sample: dict[str, list[uuid.UUID]] = field(default_factory=dict)
+    user_sample: list[uuid.UUID] = field(default_factory=list)
+    #: A batch of given ids: its users and, per table, the ids written (as the audit event
+    #: keeps them). None for a range batch: those stay in the database (statements.WRITTEN).
+    user_ids: list[uuid.UUID] | None = None
+    created: dict[str, list[str]] | None = None
     #: Where the next batch of an id-ordered walk starts (the range's end, or the last id).
     last_user_id: uuid.UUID | None = None
 
@@ -234,21 +266,15 @@ def provision_all_missing(
     size = batch_size_or_default(batch_size)
     start_after = after or uuid.UUID(int=0)
 
-    def batches(plans: list[TablePlan]) -> Iterator[Batch]:
-        after = start_after
-        query = statements.next_missing_candidates(plans)
+    def batches(plans: list[TablePlan]) -> Iterator[RangeBatch]:
+        # Each batch holds the next `size` users missing a row, live or not (soft-deleted
+        # and anonymous users are walked over, never provisioned), and says where it ended.
+        batch = RangeBatch(start_after, size, window=size * WINDOW_PER_USER)
         while True:
-            with connection.cursor() as cursor:
-                cursor.execute(query, {"after": after, "limit": size})
-                candidates = cursor.fetchall()
-            if not candidates:
+            yield batch
+            if batch.exhausted or batch.hi is None:
                 return
-            # Continue after the last candidate, live or not: soft-deleted and anonymous
-            # users are skipped here, never provisioned.
-            lo, after = after, candidates[-1][0]
-            batch = _batch_of_live(candidates, id_range=(lo, after))
-            if batch.ids:
-                yield batch
+            batch = RangeBatch(batch.hi, size, window=batch.next_window)
 
     return _run(
         actor=actor,
@@ -291,7 +317,7 @@ def preview_all_missing(
         first = _batch_of_live(cursor.fetchall())
     if first.ids:
         sample = _provision_batch(first, plans, dry_run=True)
-        result.created_sample = {t: [uuid.UUID(i) for i in ids] for t, ids in sample.created.items() if ids}
+        result.created_sample = {t: ids for t, ids in sample.created_sample.items() if ids}
     with transaction.atomic():
         event = record_event(
             actor=actor,
@@ -311,14 +337,14 @@ def preview_all_missing(
     return result
 
 
-def _batch_of_live(candidates: list[tuple], id_range: tuple[uuid.UUID, uuid.UUID] | None = None) -> Batch:
+def _batch_of_live(candidates: list[tuple]) -> Batch:
     """A Batch from `statements.next_missing_candidates` rows, keeping live users only."""
     live = [(user_id, tables) for user_id, is_live, tables in candidates if is_live]
     missing_from: dict[str, list[uuid.UUID]] = {}
     for user_id, tables in live:
         for table in tables:
             missing_from.setdefault(table, []).append(user_id)
-    return Batch([user_id for user_id, _ in live], missing_from, id_range)
+    return Batch([user_id for user_id, _ in live], missing_from)
 
 
 def require_provisioning(
@@ -365,7 +391,7 @@ def _run(
     action: str,
     tables: Sequence[str] | None,
     dry_run: bool,
-    batches: Callable[[list[TablePlan]], Iterable[Batch]],
+    batches: Callable[[list[TablePlan]], Iterable[Batch | RangeBatch]],
     progress: Progress | None,
     should_stop: Callable[[], bool] | None = None,
     run_id: uuid.UUID | None = None,
@@ -378,17 +404,18 @@ def _run(
         try:
             with transaction.atomic():
                 batch = _provision_batch(batch_users, plans, dry_run=dry_run)
+                if not batch.users_count:
+                    continue  # a range of soft-deleted or anonymous users only: nothing to record
                 if not dry_run:
                     event = record_event(
                         actor=actor,
                         action=action,
                         outcome=Outcome.PARTIAL if batch.not_provisioned else Outcome.SUCCEEDED,
                         tables=table_names,
-                        target_user_ids=batch.user_ids,
-                        rows_created=batch.created,
                         not_provisioned=[n.as_dict() for n in batch.not_provisioned],
                         detail={"batch": result.batches + 1, "skipped_columns": result.skipped_columns},
                         run_id=result.run_id,
+                        **_event_rows(batch, table_names),
                     )
                     result.audit_event_ids.append(event.pk)
         except DatabaseError as exc:
@@ -399,15 +426,20 @@ def _run(
                     action=action,
                     outcome=Outcome.FAILED,
                     tables=table_names,
-                    target_user_ids=ids,
-                    detail={"batch": result.batches + 1, "error": message, "dry_run": dry_run},
+                    target_user_ids=list(ids),
+                    detail={
+                        "batch": result.batches + 1,
+                        "error": message,
+                        "dry_run": dry_run,
+                        **_range_detail(batch_users),
+                    },
                     run_id=result.run_id,
                 )
             result.audit_event_ids.append(event.pk)
             raise ProvisioningFailed(message, result) from exc
         result.add_batch(batch)
-        if dry_run and len(dry_run_targets) < settings.PROVISIONING_BATCH_SIZE:
-            dry_run_targets.extend(str(i) for i in ids[: settings.PROVISIONING_BATCH_SIZE - len(dry_run_targets)])
+        if dry_run and len(dry_run_targets) < SAMPLE_SIZE:
+            dry_run_targets.extend(str(i) for i in batch.user_sample[: SAMPLE_SIZE - len(dry_run_targets)])
         if progress:
             progress(result.batches, result.users_processed, result)
         if should_stop and should_stop():
@@ -436,15 +468,16 @@ def _run(
     return result
 
 
-def _provision_batch(batch: Batch, plans: list[TablePlan], *, dry_run: bool) -> BatchOutcome:
+def _provision_batch(batch: Batch | RangeBatch, plans: list[TablePlan], *, dry_run: bool) -> BatchOutcome:
     """One batch, inside the caller's transaction. A dry run is the real run inside a
     savepoint that is rolled back: what it reports is exactly what a real run would write,
     CHECK constraints, triggers and foreign keys included."""
+    write = _write_range if isinstance(batch, RangeBatch) else _write_batch
     if not dry_run:
-        return _write_batch(batch, plans)
+        return write(batch, plans)
     try:
         with transaction.atomic():
-            outcome = _write_batch(batch, plans)
+            outcome = write(batch, plans)
             raise _DryRunDone(outcome)
     except _DryRunDone as done:
         return done.outcome
@@ -495,10 +528,8 @@ def _write_batch(batch: Batch, plans: list[TablePlan]) -> BatchOutcome:
                 not_provisioned += [NotProvisioned(u, plan.name, r) for u, r in cursor.fetchall() if r is not None]
                 continue
             cursor.execute(statements.lock_table(plan))
-            written, rejected = _insert_range(plan, batch), {}
-            if written is None:
-                isolated, rejected = _insert_isolating(plan, table_ids)
-                written = sorted(str(u) for u in isolated)
+            isolated, rejected = _insert_isolating(plan, table_ids)
+            written = sorted(str(u) for u in isolated)
             created[plan.name] = written
             failed[plan.name].update(rejected)
             not_provisioned += [NotProvisioned(u, plan.name, r) for u, r in rejected.items()]
@@ -507,14 +538,7 @@ def _write_batch(batch: Batch, plans: list[TablePlan]) -> BatchOutcome:
                 continue
             # Ask what is still missing and why, only when the insert did not write a row
             # for every one of the batch's users lacking this table.
-            # The users written stay peers: an earlier user's collision names them.
-            cursor.execute(
-                statements.missing_in_batch(plan, peers=True),
-                {
-                    "ids": [u for u in table_ids if str(u) not in done],
-                    "peers": [u for u in table_ids if u not in rejected],
-                },
-            )
+            cursor.execute(statements.missing_in_batch(plan), {"ids": [u for u in table_ids if u not in rejected]})
             for user_id, reason in cursor.fetchall():
                 if reason is None:
                     # No block reason and still missing: it collided on another unique key
@@ -522,32 +546,128 @@ def _write_batch(batch: Batch, plans: list[TablePlan]) -> BatchOutcome:
                     reason = CONFLICT_REASON
                     failed[plan.name][user_id] = reason
                 not_provisioned.append(NotProvisioned(user_id, plan.name, reason))
-    # A range batch also writes users who signed up in its range after it was chosen: they
-    # are targets of its audit event too, so that their history shows the row's origin.
-    late = {u for rows in created.values() for u in rows}.difference(str(i) for i in ids)
     return BatchOutcome(
-        user_ids=list(ids) + [uuid.UUID(u) for u in sorted(late)],
-        created=created,
         not_provisioned=not_provisioned,
-        last_user_id=batch.id_range[1] if batch.id_range else (ids[-1] if ids else None),
+        users_count=len(ids),
+        created_counts={t: len(v) for t, v in created.items()},
+        created_sample={t: [uuid.UUID(i) for i in v[:SAMPLE_SIZE]] for t, v in created.items()},
+        user_sample=list(ids[:SAMPLE_SIZE]),
+        user_ids=list(ids),
+        created=created,
+        last_user_id=ids[-1] if ids else None,
     )
 
 
-def _insert_range(plan: TablePlan, batch: Batch) -> list[str] | None:
-    """Write the table for the batch's whole id range in one statement; None when the
-    batch is no range or the database rejected a row (the caller then isolates it)."""
-    if batch.id_range is None:
-        return None
-    lo, hi = batch.id_range
+def _write_range(batch: RangeBatch, plans: list[TablePlan]) -> BatchOutcome:
+    """A range batch. Its users (live, lacking some row) are read from auth.users once, into
+    `statements.BATCH`; then, parents before children, one `statements.write_range` per
+    table and the reasons of the few users it left without a row. The ids written stay in
+    the database (`statements.WRITTEN`), for the audit event; only counts and samples come
+    back. A row the database rejects sends that table back to the per-row isolation of
+    `_insert_isolating`."""
+    not_provisioned: list[NotProvisioned] = []
+    failed: dict[str, dict[uuid.UUID, str]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(statements.window_end(), {"lo": batch.lo, "window": batch.window - 1})
+        row = cursor.fetchone()
+        end = row[0] if row else LAST_ID
+        cursor.execute(statements.drop_batch())
+        cursor.execute(statements.create_batch(plans), {"lo": batch.lo, "end": end, "limit": batch.limit})
+        cursor.execute(statements.batch_users(), {"sample": SAMPLE_SIZE})
+        found, last, users_count, user_sample = cursor.fetchone()
+        # Full: it ends at its last user. Otherwise it took the whole window.
+        batch.hi = last if found >= batch.limit else end
+        batch.exhausted = found < batch.limit and row is None
+        if found >= batch.limit:
+            cursor.execute(statements.count_between(), {"lo": batch.lo, "hi": batch.hi})
+            needed = cursor.fetchone()[0]
+            batch.next_window = needed + needed // 4
+        else:
+            batch.next_window = batch.window * 2
+        batch.next_window = max(batch.limit, min(batch.next_window, batch.limit * MAX_WINDOW_PER_USER))
+        params = {"lo": batch.lo, "hi": batch.hi}
+        if not users_count:
+            return BatchOutcome(not_provisioned=[], last_user_id=batch.hi)
+        cursor.execute(statements.create_written())
+        # Empty already, unless the run is inside a caller's transaction (batches are then
+        # savepoints, and the table outlives them).
+        cursor.execute(statements.clear_written())
+        for plan in plans:
+            failed[plan.name] = {}
+            if plan.table_problem:
+                cursor.execute(statements.batch_missing(plans, plan))
+                left = [row[0] for row in cursor.fetchall()]
+                if left:
+                    cursor.execute(statements.missing_in_batch(plan), {"ids": left})
+                    not_provisioned += [NotProvisioned(u, plan.name, r) for u, r in cursor.fetchall() if r is not None]
+                continue
+            cursor.execute(statements.lock_table(plan))
+            left, rejected = _write_range_table(plans, plan, params)
+            failed[plan.name].update(rejected)
+            not_provisioned += [NotProvisioned(u, plan.name, r) for u, r in rejected.items()]
+            orphaned = _children_of_failed(plan, left, failed)
+            failed[plan.name].update(orphaned)
+            not_provisioned += [NotProvisioned(u, plan.name, r) for u, r in orphaned.items()]
+            rest = [u for u in left if u not in orphaned]
+            if rest:
+                cursor.execute(statements.missing_in_batch(plan, peers=True), {"ids": rest})
+                for user_id, reason in cursor.fetchall():
+                    if reason is None:
+                        reason = CONFLICT_REASON
+                        failed[plan.name][user_id] = reason
+                    not_provisioned.append(NotProvisioned(user_id, plan.name, reason))
+        cursor.execute(statements.written_summary(SAMPLE_SIZE))
+        written = {table: (n, list(ids)) for table, n, ids in cursor.fetchall()}
+    return BatchOutcome(
+        not_provisioned=not_provisioned,
+        users_count=users_count,
+        created_counts={plan.name: written.get(plan.name, (0, []))[0] for plan in plans},
+        created_sample={plan.name: written.get(plan.name, (0, []))[1] for plan in plans},
+        user_sample=list(user_sample or []),
+        last_user_id=batch.hi,
+    )
+
+
+def _write_range_table(
+    plans: list[TablePlan], plan: TablePlan, params: dict
+) -> tuple[list[uuid.UUID], dict[uuid.UUID, str]]:
+    """Write one table for the batch; return (users left without a row, {user: why the
+    database rejected the row})."""
     try:
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(statements.insert_missing_in_range(plan), {"lo": lo, "hi": hi})
-            (written,) = cursor.fetchone()
-            return written.split(",") if written else []
+            cursor.execute(statements.write_range(plans, plan), params)
+            _, left = cursor.fetchone()
+            return list(left or []), {}
     except DatabaseError as exc:
         if not about_a_row(exc):
             raise
-        return None
+    with connection.cursor() as cursor:
+        cursor.execute(statements.batch_missing(plans, plan))
+        ids = [row[0] for row in cursor.fetchall()]
+        isolated, rejected = _insert_isolating(plan, ids)
+        cursor.execute(statements.keep_written(), {"table": plan.name, "ids": isolated})
+    done = set(isolated).union(rejected)
+    return [u for u in ids if u not in done], rejected
+
+
+def _event_rows(batch: BatchOutcome, tables: list[str]) -> dict:
+    """The audit event's users and rows: as lists for a batch of given ids, or built in SQL
+    from the range batch's written ids (`statements.WRITTEN`), in the same transaction."""
+    if batch.user_ids is not None:
+        return {"target_user_ids": batch.user_ids, "rows_created": batch.created}
+    return {
+        "target_user_ids": RawSQL(statements.RANGE_EVENT_TARGETS, ()),  # noqa: S611 - constant SQL
+        "rows_created": RawSQL(_as_text(statements.range_event_rows(tables)), ()),  # noqa: S611 - composed, no input
+    }
+
+
+def _as_text(statement) -> str:
+    connection.ensure_connection()
+    return statement.as_string(connection.connection)
+
+
+def _range_detail(batch: Batch | RangeBatch) -> dict:
+    return {"range": [str(batch.lo), str(batch.hi)]} if isinstance(batch, RangeBatch) else {}
 
 
 def _children_of_failed(

@@ -105,11 +105,15 @@ def missing_in_batch(plan: TablePlan, *, peers: bool = False) -> sql.Composed:
     """Rows (user id, reason or NULL) for the users `%(ids)s` that lack a row in the table.
 
     A NULL reason means a real run would write the row. With `peers`, the other users of
-    the run (who may have taken a unique value first) are `%(peers)s` rather than `%(ids)s`:
-    the reasons of a few users left over by a large batch are then worked out for them alone.
+    the run (who may have taken a unique value first) are also those the batch wrote to the
+    table (`WRITTEN`): the reasons of the few users a large batch left over are worked out
+    for them alone.
     """
+    batch_peers = sql.SQL("(p.id = ANY(%(ids)s) OR p.id IN (SELECT w.id FROM {w} w WHERE w.tbl = {name}))").format(
+        w=WRITTEN, name=sql.Literal(plan.name)
+    )
     return sql.SQL("SELECT u.id, {reason} FROM {auth} u WHERE u.id = ANY(%(ids)s) AND {missing} ORDER BY u.id").format(
-        reason=block_reason(plan, sql.SQL("p.id = ANY(%(peers)s)")) if peers else block_reason(plan),
+        reason=block_reason(plan, batch_peers) if peers else block_reason(plan),
         auth=AUTH_USERS,
         missing=missing(plan),
     )
@@ -175,32 +179,179 @@ def missing_in_range(plan: TablePlan) -> sql.Composable:
     ).format(table=plan.spec.identifier(), key=sql.Identifier(plan.spec.key))
 
 
-def insert_missing_in_range(plan: TablePlan) -> sql.Composed:
-    """Insert the spec's row for every population user in the id range (`%(lo)s`, `%(hi)s`]
-    that lacks one: one statement per table per batch, as set-based as the hand-written
-    `INSERT ... SELECT ... WHERE NOT EXISTS ... ON CONFLICT DO NOTHING`. Returns one row:
-    the auth user ids written, as one comma-separated text in id order (tens of thousands
-    of ids cost the client one string, not a row and an object each).
+#: The auth user ids a range batch wrote, per table: a temporary table that lives as long as
+#: the batch's transaction. The batch's audit event is built from it in SQL, so however
+#: large the batch, its ids never pass through the client.
+WRITTEN = sql.Identifier("pg_temp", "eloity_written")
 
-    A row the database rejects fails the statement: the caller then falls back to
-    `insert_missing` over the batch's ids, which isolates the row.
+
+def create_written() -> sql.Composed:
+    return sql.SQL(
+        "CREATE TEMPORARY TABLE IF NOT EXISTS eloity_written (tbl text NOT NULL, id uuid NOT NULL) ON COMMIT DROP"
+    )
+
+
+def clear_written() -> sql.Composed:
+    return sql.SQL("TRUNCATE {}").format(WRITTEN)
+
+
+def keep_written() -> sql.Composed:
+    """Record `%(ids)s` as written to table `%(table)s` (the per-row fallback's rows)."""
+    return sql.SQL("INSERT INTO {} (tbl, id) SELECT %(table)s, unnest(%(ids)s::uuid[])").format(WRITTEN)
+
+
+#: The live users of a range batch who lack a row in some table, with the auth columns the
+#: spec reads and a flag per table: read from auth.users once per batch, then each table's
+#: statement reads this small table (`create_batch`).
+BATCH = sql.Identifier("pg_temp", "eloity_batch")
+
+
+def _missing_flag(index: int) -> sql.Identifier:
+    return sql.Identifier(f"eloity_missing_{index}")
+
+
+def window_end() -> sql.Composed:
+    """The auth user id `%(window)s` users after `%(lo)s` (NULL past the last one): how far
+    one batch looks for users lacking a row."""
+    return sql.SQL("SELECT u.id FROM {} u WHERE u.id > %(lo)s ORDER BY u.id OFFSET %(window)s LIMIT 1").format(
+        AUTH_USERS
+    )
+
+
+def count_between() -> sql.Composed:
+    """How many auth users have an id in (`%(lo)s`, `%(hi)s`] (an index-only count)."""
+    return sql.SQL("SELECT count(*) FROM {} u WHERE u.id > %(lo)s AND u.id <= %(hi)s").format(AUTH_USERS)
+
+
+def create_batch(plans: list[TablePlan]) -> sql.Composed:
+    """Fill `BATCH` with the first `%(limit)s` auth users in (`%(lo)s`, `%(end)s`] who lack a
+    row in some plan's table, live or not (`eloity_live`: in the population). They are found
+    with the auth.users primary key and each table's keys in that window alone (index-only
+    where the key is indexed; one scan of the window's rows where it is not); only they are
+    then read from auth.users' heap, once for all tables."""
+    columns: list[str] = []
+    for plan in plans:
+        columns += [c for c in _auth_columns(plan) if c not in columns]
+    branches = []
+    for i, plan in enumerate(plans):
+        flags = sql.SQL(", ").join(sql.Literal(j == i) for j in range(len(plans)))
+        if not plan.keyed:
+            condition = sql.SQL("TRUE")
+        else:
+            # An anti-join of the window's ids with the table's keys in the window: a merge
+            # of two index ranges, or one (parallel) hash of the slice where the key has no
+            # index; several rows of one user (no unique key) cost nothing more.
+            condition = sql.SQL(
+                "NOT EXISTS (SELECT 1 FROM {table} x WHERE x.{key} = a.id AND x.{key} > %(lo)s AND x.{key} <= %(end)s)"
+            ).format(table=plan.spec.identifier(), key=sql.Identifier(plan.spec.key))
+        branches.append(
+            sql.SQL(
+                "SELECT a.id, {flags} FROM {auth} a WHERE a.id > %(lo)s AND a.id <= %(end)s AND {condition}"
+            ).format(flags=flags, auth=AUTH_USERS, condition=condition)
+        )
+    names = [_missing_flag(i) for i in range(len(plans))]
+    return sql.SQL(
+        "CREATE TEMPORARY TABLE eloity_batch ON COMMIT DROP AS "
+        "SELECT {columns}, {flags}, ({population}) AS eloity_live FROM ("
+        "SELECT m.id, {any_flags} FROM ({branches}) AS m (id, {names}) GROUP BY m.id ORDER BY m.id LIMIT %(limit)s"
+        ") c JOIN {auth} u ON u.id = c.id"
+    ).format(
+        columns=sql.SQL(", ").join(sql.SQL("u.{}").format(sql.Identifier(c)) for c in columns),
+        flags=sql.SQL(", ").join(sql.SQL("c.{}").format(n) for n in names),
+        any_flags=sql.SQL(", ").join(sql.SQL("bool_or(m.{n}) AS {n}").format(n=n) for n in names),
+        branches=sql.SQL(" UNION ALL ").join(branches),
+        names=sql.SQL(", ").join(names),
+        auth=AUTH_USERS,
+        population=POPULATION,
+    )
+
+
+def drop_batch() -> sql.Composed:
+    """Drop `BATCH` if the transaction already has one (a run inside a caller's transaction,
+    whose batches are savepoints: ON COMMIT DROP has not come yet)."""
+    return sql.SQL("DROP TABLE IF EXISTS {}").format(BATCH)
+
+
+def batch_missing(plans: list[TablePlan], plan: TablePlan) -> sql.Composed:
+    """The ids of the batch's live users lacking a row in the plan's table."""
+    return sql.SQL("SELECT u.id FROM {batch} u WHERE u.eloity_live AND u.{flag} ORDER BY u.id").format(
+        batch=BATCH, flag=_missing_flag(plans.index(plan))
+    )
+
+
+def batch_users() -> sql.Composed:
+    """(How many auth users the batch found, the last of them (live or not), how many are
+    live, the first `%(sample)s` live ones)."""
+    return sql.SQL(
+        "SELECT count(*), (array_agg(id ORDER BY id DESC))[1], count(*) FILTER (WHERE eloity_live), "
+        "(array_agg(id ORDER BY id) FILTER (WHERE eloity_live))[1:%(sample)s] FROM {}"
+    ).format(BATCH)
+
+
+def write_range(plans: list[TablePlan], plan: TablePlan) -> sql.Composed:
+    """Insert the spec's row for every user of the batch (`BATCH`) lacking one: one
+    statement per table per batch, as set-based as the hand-written `INSERT ... SELECT ...
+    WHERE NOT EXISTS ... ON CONFLICT DO NOTHING`. The ids written go to `WRITTEN`; the
+    statement returns how many, and the ids of the users left without a row (few: a NULL
+    for a NOT NULL column, a parent row missing, a unique collision), whose reasons the
+    caller then asks for.
+
+    Where the key column is not unique, the row is looked for again first (within the
+    range: a scan of that slice without an index), against a row written since the batch
+    was read; a unique key lets `ON CONFLICT DO NOTHING` do that. A row the database
+    rejects fails the statement: the caller then falls back to `insert_missing`.
     """
     columns = list(plan.columns)
+    recheck = sql.SQL("")
+    if not plan.key_is_unique:
+        recheck = sql.SQL(" AND {}").format(missing_in_range(plan))
     return sql.SQL(
-        "WITH written AS (INSERT INTO {table} ({columns}) "
-        "SELECT {values} FROM {auth} u "
-        "WHERE u.id > %(lo)s AND u.id <= %(hi)s AND {population} AND {missing} AND {writable} "
-        "ORDER BY u.id ON CONFLICT DO NOTHING RETURNING {key}) "
-        "SELECT string_agg({key}::text, ',' ORDER BY {key}) FROM written"
+        "WITH written AS (INSERT INTO {table} ({columns}) SELECT {values} FROM {batch} u "
+        "WHERE u.eloity_live AND u.{flag} AND {writable}{recheck} "
+        "ORDER BY u.id ON CONFLICT DO NOTHING RETURNING {key} AS id), "
+        "kept AS (INSERT INTO {written_table} (tbl, id) SELECT {name}, w.id FROM written w RETURNING id) "
+        "SELECT (SELECT count(*) FROM kept), "
+        "ARRAY(SELECT u.id FROM {batch} u WHERE u.eloity_live AND u.{flag} "
+        "AND NOT EXISTS (SELECT 1 FROM kept k WHERE k.id = u.id) "
+        "ORDER BY u.id)"
     ).format(
         table=plan.spec.identifier(),
         columns=sql.SQL(", ").join(sql.Identifier(c) for c in columns),
         values=sql.SQL(", ").join(plan.columns[c].expression() for c in columns),
-        auth=AUTH_USERS,
-        population=POPULATION,
-        missing=missing_in_range(plan),
+        batch=BATCH,
+        flag=_missing_flag(plans.index(plan)),
         writable=_writable_in_range(plan),
+        recheck=recheck,
         key=sql.Identifier(plan.spec.key),
+        written_table=WRITTEN,
+        name=sql.Literal(plan.name),
+    )
+
+
+def written_summary(sample: int) -> sql.Composed:
+    """Per table written in this batch: (table, count, the first `sample` ids)."""
+    return sql.SQL("SELECT tbl, count(*), (array_agg(id ORDER BY id))[1:{n}] FROM {w} GROUP BY tbl").format(
+        n=sql.Literal(sample), w=WRITTEN
+    )
+
+
+#: The audit event's user ids and rows of a range batch, built in SQL from `WRITTEN` (plain
+#: SQL with %s placeholders: RawSQL values for the event's fields).
+RANGE_EVENT_TARGETS = "ARRAY(SELECT id FROM pg_temp.eloity_batch WHERE eloity_live ORDER BY id)"
+
+
+def range_event_rows(tables: list[str]) -> sql.Composed:
+    """The audit event's `rows_created` of a range batch: {table: [ids written, as text]}
+    from `WRITTEN`. (One jsonb_build_object over the known tables: jsonb_object_agg of
+    large arrays takes seconds where this takes a tenth.)"""
+    return sql.SQL("jsonb_build_object({})").format(
+        sql.SQL(", ").join(
+            sql.SQL(
+                "{name}, COALESCE((SELECT jsonb_agg(w.id::text ORDER BY w.id) FROM {w} w WHERE w.tbl = {name}), "
+                "'[]'::jsonb)"
+            ).format(name=sql.Literal(table), w=WRITTEN)
+            for table in tables
+        )
     )
 
 

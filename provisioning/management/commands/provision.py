@@ -28,7 +28,7 @@ class Command(ProvisioningCommand):
             "--batch-size",
             type=int,
             default=None,
-            help="users per transaction (default: the PROVISIONING_BATCH_SIZE setting, 20,000)",
+            help="users per transaction (default: the PROVISIONING_BATCH_SIZE setting, 50,000)",
         )
         parser.add_argument("--json", action="store_true", help="print the result as JSON")
 

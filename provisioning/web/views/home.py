@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from provisioning.actors import VIEW_PERMISSION
+from provisioning.engine import selectors
 from provisioning.hooks import watchdog
 from provisioning.spec import SPEC
 from provisioning.web import charts, dashboard
@@ -15,7 +16,10 @@ def home_context(request) -> dict:
     """The figures for the index template, or {} for staff without VIEW_PERMISSION."""
     if not request.user.has_perm(VIEW_PERMISSION):
         return {}
-    figures = dashboard.home_figures(recount=request.GET.get("recount") == "1")
+    with selectors.shared_reads():
+        # The figures and the health panel read the same whole-population counts: once.
+        figures = dashboard.home_figures(recount=request.GET.get("recount") == "1")
+        health = dashboard.provisioning_health()
     # Rows provisioning cannot write are a state of their own ("Cannot be provisioned"),
     # not something that needs attention: they are left out of the alerts.
     blocked: dict[str, int] = {}
@@ -62,7 +66,7 @@ def home_context(request) -> dict:
             "figures": figures,
             "totals": totals,
             "chart": charts.missing_by_week_svg(figures.weeks),
-            "health": dashboard.provisioning_health(),
+            "health": health,
             "audit_events": dashboard.latest_audit_events(10),
             "ttl": dashboard.COUNTS_TTL,
             "watchdog": watchdog.status(),
