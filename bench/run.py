@@ -362,15 +362,19 @@ def measure_list_pages(results: dict, *, requests: int, stock_requests: int) -> 
 
 
 def measure_home(results: dict, *, requests: int) -> None:
-    """The home page with its counts computed on every request (the cache cleared first)."""
+    """The home page with its counts computed on every request (`?recount=1`, what its
+    "Recount now" link does; the health panel stays cached, as between two visits), and
+    with nothing cached at all (the cache cleared first: the health checks run too)."""
     from django.core.cache import cache
 
     client = bench_client()
-    times = []
-    for _ in range(requests + 1):
+    get_ok(client, "/admin/")  # warm-up: connection, templates, the health panel's cache
+    results["home"] = summary([get_ok(client, "/admin/?recount=1")[0] for _ in range(requests)])
+    cold = []
+    for _ in range(requests):
         cache.clear()
-        times.append(get_ok(client, "/admin/")[0])
-    results["home"] = summary(times[1:])
+        cold.append(get_ok(client, "/admin/")[0])
+    results["home_cold"] = summary(cold)
 
 
 FILTER_COUNTS = """
@@ -604,12 +608,23 @@ def table_rows(results: dict, users: int) -> list[tuple[str, ...]]:
             home = run["home"]["median_ms"] / 1000
             rows.append(
                 (
-                    f"home page, counts not cached ({missing}): median",
+                    f"home page, counts not cached (?recount=1; {missing}): median",
                     label,
                     f"{home:.2f} s",
                     "-",
                     "-",
                     f"≤ {target['home_s']} s: {met(home <= target['home_s'])}",
+                )
+            )
+            cold = run["home_cold"]["median_ms"] / 1000
+            rows.append(
+                (
+                    f"home page, nothing cached (its health checks run too; {missing}): median",
+                    label,
+                    f"{cold:.2f} s",
+                    "-",
+                    "-",
+                    "(no target: the health panel is cached between visits)",
                 )
             )
             bulk, sql_ = run["bulk"], run["bulk_baseline"]
