@@ -459,6 +459,9 @@ def test_keyset_page_links_keep_the_filters_and_a_filter_starts_the_list_over(vi
     assert "after=" not in cl2.clear_all_filters_qs
     # "Select all" would mean "all after here" on a later page: it is not offered there.
     assert "Select all" not in second.content.decode()
+    # Far down a large list the numbers are grouped by thousands.
+    deep = viewer_client.get(reverse(CHANGELIST), {"status": "missing_profiles", "after": str(users[1]), "p": 600})
+    assert "1,199\u20131,200 of" in " ".join(deep.content.decode().split())
 
 
 @pytest.mark.usefixtures("keyset_list")
