@@ -301,7 +301,8 @@ def test_viewer_is_denied_and_the_denial_is_audited(viewer):
 
 @pytest.mark.usefixtures("clean_app_tables")
 @pytest.mark.parametrize("unique_profiles", [True, False], ids=["unique-key", "no-unique-key"])
-def test_concurrent_runs_on_the_same_users_end_with_one_row_each(unique_profiles):
+@pytest.mark.parametrize("all_missing", [False, True], ids=["given-users", "all-missing"])
+def test_concurrent_runs_on_the_same_users_end_with_one_row_each(unique_profiles, all_missing):
     if not unique_profiles:
         execute("DROP INDEX public.profiles_user_id_key")
     try:
@@ -314,7 +315,10 @@ def test_concurrent_runs_on_the_same_users_end_with_one_row_each(unique_profiles
         def work():
             try:
                 barrier.wait()
-                services.provision_users(actor=Actor.command_line(), user_ids=ids, batch_size=7)
+                if all_missing:  # range batches: one INSERT ... SELECT per table per batch
+                    services.provision_all_missing(actor=Actor.command_line(), batch_size=7)
+                else:
+                    services.provision_users(actor=Actor.command_line(), user_ids=ids, batch_size=7)
             except BaseException as exc:
                 errors.append(exc)
             finally:
