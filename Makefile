@@ -32,7 +32,7 @@ run: demo
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # Performance at scale (not part of `make test`): BENCH_USERS auth users in two shapes (with
-# and without key indexes) at two missing-row ratios, about half an hour
+# and without key indexes) at two missing-row ratios, about 15 minutes
 # at 1,000,000. Results: bench/results/*.json; the README's "Performance" section.
 BENCH_USERS ?= 1000000
 bench: setup
