@@ -364,6 +364,62 @@ def test_schema_cache_question_about_a_missing_table():
     assert "profiles" in result.details["closest_tables"]
 
 
+PGRST205 = '{{"code":"PGRST205","message":"Could not find the table \'{}\' in the schema cache"}}'
+
+
+def test_pgrst205_for_a_table_that_does_not_exist_names_the_schema_that_has_it():
+    execute("CREATE SCHEMA private; CREATE TABLE private.rewards (user_id uuid PRIMARY KEY)")
+
+    result = diagnostics.check_schema_cache(PGRST205.format("public.rewards"))
+
+    assert result.status == diagnostics.PROBLEM
+    assert "There is no table public.rewards" in result.found and "PGRST205" in result.found
+    assert result.details["same_name_in"] == ["private"]
+    assert "reloading the cache will not help" in result.advice
+
+
+def test_pgrst205_for_a_table_in_a_schema_the_api_does_not_serve_and_the_fix_applied():
+    execute("CREATE SCHEMA private; CREATE TABLE private.rewards (user_id uuid PRIMARY KEY)")
+    # Supabase's API role; its pgrst.db_schemas setting is the dashboard's "Exposed schemas".
+    execute(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticator') "
+        "THEN CREATE ROLE authenticator NOLOGIN; END IF; END $$"
+    )
+    execute("ALTER ROLE authenticator SET pgrst.db_schemas = 'public, graphql_public'")
+
+    broken = diagnostics.check_schema_cache(PGRST205.format("private.rewards"))
+
+    assert broken.status == diagnostics.PROBLEM
+    assert "the API does not serve schema private (exposed: public, graphql_public" in broken.found
+    assert broken.details["sql"].startswith("ALTER ROLE authenticator SET pgrst.db_schemas = ")
+    execute(broken.details["sql"].replace("%", "%%"))
+
+    fixed = diagnostics.check_schema_cache(PGRST205.format("private.rewards"))
+    assert fixed.status == diagnostics.WARNING
+    assert "private" in fixed.details["exposed_schemas"]
+
+
+def test_pgrst205_for_a_served_table_is_a_stale_cache_and_says_what_to_check_when_a_reload_fails():
+    result = diagnostics.check_schema_cache(PGRST205.format("public.profiles"))
+
+    assert result.status == diagnostics.WARNING
+    assert "public.profiles exists in an exposed schema" in result.found
+    assert result.details["exposed_schemas_from"].startswith(("Supabase's default", "pgrst.db_schemas"))
+    assert "NOTIFY pgrst, 'reload schema'" in result.advice
+    assert "may not listen on the `pgrst` channel" in result.advice and "fails to load" in result.advice
+
+
+def test_doctor_cli_answers_a_schema_cache_question_in_text_and_json():
+    code, out = run_command("provisioning_doctor", "--schema-cache", PGRST205.format("public.rewards"))
+    assert code == 1 and "[problem] PostgREST schema cache" in out and "There is no table public.rewards" in out
+
+    code, out = run_command("provisioning_doctor", "--schema-cache", "id", "--table", "profiles", "--json")
+    assert code == 0 and json.loads(out)["status"] == diagnostics.WARNING
+
+    code, out = run_command("provisioning_doctor", "--schema-cache", "id")
+    assert code == 2 and "Which table?" in out
+
+
 def test_reload_schema_cache_is_audited_and_refused_to_a_viewer(cli_actor, viewer):
     event = diagnostics.reload_schema_cache(actor=cli_actor)
     assert (event.action, event.outcome) == ("reload_schema_cache", "succeeded")
@@ -409,6 +465,12 @@ def test_health_page_answers_a_schema_cache_question(viewer_client):
     response = viewer_client.get(url, {"message": "id"})
     assert response.status_code == 200
     assert "Which table?" in response.content.decode()
+
+    # PGRST205, the table form of the message.
+    body = viewer_client.get(
+        url, {"message": "Could not find the table 'public.rewards' in the schema cache"}
+    ).content.decode()
+    assert "There is no table public.rewards" in body
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,18 @@ from provisioning.models import AuditEvent
 _SCHEMA_CACHE = re.compile(
     r"could not find the '(?P<column>[^']+)' column of '(?P<table>[^']+)' in the schema cache", re.IGNORECASE
 )
+#: PGRST205: `Could not find the table 'public.profiles' in the schema cache`.
+_MISSING_TABLE = re.compile(r"could not find the table '(?P<table>[^']+)' in the schema cache", re.IGNORECASE)
+#: What PostgREST serves when `pgrst.db_schemas` is not set: Supabase's default "Exposed
+#: schemas" (Settings -> API).
+DEFAULT_EXPOSED_SCHEMAS = ("public", "graphql_public")
+#: When a reload does not help.
+RELOAD_DID_NOT_HELP = (
+    "If a reload does not help: PostgREST may not listen on the `pgrst` channel (`db-channel-enabled` off, or a "
+    "connection pooler in front of it that drops LISTEN): restart the API (Settings -> API, or the project); "
+    "and a view or function that fails to load stops the whole cache from reloading: look for a PGRST002 or a "
+    "load error in the API logs, and fix or drop that object."
+)
 _DOTTED = re.compile(r"^(?:(?P<schema>\w+)\.)?(?P<table>\w+)\.(?P<column>\w+)$")
 _IDENTIFIER = re.compile(r"^\w{1,63}$")
 
@@ -27,13 +39,20 @@ class BadQuestion(ValueError):
 
 
 def parse_schema_cache_question(text: str, table: str = "") -> tuple[str, str, str]:
-    """(schema, table, column) from a PostgREST message (`Could not find the 'id' column of
-    'profiles' in the schema cache`), `table.column`, or a column name plus `table`."""
+    """(schema, table, column) from a PostgREST message (PGRST204 `Could not find the 'id'
+    column of 'profiles' in the schema cache`; PGRST205 `Could not find the table
+    'public.profiles' in the schema cache`, column ""), `table.column`, or a column name
+    plus `table`."""
     text = (text or "").replace("\x00", "").strip()[:2000]
     table = (table or "").replace("\x00", "").strip()
     schema = "public"
     match = _SCHEMA_CACHE.search(text)
-    if match:
+    missing_table = _MISSING_TABLE.search(text)
+    if missing_table:
+        column, table = "", missing_table["table"]
+        if "." in table:
+            schema, table = table.split(".", 1)
+    elif match:
         column, table_text = match["column"], match["table"]
         if "." in table_text:
             schema, table_text = table_text.split(".", 1)
@@ -48,6 +67,8 @@ def parse_schema_cache_question(text: str, table: str = "") -> tuple[str, str, s
     if not table:
         raise BadQuestion("Which table? Give it with the column (profiles.id) or paste the whole message.")
     for label, value in (("schema", schema), ("table", table), ("column", column)):
+        if label == "column" and missing_table:
+            continue
         if not _IDENTIFIER.match(value):
             raise BadQuestion(f"“{value[:80]}” is not a plain {label} name.")
     return schema, table, column
@@ -70,6 +91,8 @@ def check_schema_cache(text: str, table: str = "") -> Check:
     qualified = f"{schema}.{table}"
     live = catalog.columns(schema, table)
     details: dict[str, Any] = {"schema": schema, "table": table, "column": column}
+    if not column:
+        return _check_table(name, schema, table, bool(live), details)
     if not live:
         close = closest_names(table, catalog.tables(schema))
         details["closest_tables"] = close
@@ -87,7 +110,8 @@ def check_schema_cache(text: str, table: str = "") -> Check:
             name,
             WARNING,
             f"{qualified}.{column} exists ({live[column].data_type}): PostgREST's schema cache is stale.",
-            "Reload PostgREST's schema cache (the button below, or `NOTIFY pgrst, 'reload schema';`), then retry.",
+            "Reload PostgREST's schema cache (the button below, or `NOTIFY pgrst, 'reload schema';`), then retry. "
+            + RELOAD_DID_NOT_HELP,
             details,
         )
     close = closest_names(column, list(live))
@@ -100,6 +124,70 @@ def check_schema_cache(text: str, table: str = "") -> Check:
         f"Fix the client (backfill script, app) to write a column {qualified} has"
         + (f", probably {close[0]}" if close else "")
         + "; reloading the cache will not help.",
+        details,
+    )
+
+
+def exposed_schemas() -> tuple[list[str], str]:
+    """The schemas the API serves: `pgrst.db_schemas` as set on the `authenticator` role (where
+    Supabase keeps "Exposed schemas"), or Supabase's default; and where that came from."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT cfg FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole "
+            "CROSS JOIN LATERAL unnest(s.setconfig) AS cfg "
+            "WHERE r.rolname = 'authenticator' AND cfg LIKE 'pgrst.db_schemas=%%' "
+            "AND s.setdatabase IN (0, (SELECT oid FROM pg_database WHERE datname = current_database())) "
+            "ORDER BY s.setdatabase DESC LIMIT 1"
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return list(DEFAULT_EXPOSED_SCHEMAS), "Supabase's default (pgrst.db_schemas is not set)"
+    value = row[0].split("=", 1)[1]
+    return [part.strip().strip('"') for part in value.split(",") if part.strip()], "pgrst.db_schemas"
+
+
+def _check_table(name: str, schema: str, table: str, exists: bool, details: dict[str, Any]) -> Check:
+    """PGRST205 `Could not find the table 'schema.table' in the schema cache`: the table does
+    not exist, lives in a schema the API does not serve, or the cache is stale."""
+    qualified = f"{schema}.{table}"
+    exposed, source = exposed_schemas()
+    details.update({"exposed_schemas": exposed, "exposed_schemas_from": source})
+    if not exists:
+        elsewhere = [s for s in catalog.schemas_with_table(table) if s != schema]
+        close = closest_names(table, catalog.tables(schema))
+        details.update({"same_name_in": elsewhere, "closest_tables": close})
+        hint = f" A table {table} exists in schema {', '.join(elsewhere)}." if elsewhere else ""
+        hint += f" Closest tables in {schema}: {', '.join(close)}." if close else ""
+        return Check(
+            name,
+            PROBLEM,
+            f"There is no table {qualified}: the client names a table this database does not have (PGRST205).{hint}",
+            "Fix the client's table name (or schema: supabase.schema('...').from('...')); "
+            "reloading the cache will not help.",
+            details,
+        )
+    if schema not in exposed:
+        statement = (
+            "ALTER ROLE authenticator SET pgrst.db_schemas = "
+            f"'{', '.join([*exposed, schema])}'; NOTIFY pgrst, 'reload config'; NOTIFY pgrst, 'reload schema';"
+        )
+        details["sql"] = statement
+        return Check(
+            name,
+            PROBLEM,
+            f"{qualified} exists, but the API does not serve schema {schema} "
+            f"(exposed: {', '.join(exposed)}, from {source}).",
+            f"Add {schema} to Settings -> API -> Exposed schemas (or run, as postgres: `{statement}`), and grant "
+            f"USAGE on schema {schema} and the table's privileges to anon/authenticated; or move the table to an "
+            "exposed schema.",
+            details,
+        )
+    return Check(
+        name,
+        WARNING,
+        f"{qualified} exists in an exposed schema ({', '.join(exposed)}): PostgREST's schema cache is stale.",
+        "Reload PostgREST's schema cache (the button below, or `NOTIFY pgrst, 'reload schema';`), then retry. "
+        + RELOAD_DID_NOT_HELP,
         details,
     )
 

@@ -333,6 +333,19 @@ def key_indexed(keys: list[tuple[str, str, str]]) -> bool:
         return bool(cursor.fetchone()[0])
 
 
+def schemas_with_table(table: str) -> list[str]:
+    """The schemas holding a table (or view) named `table`, system schemas left out."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f') "
+            "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%%' "
+            "ORDER BY n.nspname",
+            [table],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
 def tables(schema: str) -> list[str]:
     """The names of the ordinary and partitioned tables (and views) in `schema`."""
     with connection.cursor() as cursor:

@@ -2,10 +2,12 @@ import json
 import sys
 import textwrap
 
+from django.core.management.base import CommandError
+
 from provisioning import diagnostics
 from provisioning.actors import Actor
 
-from ._base import EXIT_SOME_FAILED, ProvisioningCommand
+from ._base import EXIT_BAD_INPUT, EXIT_SOME_FAILED, ProvisioningCommand
 
 
 class Command(ProvisioningCommand):
@@ -22,8 +24,17 @@ class Command(ProvisioningCommand):
             action="store_true",
             help="also insert one synthetic auth user in a transaction that is always rolled back (audited)",
         )
+        parser.add_argument(
+            "--schema-cache",
+            metavar="MESSAGE",
+            help="instead, answer a PostgREST 'not in the schema cache' error (PGRST204 or PGRST205, as pasted, "
+            "or table.column): drift, a schema the API does not serve, or a stale cache",
+        )
+        parser.add_argument("--table", default="", help="with --schema-cache and a bare column name: its table")
 
     def handle(self, *args, **options):
+        if options["schema_cache"] is not None:
+            return self._schema_cache(options)
         report = diagnostics.run_checks(
             simulate_signup=options["simulate_signup"], actor=Actor.command_line(), raise_errors=True
         )
@@ -34,13 +45,29 @@ class Command(ProvisioningCommand):
         if report.status == diagnostics.PROBLEM:
             sys.exit(EXIT_SOME_FAILED)
 
+    def _schema_cache(self, options) -> None:
+        try:
+            check = diagnostics.check_schema_cache(options["schema_cache"], options["table"])
+        except diagnostics.BadQuestion as exc:
+            raise CommandError(str(exc), returncode=EXIT_BAD_INPUT) from exc
+        if options["json"]:
+            self.stdout.write(json.dumps(check.as_dict(), indent=2, default=str))
+        else:
+            self._print_check(check)
+        if check.status == diagnostics.PROBLEM:
+            sys.exit(EXIT_SOME_FAILED)
+
+    def _print_check(self, check: diagnostics.Check) -> None:
+        self.stdout.write(f"[{check.status}] {check.name}")
+        self.stdout.write(textwrap.fill(check.found, 100, initial_indent="  ", subsequent_indent="  "))
+        if check.advice:
+            self.stdout.write(
+                textwrap.fill(check.advice, 100, initial_indent="  what to do: ", subsequent_indent="    ")
+            )
+
     def _print(self, report: diagnostics.Report) -> None:
         counts = ", ".join(f"{n} {status}" for status, n in report.counts.items())
         self.stdout.write(f"Provisioning health: {report.status} ({counts})")
         for check in report.checks:
-            self.stdout.write(f"\n[{check.status}] {check.name}")
-            self.stdout.write(textwrap.fill(check.found, 100, initial_indent="  ", subsequent_indent="  "))
-            if check.advice:
-                self.stdout.write(
-                    textwrap.fill(check.advice, 100, initial_indent="  what to do: ", subsequent_indent="    ")
-                )
+            self.stdout.write("")
+            self._print_check(check)
