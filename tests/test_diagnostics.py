@@ -722,6 +722,38 @@ def test_auth_users_rows_with_null_tokens_are_counted_never_shown_and_the_fix_wo
     assert check(diagnostics.run_checks(), "Rows written into auth.users by hand").status == diagnostics.OK
 
 
+PG_NET_STUB = (
+    # pg_net's response table, as the extension creates it (only the columns read here).
+    "CREATE SCHEMA net; CREATE TABLE net._http_response (id bigserial PRIMARY KEY, status_code integer, "
+    "content text, timed_out boolean, error_msg text, created timestamptz NOT NULL DEFAULT now())"
+)
+
+
+def test_failed_pg_net_deliveries_and_roles_that_can_read_its_queue_are_warnings_and_the_revoke_works():
+    webhook = "Webhook deliveries (pg_net)"
+    assert check(diagnostics.run_checks(), webhook).status == diagnostics.OK  # no pg_net: nothing to say
+    execute(PG_NET_STUB)
+    execute(
+        "INSERT INTO net._http_response (status_code, error_msg, timed_out, created) VALUES "
+        "(202, NULL, false, now()), (401, NULL, false, now()), (NULL, 'Couldn''t resolve host', false, now()), "
+        "(500, NULL, false, now() - interval '3 days')"
+    )
+    execute("CREATE ROLE eloity_net_reader NOLOGIN; GRANT USAGE ON SCHEMA net TO eloity_net_reader")
+
+    found = check(diagnostics.run_checks(), webhook)
+
+    assert found.status == diagnostics.WARNING
+    assert found.found.startswith("2 pg_net request(s) failed in the last 24 hours")
+    assert {d["status"] for d in found.details["failed_deliveries"]} == {401, None}
+    assert "Couldn't resolve host" in str(found.details["failed_deliveries"])
+    assert found.details["net_readers"] == ["eloity_net_reader"] and "bearer secret" in found.found
+    assert "provisioning_watchdog --heal" in found.advice
+
+    execute(found.details["statements"][0])
+    execute("DELETE FROM net._http_response WHERE status_code IS DISTINCT FROM 202")
+    assert check(diagnostics.run_checks(), webhook).status == diagnostics.OK
+
+
 def test_a_sign_up_function_that_catches_exceptions_is_a_warning():
     assert check(diagnostics.run_checks(), "Errors hidden by the sign-up function").status == diagnostics.OK
     execute(

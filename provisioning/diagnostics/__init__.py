@@ -67,6 +67,7 @@ from provisioning.diagnostics.supabase import (
     check_deleting_users,
     check_hidden_failures,
     check_null_strings_in_auth_users,
+    check_webhook_deliveries,
 )
 from provisioning.diagnostics.trigger import (
     SIGNUP_FUNCTION,
@@ -190,6 +191,7 @@ def _data_checks() -> list[_Step]:
         ("Foreign keys between app tables", lambda: check_write_order(blocked=blocked)),
         ("CHECK constraints", check_check_constraints),
         ("Rows written into auth.users by hand", check_null_strings_in_auth_users),
+        ("Webhook deliveries (pg_net)", check_webhook_deliveries),
     ]
 
 

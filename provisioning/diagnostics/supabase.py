@@ -219,3 +219,85 @@ def _may_insert(role: str, schema: str, table: str) -> bool:
             [schema, table, role, schema, table],
         )
         return cursor.fetchone()[0]
+
+
+#: How far back failed webhook deliveries are counted.
+DELIVERY_WINDOW = "24 hours"
+#: Roles that run pg_net itself (or own everything): not an exposure.
+NET_OWNERS = ("postgres", "supabase_admin", "supabase_functions_admin")
+
+
+def check_webhook_deliveries() -> Check:
+    """Database Webhooks (and the sign-up webhook) are sent by pg_net: its responses table
+    says which deliveries failed, and any role that may use schema `net` can read the
+    queued requests, headers (the webhook's secret) included."""
+    name = "Webhook deliveries (pg_net)"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT to_regclass('net._http_response') IS NOT NULL, "
+            "CASE WHEN to_regclass('net._http_response') IS NULL THEN false "
+            "ELSE has_table_privilege('net._http_response', 'SELECT') END"
+        )
+        installed, readable = cursor.fetchone()
+        if not installed:
+            return Check(name, OK, "pg_net is not installed: no Database Webhook deliveries to check.", "", {})
+        cursor.execute(
+            "SELECT r.rolname FROM pg_roles r WHERE has_schema_privilege(r.oid, 'net', 'USAGE') "
+            "AND NOT r.rolsuper AND r.rolname <> ALL(%s) AND r.rolname NOT LIKE 'pg\\_%%' ORDER BY r.rolname",
+            [list(NET_OWNERS)],
+        )
+        readers = [row[0] for row in cursor.fetchall()]
+        failures, latest = 0, []
+        if readable:
+            failed = (
+                "created > now() - interval '" + DELIVERY_WINDOW + "' AND (timed_out IS TRUE "
+                "OR error_msg IS NOT NULL OR status_code IS NULL OR status_code >= 400)"
+            )
+            cursor.execute("SELECT count(*) FROM net._http_response WHERE " + failed)
+            (failures,) = cursor.fetchone()
+            cursor.execute(
+                "SELECT status_code, coalesce(error_msg, CASE WHEN timed_out THEN 'timed out' END), created "
+                "FROM net._http_response WHERE " + failed + " ORDER BY created DESC LIMIT 5"
+            )
+            latest = [
+                {"status": status, "error": error or "", "at": created.isoformat()}
+                for status, error, created in cursor.fetchall()
+            ]
+    found, advice, statements = [], [], []
+    if failures:
+        found.append(
+            f"{failures} pg_net request(s) failed in the last {DELIVERY_WINDOW} (an error, a timeout or an HTTP "
+            "status of 400 or more): a sign-up webhook that failed left its user to the trigger and the watchdog."
+        )
+        advice.append(
+            "Check the webhook's URL and secret (provisioning_webhook_sql), the dashboard's /hooks/signup/ logs, and "
+            "the watchdog; `provisioning_watchdog --heal` provisions who was missed."
+        )
+    if not readable:
+        found.append("The dashboard's role may not read net._http_response: failed deliveries were not counted.")
+    if readers:
+        found.append(
+            f"Role(s) {', '.join(readers)} may use schema net: they can read queued requests, headers included "
+            "(the webhook's bearer secret)."
+        )
+        advice.append("Unless a role needs pg_net, take it away (review, then run as postgres):")
+        statements += [f"REVOKE USAGE ON SCHEMA net FROM {quote_role(r)};" for r in readers]
+    if not found:
+        return Check(
+            name,
+            OK,
+            f"No pg_net request failed in the last {DELIVERY_WINDOW}; no role but pg_net's own may read its queue.",
+            "",
+            {},
+        )
+    return Check(
+        name,
+        WARNING if failures or readers else OK,
+        " ".join(found),
+        " ".join(advice),
+        {"failed_deliveries": latest, "failures": failures, "net_readers": readers, "statements": statements},
+    )
+
+
+def quote_role(role: str) -> str:
+    return sql.Identifier(role).as_string(connection.connection)
