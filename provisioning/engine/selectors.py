@@ -111,8 +111,7 @@ def keys_indexed() -> bool:
 
 def _coverage_q(*, complete: bool, after: uuid.UUID | None = None) -> Q:
     plans = plans_module.plan_tables(SPEC)
-    connection.ensure_connection()
-    subquery = statements.users_by_coverage(plans, complete=complete, after=after).as_string(connection.connection)
+    subquery = statements.as_text(statements.users_by_coverage(plans, complete=complete, after=after))
     return Q(pk__in=RawSQL(subquery, ()))  # noqa: S611 - composed with psycopg.sql, no input in it
 
 
@@ -279,8 +278,7 @@ def cannot_be_provisioned_q() -> Q:
     """Population users lacking a row that provisioning cannot write (any table): the
     "Cannot be provisioned" filter. One subquery; nothing is read into Python."""
     plans = plans_module.plan_tables(SPEC)
-    connection.ensure_connection()
-    subquery = statements.blocked_users(plans).as_string(connection.connection)
+    subquery = statements.as_text(statements.blocked_users(plans))
     return Q(pk__in=RawSQL(subquery, ()))  # noqa: S611 - composed with psycopg.sql, no input in it
 
 

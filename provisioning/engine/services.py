@@ -657,13 +657,8 @@ def _event_rows(batch: BatchOutcome, tables: list[str]) -> dict:
         return {"target_user_ids": batch.user_ids, "rows_created": batch.created}
     return {
         "target_user_ids": RawSQL(statements.RANGE_EVENT_TARGETS, ()),  # noqa: S611 - constant SQL
-        "rows_created": RawSQL(_as_text(statements.range_event_rows(tables)), ()),  # noqa: S611 - composed, no input
+        "rows_created": RawSQL(statements.as_text(statements.range_event_rows(tables)), ()),  # noqa: S611 - composed, no input
     }
-
-
-def _as_text(statement) -> str:
-    connection.ensure_connection()
-    return statement.as_string(connection.connection)
 
 
 def _range_detail(batch: Batch | RangeBatch) -> dict:

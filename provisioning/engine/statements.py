@@ -6,6 +6,7 @@ ids (`%(ids)s`), never one statement per user. Auth users are aliased `u`.
 
 from __future__ import annotations
 
+from django.db import connection
 from psycopg import sql
 
 from provisioning.engine.plans import TablePlan
@@ -32,6 +33,35 @@ def missing(plan: TablePlan, alias: str = "u") -> sql.Composable:
     )
 
 
+def _has_parent(plan: TablePlan, link) -> sql.Composed:
+    """True when auth user `u`'s row in the parent table of `link` (a same-user foreign key
+    of the plan's table) exists."""
+    return sql.SQL("EXISTS (SELECT 1 FROM {table} x WHERE {match})").format(
+        table=link.parent.spec.identifier(),
+        match=sql.SQL(" AND ").join(
+            sql.SQL("x.{} = {}").format(sql.Identifier(ref), plan.columns[column].expression())
+            for column, ref in zip(link.foreign_key.columns, link.foreign_key.ref_columns, strict=True)
+        ),
+    )
+
+
+def _insert_into(plan: TablePlan) -> dict[str, sql.Composable]:
+    """The parts of an `INSERT INTO {table} ({columns}) SELECT {values}` of the spec's row,
+    over auth user `u`."""
+    columns = list(plan.columns)
+    return {
+        "table": plan.spec.identifier(),
+        "columns": sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+        "values": sql.SQL(", ").join(plan.columns[c].expression() for c in columns),
+    }
+
+
+def as_text(statement: sql.Composable) -> str:
+    """A composed statement as text, for Django's RawSQL (which takes a string)."""
+    connection.ensure_connection()
+    return statement.as_string(connection.connection)
+
+
 def block_reason(
     plan: TablePlan, peers: sql.Composable = PEERS_IN_BATCH, peer_source: sql.Composable = AUTH_USERS
 ) -> sql.Composable:
@@ -49,13 +79,7 @@ def block_reason(
         # The parent row is missing and cannot be written in this run either: the child
         # cannot be written (its foreign key would fail). A parent written in the same batch
         # comes first (plans are ordered parents first), so its children see it.
-        has_parent = sql.SQL("EXISTS (SELECT 1 FROM {table} x WHERE {match})").format(
-            table=link.parent.spec.identifier(),
-            match=sql.SQL(" AND ").join(
-                sql.SQL("x.{} = {}").format(sql.Identifier(ref), plan.columns[column].expression())
-                for column, ref in zip(link.foreign_key.columns, link.foreign_key.ref_columns, strict=True)
-            ),
-        )
+        has_parent = _has_parent(plan, link)
         if not link.parent_in_run:
             whens.append(
                 sql.SQL("WHEN NOT {has} THEN {prefix}").format(has=has_parent, prefix=literal(link.reason_prefix))
@@ -125,16 +149,13 @@ def insert_missing(plan: TablePlan) -> sql.Composed:
     Idempotent: NOT EXISTS skips rows already there, ON CONFLICT DO NOTHING absorbs a row
     committed meanwhile (or any other unique collision). Returns the auth user ids written.
     """
-    columns = list(plan.columns)
     return sql.SQL(
         "INSERT INTO {table} ({columns}) "
         "SELECT {values} FROM {auth} u "
         "WHERE u.id = ANY(%(ids)s) AND {missing} AND ({reason}) IS NULL "
         "ON CONFLICT DO NOTHING RETURNING {key}"
     ).format(
-        table=plan.spec.identifier(),
-        columns=sql.SQL(", ").join(sql.Identifier(c) for c in columns),
-        values=sql.SQL(", ").join(plan.columns[c].expression() for c in columns),
+        **_insert_into(plan),
         auth=AUTH_USERS,
         missing=missing(plan),
         reason=block_reason(plan),
@@ -157,15 +178,7 @@ def _writable_in_range(plan: TablePlan) -> sql.Composable:
         if blocker.kind == "null"
     ]
     for link in plan.same_user_parents:
-        conditions.append(
-            sql.SQL("EXISTS (SELECT 1 FROM {table} x WHERE {match})").format(
-                table=link.parent.spec.identifier(),
-                match=sql.SQL(" AND ").join(
-                    sql.SQL("x.{} = {}").format(sql.Identifier(ref), plan.columns[column].expression())
-                    for column, ref in zip(link.foreign_key.columns, link.foreign_key.ref_columns, strict=True)
-                ),
-            )
-        )
+        conditions.append(_has_parent(plan, link))
     return sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("TRUE")
 
 
@@ -301,7 +314,6 @@ def write_range(plans: list[TablePlan], plan: TablePlan) -> sql.Composed:
     was read; a unique key lets `ON CONFLICT DO NOTHING` do that. A row the database
     rejects fails the statement: the caller then falls back to `insert_missing`.
     """
-    columns = list(plan.columns)
     recheck = sql.SQL("")
     if not plan.key_is_unique:
         recheck = sql.SQL(" AND {}").format(missing_in_range(plan))
@@ -315,9 +327,7 @@ def write_range(plans: list[TablePlan], plan: TablePlan) -> sql.Composed:
         "AND NOT EXISTS (SELECT 1 FROM kept k WHERE k.id = u.id) "
         "ORDER BY u.id)"
     ).format(
-        table=plan.spec.identifier(),
-        columns=sql.SQL(", ").join(sql.Identifier(c) for c in columns),
-        values=sql.SQL(", ").join(plan.columns[c].expression() for c in columns),
+        **_insert_into(plan),
         batch=BATCH,
         flag=_missing_flag(plans.index(plan)),
         writable=_writable_in_range(plan),

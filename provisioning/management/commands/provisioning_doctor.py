@@ -34,27 +34,24 @@ class Command(ProvisioningCommand):
 
     def handle(self, *args, **options):
         if options["schema_cache"] is not None:
-            return self._schema_cache(options)
+            try:
+                check = diagnostics.check_schema_cache(options["schema_cache"], options["table"])
+            except diagnostics.BadQuestion as exc:
+                raise CommandError(str(exc), returncode=EXIT_BAD_INPUT) from exc
+            self._emit(check, self._print_check, as_json=options["json"])
+            return
         report = diagnostics.run_checks(
             simulate_signup=options["simulate_signup"], actor=Actor.command_line(), raise_errors=True
         )
-        if options["json"]:
-            self.stdout.write(json.dumps(report.as_dict(), indent=2, default=str))
-        else:
-            self._print(report)
-        if report.status == diagnostics.PROBLEM:
-            sys.exit(EXIT_SOME_FAILED)
+        self._emit(report, self._print, as_json=options["json"])
 
-    def _schema_cache(self, options) -> None:
-        try:
-            check = diagnostics.check_schema_cache(options["schema_cache"], options["table"])
-        except diagnostics.BadQuestion as exc:
-            raise CommandError(str(exc), returncode=EXIT_BAD_INPUT) from exc
-        if options["json"]:
-            self.stdout.write(json.dumps(check.as_dict(), indent=2, default=str))
+    def _emit(self, result, print_text, *, as_json: bool) -> None:
+        """Print a report or one check, as JSON or text; exit 1 when it found a problem."""
+        if as_json:
+            self.stdout.write(json.dumps(result.as_dict(), indent=2, default=str))
         else:
-            self._print_check(check)
-        if check.status == diagnostics.PROBLEM:
+            print_text(result)
+        if result.status == diagnostics.PROBLEM:
             sys.exit(EXIT_SOME_FAILED)
 
     def _print_check(self, check: diagnostics.Check) -> None:

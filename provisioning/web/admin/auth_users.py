@@ -306,7 +306,9 @@ class AuthUserAdmin(ReadOnlyMixin, admin.ModelAdmin):
         return self.paginator(queryset, per_page, orphans, allow_empty_first_page, count_cap=cap)
 
     def get_ordering(self, request):
-        if getattr(request, "eloity_list_keyset", None) or self.uses_keyset():
+        # Decided once per request by get_changelist_instance; asked afresh elsewhere.
+        keyset = getattr(request, "eloity_list_keyset", None)
+        if keyset if keyset is not None else self.uses_keyset():
             return ("id",)
         return ("-created_at",)
 
