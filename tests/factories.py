@@ -23,9 +23,12 @@ def make_auth_user(
     meta: dict | None = None,
     secrets: str | None = None,
     created_at: str | None = None,
+    provider: str | None = None,
+    confirmed: bool = False,
 ) -> uuid.UUID:
     """Insert one auth user (the trigger provisions it), then delete the app rows not in
-    `keep`. `secrets` fills the password hash and every token column with a marker."""
+    `keep`. `secrets` fills the password hash and every token column with a marker;
+    `provider` goes into raw_app_meta_data as Supabase writes it."""
     n = next(_counter)
     user_id = uuid.uuid4()
     if email == "auto":
@@ -36,11 +39,13 @@ def make_auth_user(
         cursor.execute(
             """
             INSERT INTO auth.users (id, aud, role, email, phone, is_anonymous, is_sso_user,
-                deleted_at, raw_user_meta_data, created_at, updated_at, encrypted_password,
+                deleted_at, raw_user_meta_data, raw_app_meta_data, email_confirmed_at, created_at, updated_at,
+                encrypted_password,
                 confirmation_token, recovery_token, email_change_token_new,
                 email_change_token_current, phone_change_token, reauthentication_token)
             VALUES (%s, 'authenticated', 'authenticated', %s, %s, %s, %s,
-                CASE WHEN %s THEN now() END, %s::jsonb, COALESCE(%s::timestamptz, now()), now(), %s,
+                CASE WHEN %s THEN now() END, %s::jsonb, %s::jsonb, CASE WHEN %s THEN now() END,
+                COALESCE(%s::timestamptz, now()), now(), %s,
                 %s, %s, %s, %s, %s, %s)
             """,
             [
@@ -51,6 +56,8 @@ def make_auth_user(
                 is_sso_user,
                 deleted,
                 json.dumps(meta or {}),
+                json.dumps({"provider": provider, "providers": [provider]} if provider else {}),
+                confirmed,
                 created_at,
                 secrets or "$2a$10$notarealhash",
                 *([f"{secrets}-token"] * 6 if secrets else [""] * 6),

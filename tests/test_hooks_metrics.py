@@ -60,6 +60,7 @@ def test_metrics_equal_provisioning_status_and_the_watchdog(client):
         assert value(text, f'eloity_missing_rows{{table="{table}"}}') == n
     assert value(text, "eloity_missing_any") == counts.missing_any
     assert value(text, "eloity_cannot_provision_rows") == sum(counts.blocked.values()) == 1
+    assert value(text, "eloity_missing_awaiting_confirmation") == 0  # provisioning runs at sign-up here
     assert value(text, "eloity_oldest_unprovisioned_signup_age_seconds") >= 0
     assert value(text, 'eloity_doctor_check_status{check="Sign-up trigger"}') == 2  # disabled: a problem
     assert value(text, "eloity_watchdog_last_run_timestamp_seconds") > 0

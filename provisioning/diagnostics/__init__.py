@@ -18,6 +18,9 @@ by name); the checks live in one module per question:
 - `simulation`: the simulated sign-up.
 - `drift`: each app table against the spec, and the index on its key column.
 - `schema_cache`: PostgREST's "not in the schema cache" question, and the reload.
+- `signup_values`: what a sign-up copies from the auth user: metadata some sign-ups lack,
+  values that collide on a unique column.
+- `visibility`: rows the app cannot read (row level security, grants), asked as the app.
 - `data`: orphaned and duplicate rows, sign-ups missing rows by week, rows that cannot be provisioned.
 - `findings`: `Check`, the statuses and what the checks share; `audit`: the audit record.
 """
@@ -36,6 +39,7 @@ from provisioning.diagnostics.audit import Action, Outcome
 from provisioning.diagnostics.constraints import check_app_table_triggers, check_check_constraints, check_write_order
 from provisioning.diagnostics.data import (
     check_cannot_provision,
+    check_confirmation_gate,
     check_coverage,
     check_duplicates,
     check_orphans,
@@ -61,6 +65,7 @@ from provisioning.diagnostics.schema_cache import (
     parse_schema_cache_question,
     reload_schema_cache,
 )
+from provisioning.diagnostics.signup_values import check_signup_metadata, check_unique_collisions
 from provisioning.diagnostics.simulation import SIMULATION_TIMEOUT, simulate_signup
 from provisioning.diagnostics.supabase import (
     check_auth_users_functions,
@@ -78,6 +83,7 @@ from provisioning.diagnostics.trigger import (
     check_trigger,
     signup_triggers,
 )
+from provisioning.diagnostics.visibility import app_view, check_app_visibility
 from provisioning.engine import catalog, selectors
 from provisioning.engine.triggergen import quote_ident
 from provisioning.spec import SPEC
@@ -100,6 +106,7 @@ __all__ = [
     "Outcome",
     "Report",
     "app_table_inserts",
+    "app_view",
     "check_cannot_provision",
     "check_coverage",
     "check_duplicates",
@@ -187,11 +194,15 @@ def _data_checks() -> list[_Step]:
         ("Orphaned app rows", check_orphans),
         ("Duplicate app rows", check_duplicates),
         ("Sign-ups missing rows", lambda: check_coverage(blocked=blocked)),
+        ("Provisioning on confirmation", check_confirmation_gate),
         ("Users that cannot be provisioned", lambda: check_cannot_provision(blocked=blocked)),
         ("Foreign keys between app tables", lambda: check_write_order(blocked=blocked)),
         ("CHECK constraints", check_check_constraints),
         ("Rows written into auth.users by hand", check_null_strings_in_auth_users),
         ("Webhook deliveries (pg_net)", check_webhook_deliveries),
+        ("Sign-up metadata by provider", check_signup_metadata),
+        ("Unique values the sign-up copies", check_unique_collisions),
+        ("Rows the app can read (RLS and grants)", check_app_visibility),
     ]
 
 

@@ -15,7 +15,7 @@ from provisioning.diagnostics.findings import (
     Check,
     combine,
 )
-from provisioning.engine import catalog, triggergen
+from provisioning.engine import catalog, confirmation, triggergen
 from provisioning.engine.triggergen import quote_ident
 from provisioning.spec import TABLE_NAMES
 
@@ -37,6 +37,14 @@ class FunctionInsert:
     table: str
     columns: tuple[str, ...]
     conflict_target: tuple[str, ...] | None
+    #: The VALUES expressions, one per column, as written ("" where they could not be read).
+    values: tuple[str, ...] = ()
+
+    def value_of(self, column: str) -> str:
+        """The expression written to `column`, or "" when it is not known."""
+        if len(self.values) != len(self.columns) or column not in self.columns:
+            return ""
+        return self.values[self.columns.index(column)]
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -53,8 +61,58 @@ def app_table_inserts(definition: str) -> list[FunctionInsert]:
         if schema not in (None, "public") or table not in TABLE_NAMES:
             continue
         conflict = _CONFLICT.search(match["rest"])
-        found.append(FunctionInsert(table, _names(match["columns"]), _names(conflict["target"]) if conflict else None))
+        found.append(
+            FunctionInsert(
+                table,
+                _names(match["columns"]),
+                _names(conflict["target"]) if conflict else None,
+                _values(match["rest"]),
+            )
+        )
     return found
+
+
+_VALUES = re.compile(r"\s*VALUES\s*\(", re.IGNORECASE)
+
+
+def split_arguments(text: str) -> list[str]:
+    """`text` split at its top-level commas (not inside parentheses or quotes), trimmed."""
+    parts, depth, quote, start = [], 0, "", 0
+    for i, ch in enumerate(text):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    parts.append(text[start:].strip())
+    return parts
+
+
+def _values(rest: str) -> tuple[str, ...]:
+    """The expressions of `VALUES (...)` at the start of `rest` (empty for INSERT ... SELECT)."""
+    match = _VALUES.match(rest)
+    if not match:
+        return ()
+    depth, quote = 1, ""
+    for i in range(match.end(), len(rest)):
+        ch = rest[i]
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth == 0:
+                return tuple(split_arguments(rest[match.end() : i]))
+    return ()
 
 
 def inserted_tables(definition: str) -> list[tuple[str | None, str, bool]]:
@@ -72,8 +130,12 @@ def inserted_tables(definition: str) -> list[tuple[str | None, str, bool]]:
 def _provisions_signups(trigger: catalog.Trigger) -> bool:
     """A row-level INSERT trigger calling the sign-up function or any function that inserts
     into an app table."""
-    if not (trigger.for_each_row and trigger.on_insert):
+    if not trigger.for_each_row:
         return False
+    if not trigger.on_insert:
+        # An UPDATE trigger provisions sign-ups where it waits for confirmation.
+        gate = confirmation.gate()
+        return trigger.on_update and gate is not None and trigger.name in gate.triggers
     if (trigger.function_schema, trigger.function_name) == SIGNUP_FUNCTION:
         return True
     function = catalog.function(trigger.function_schema, trigger.function_name)
@@ -144,7 +206,9 @@ def check_trigger() -> Check:
     return combine(
         name,
         findings,
-        f"{trigger.name} (AFTER INSERT, FOR EACH ROW) on auth.users calls {trigger.function}() and is {trigger.state}.",
+        f"{trigger.name} (AFTER {'INSERT' if trigger.on_insert else 'UPDATE'}, FOR EACH ROW) on auth.users calls "
+        f"{trigger.function}() and is {trigger.state}."
+        + (f" Provisioning waits for confirmation: {gate.description}." if (gate := confirmation.gate()) else ""),
         details,
     )
 

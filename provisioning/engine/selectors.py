@@ -13,7 +13,7 @@ from django.db.models import BooleanField, Exists, OuterRef, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from psycopg import sql as psql
 
-from provisioning.engine import catalog, statements
+from provisioning.engine import catalog, confirmation, statements
 from provisioning.engine import plans as plans_module
 from provisioning.ids import clean_typed, parse_uuid
 from provisioning.models import AppUser, AuditEvent, AuthUser, Profile, Wallet
@@ -146,6 +146,10 @@ class StatusCounts:
     missing_any: int
     blocked: dict[str, int] = field(default_factory=dict)
     blocked_sample: list[dict] = field(default_factory=list)
+    #: Where provisioning waits for confirmation: users missing rows who are unconfirmed
+    #: (expected), and the gate's description; None and "" elsewhere.
+    awaiting_confirmation: int | None = None
+    gate: str = ""
 
     @property
     def fully_provisioned(self) -> int:
@@ -159,6 +163,8 @@ class StatusCounts:
             "missing_any": self.missing_any,
             "cannot_provision": self.blocked,
             "cannot_provision_sample": self.blocked_sample,
+            "awaiting_confirmation": self.awaiting_confirmation,
+            "confirmation_gate": self.gate,
         }
 
 
@@ -174,9 +180,12 @@ def status_counts(*, sample: int = 20) -> StatusCounts:
     """Counts for the population: live users, missing per table, missing any (one pass over
     auth.users, `statements.status_counts`), and who cannot be provisioned, by reason."""
     plans = plans_module.plan_tables(SPEC)
+    gate = confirmation.gate()
     with connection.cursor() as cursor:
-        cursor.execute(statements.status_counts(plans))
-        live, *per_table, missing_any = cursor.fetchone()
+        cursor.execute(statements.status_counts(plans, awaiting=gate.awaiting_sql() if gate else None))
+        row = list(cursor.fetchone())
+    awaiting = row.pop() if gate else None
+    live, *per_table, missing_any = row
     blocked, blocked_sample = cannot_provision(sample=sample, plans=plans)
     return StatusCounts(
         auth_users=live,
@@ -184,7 +193,18 @@ def status_counts(*, sample: int = 20) -> StatusCounts:
         missing_any=missing_any,
         blocked=blocked,
         blocked_sample=blocked_sample,
+        awaiting_confirmation=awaiting,
+        gate=gate.description if gate else "",
     )
+
+
+def missing_by_confirmation(gate: confirmation.Gate) -> tuple[int, int]:
+    """(live users missing any row, how many of them are unconfirmed): one pass over
+    auth.users, for where provisioning waits for confirmation."""
+    with connection.cursor() as cursor:
+        cursor.execute(statements.status_counts(plans_module.plan_tables(SPEC), awaiting=gate.awaiting_sql()))
+        *_, missing_any, awaiting = cursor.fetchone()
+    return missing_any, awaiting
 
 
 #: Whole-population reads shared within `shared_reads()` (None outside it).

@@ -493,8 +493,12 @@ def _joined(plan: TablePlan, alias: str, after: sql.Composable | None = None) ->
     return sql.SQL("LEFT JOIN ({keys}) {a} ON {a}.k = u.id").format(keys=keys, a=sql.Identifier(alias))
 
 
-def status_counts(plans: list[TablePlan], *, by_week: bool = False) -> sql.Composed:
-    """One row: live users, then users missing a row per plan (in order), then missing any.
+def status_counts(
+    plans: list[TablePlan], *, by_week: bool = False, awaiting: sql.Composable | None = None
+) -> sql.Composed:
+    """One row: live users, then users missing a row per plan (in order), then missing any;
+    with `awaiting` (a condition on `u`: unconfirmed, where provisioning waits for
+    confirmation), then how many of those missing any are awaiting confirmation.
 
     One pass over auth.users with a hash join per table: about 1 s at a million users,
     where separate anti-join counts plus a UNION for "missing any" take three times that.
@@ -504,8 +508,12 @@ def status_counts(plans: list[TablePlan], *, by_week: bool = False) -> sql.Compo
     aliases = [f"t{i}" for i in range(len(plans))]
     missing_each = [sql.SQL("{}.k IS NULL").format(sql.Identifier(a)) for a in aliases]
     return sql.SQL(
-        "SELECT {week}count(*), {each}, count(*) FILTER (WHERE {any}) FROM {auth} u {joins} WHERE {population}{group}"
+        "SELECT {week}count(*), {each}, count(*) FILTER (WHERE {any}){awaiting} FROM {auth} u {joins} "
+        "WHERE {population}{group}"
     ).format(
+        awaiting=sql.SQL(", count(*) FILTER (WHERE ({}) AND {})").format(sql.SQL(" OR ").join(missing_each), awaiting)
+        if awaiting is not None
+        else sql.SQL(""),
         week=sql.SQL("date_trunc('week', u.created_at AT TIME ZONE %(tz)s)::date, " if by_week else ""),
         group=sql.SQL(" GROUP BY 1" if by_week else ""),
         each=sql.SQL(", ").join(sql.SQL("count(*) FILTER (WHERE {})").format(m) for m in missing_each),

@@ -49,6 +49,11 @@ def _compute() -> bytes:
         missing.labels(table).set(n)
     gauge("eloity_missing_any", "Live sign-ups missing a row in any app table.").set(counts.missing_any)
     gauge("eloity_cannot_provision_rows", "Missing rows provisioning cannot write.").set(sum(counts.blocked.values()))
+    gauge(
+        "eloity_missing_awaiting_confirmation",
+        "Of eloity_missing_any, unconfirmed sign-ups where provisioning waits for confirmation (expected; 0 "
+        "without such a gate).",
+    ).set(counts.awaiting_confirmation or 0)
 
     oldest = selectors.users_missing().aggregate(oldest=Min("created_at"))["oldest"]
     age = (timezone.now() - oldest).total_seconds() if oldest else 0

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from provisioning.actors import Actor
 from provisioning.audit.recording import record_event
-from provisioning.engine import selectors, services
+from provisioning.engine import confirmation, selectors, services
 from provisioning.models import AuditEvent, AuthUser, WatchdogState
 from provisioning.spec import TABLE_NAMES
 
@@ -40,6 +40,9 @@ class Finding:
     oldest: dt.datetime | None = None
     missing: dict[str, int] = field(default_factory=dict)
     cause: str = ""
+    #: Where provisioning waits for confirmation: late sign-ups still unconfirmed, which
+    #: are expected to lack rows and so are not late (None where there is no such gate).
+    awaiting_confirmation: int | None = None
 
     @property
     def count(self) -> int:
@@ -56,8 +59,13 @@ def find_late(*, grace: int, window: int, limit: int = 10_000) -> Finding:
     recent = selectors.population().filter(
         created_at__lte=now - dt.timedelta(seconds=grace), created_at__gte=now - dt.timedelta(seconds=window)
     )
-    late = selectors.with_status(recent.filter(selectors.missing_any_q())).order_by("created_at")[:limit]
+    lacking = recent.filter(selectors.missing_any_q())
     finding = Finding()
+    gate = confirmation.gate()
+    if gate is not None:
+        finding.awaiting_confirmation = lacking.filter(gate.awaiting_q()).count()
+        lacking = lacking.exclude(gate.awaiting_q())
+    late = selectors.with_status(lacking).order_by("created_at")[:limit]
     for user in late:
         finding.late.append(user.pk)
         finding.oldest = finding.oldest or user.created_at

@@ -76,3 +76,14 @@ CREATE TABLE IF NOT EXISTS public.wallets (
     created_at timestamptz DEFAULT now(),
     updated_at timestamptz DEFAULT now()
 );
+
+-- What a hosted project grants the API roles on the app tables (Supabase grants them every
+-- table in public by default; row level security, where enabled, then decides the rows).
+DO $$
+BEGIN
+    IF (SELECT count(*) FROM pg_roles WHERE rolname IN ('anon', 'authenticated')) = 2 THEN
+        GRANT USAGE ON SCHEMA public TO anon, authenticated;
+        GRANT SELECT ON public.users, public.profiles, public.wallets TO anon, authenticated;
+        ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO anon, authenticated;
+    END IF;
+END $$;

@@ -21,6 +21,10 @@ class Command(ProvisioningCommand):
         for table, n in counts.missing.items():
             self.stdout.write(f"missing {table + ':':<24} {n}")
         self.stdout.write(f"missing any:                     {counts.missing_any}")
+        if counts.awaiting_confirmation is not None:
+            self.stdout.write(
+                f"  of which awaiting confirmation: {counts.awaiting_confirmation} (expected: {counts.gate})"
+            )
         total = sum(counts.blocked.values())
         self.stdout.write(f"cannot be provisioned:           {total}")
         for reason, n in counts.blocked.items():

@@ -29,6 +29,11 @@ class Command(ProvisioningCommand):
         finding = result.finding
         if result.healed:
             self.stdout.write(f"healed: {', '.join(f'{n} {t}' for t, n in result.healed.items() if n) or 'nothing'}")
+        if finding.awaiting_confirmation:
+            self.stdout.write(
+                f"{finding.awaiting_confirmation} unconfirmed sign-up(s) without rows: expected, provisioning waits "
+                "for confirmation"
+            )
         if finding.count:
             self.stdout.write(f"{finding.count} late sign-up(s) still miss rows")
             sys.exit(EXIT_SOME_FAILED)

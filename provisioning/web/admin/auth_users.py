@@ -11,8 +11,9 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from provisioning import diagnostics
 from provisioning.actors import Actor, may_provision
-from provisioning.engine import selectors, services
+from provisioning.engine import confirmation, selectors, services
 from provisioning.engine.plans import SpecCycle
 from provisioning.ids import parse_uuid
 from provisioning.models import AuthUser
@@ -42,8 +43,20 @@ class ProvisioningStatusFilter(admin.SimpleListFilter):
     parameter_name = "status"
 
     def lookups(self, request, model_admin):
+        # Where provisioning waits for confirmation, unconfirmed users without rows are
+        # expected: they get a choice of their own, apart from the confirmed ones.
+        self.gate = confirmation.gate()
+        awaiting = (
+            [
+                ("missing_confirmed", "Missing anything, confirmed"),
+                ("awaiting_confirmation", "Missing anything, awaiting confirmation (expected)"),
+            ]
+            if self.gate
+            else []
+        )
         return [
             ("missing_any", "Missing anything"),
+            *awaiting,
             *((f"missing_{spec.name}", f"Missing {spec.label}") for spec in SPEC),
             ("complete", "Fully provisioned"),
             ("cannot", "Cannot be provisioned"),
@@ -56,6 +69,11 @@ class ProvisioningStatusFilter(admin.SimpleListFilter):
         after = getattr(request, "eloity_list_after", None)
         if value == "missing_any":
             return queryset.filter(selectors.missing_any_q(after))
+        if value in ("missing_confirmed", "awaiting_confirmation") and self.gate:
+            awaiting = self.gate.awaiting_q()
+            return queryset.filter(
+                selectors.missing_any_q(after), awaiting if value != "missing_confirmed" else ~awaiting
+            )
         if value == "complete":
             return queryset.filter(selectors.complete_q(after))
         if value == "cannot":
@@ -381,6 +399,8 @@ class AuthUserAdmin(ReadOnlyMixin, admin.ModelAdmin):
             "writable_count": sum(reason is None for reason in reasons.values()),
             "audit_events": selectors.audit_events_for(obj.pk)[:50],
             "can_provision": self.has_provision_permission(request),
+            # Asked on demand: a few reads as the app's roles, rolled back.
+            "app_view": diagnostics.app_view(obj.pk, obj.email) if request.GET.get("app_view") == "1" else None,
         }
         return super().change_view(request, str(obj.pk), form_url, extra_context)
 

@@ -1,0 +1,267 @@
+"""Provisioned, yet invisible to the app: row level security and grants on the app tables,
+for the roles Supabase's API uses (`authenticated`, `anon`). Read-only.
+
+"Would the app see this row?" is answered by asking the database as the app does: inside
+a savepoint that is always rolled back, `SET LOCAL ROLE authenticated` and the request's JWT
+claims (`request.jwt.claims`, which `auth.uid()` reads), then one SELECT. Nothing is written.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+
+from django.db import DatabaseError, connection, transaction
+from psycopg import sql
+
+from provisioning.diagnostics.findings import OK, WARNING, Check, error_details, has_key_column
+from provisioning.engine import statements
+from provisioning.spec import SPEC, TableSpec
+
+#: The roles Supabase's Data API reads as: a signed-in user, and a visitor with the anon key.
+AUTHENTICATED, ANON = "authenticated", "anon"
+APP_ROLES = (AUTHENTICATED, ANON)
+#: How many users' own rows the check reads as those users.
+OWNERS_SAMPLED = 20
+#: A read as the app may run a policy's functions: bounded.
+READ_TIMEOUT = "5s"
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    permissive: bool
+    roles: tuple[str, ...]
+    command: str  # SELECT, INSERT, UPDATE, DELETE or ALL
+    using: str
+
+    def reads_as(self, role: str) -> bool:
+        return self.command in ("SELECT", "ALL") and (role in self.roles or "public" in self.roles)
+
+
+def _roles_present() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", [list(APP_ROLES)])
+        present = {row[0] for row in cursor.fetchall()}
+    return [r for r in APP_ROLES if r in present]
+
+
+def _table_security(spec: TableSpec) -> tuple[bool, list[Policy]]:
+    """(row level security enabled, the table's policies)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relrowsecurity FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relname = %s",
+            [spec.schema, spec.name],
+        )
+        (enabled,) = cursor.fetchone()
+        cursor.execute(
+            "SELECT policyname, permissive = 'PERMISSIVE', roles::text[], cmd, coalesce(qual, '') FROM pg_policies "
+            "WHERE schemaname = %s AND tablename = %s ORDER BY policyname",
+            [spec.schema, spec.name],
+        )
+        return enabled, [Policy(n, p, tuple(r), c, q) for n, p, r, c, q in cursor.fetchall()]
+
+
+def _may_select(role: str, spec: TableSpec) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT has_table_privilege(%s, %s, 'SELECT')", [role, f"{spec.schema}.{spec.name}"])
+        return cursor.fetchone()[0]
+
+
+class _RolledBack(Exception):
+    pass
+
+
+def claims_for(role: str, user_id: uuid.UUID | None = None, email: str | None = None) -> dict:
+    """The JWT claims Supabase sends with a request: a signed-in user's, or the anon key's."""
+    if role == ANON:
+        return {"role": ANON}
+    return {"sub": str(user_id), "role": role, "aud": "authenticated", "email": email or ""}
+
+
+def read_as(role: str, claims: dict, query: sql.Composable, params: list) -> list[tuple]:
+    """Run one read as the app would (`role`, JWT `claims`) and roll it back, whatever it
+    did. Raises DatabaseError when the database refuses it (no grant, not allowed to act
+    as `role`)."""
+    rows: list[tuple] = []
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(READ_TIMEOUT)))
+            cursor.execute(
+                "SELECT set_config('request.jwt.claims', %s, true), set_config('request.jwt.claim.sub', %s, true), "
+                "set_config('request.jwt.claim.role', %s, true)",
+                [json.dumps(claims), claims.get("sub", ""), claims.get("role", "")],
+            )
+            cursor.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+            cursor.execute(query, params)
+            rows = cursor.fetchall()
+            raise _RolledBack
+    except _RolledBack:
+        pass
+    return rows
+
+
+def _row_query(spec: TableSpec) -> sql.Composable:
+    return sql.SQL("SELECT EXISTS (SELECT 1 FROM {t} x WHERE x.{k} = %s)").format(
+        t=spec.identifier(), k=sql.Identifier(spec.key)
+    )
+
+
+def _sees(role: str, claims: dict, spec: TableSpec, user_id: uuid.UUID) -> tuple[bool | None, str]:
+    """(can `role` with `claims` read the user's row, why not); None when it could not be asked."""
+    try:
+        (visible,) = read_as(role, claims, _row_query(spec), [user_id])[0]
+    except DatabaseError as exc:
+        details = error_details(exc)
+        if details["sqlstate"] == "42501" and "permission denied for table" in details["message"]:
+            return False, f"no SELECT grant for {role}"
+        return None, details["message"]
+    return visible, ""
+
+
+def _hidden_reason(role: str, spec: TableSpec, rls: bool, policies: list[Policy]) -> str:
+    if not _may_select(role, spec):
+        return f"no SELECT grant for {role}"
+    if not rls:
+        return ""
+    readers = [p for p in policies if p.permissive and p.reads_as(role)]
+    if not readers:
+        return f"row level security is on and no policy lets {role} read"
+    return "the policies' conditions leave it out: " + "; ".join(f"{p.name} USING ({p.using})" for p in readers)
+
+
+def app_view(user_id: uuid.UUID, email: str | None) -> dict:
+    """Would the app see this user's rows? Per spec table: does the row exist, and can the
+    user (signed in), another signed-in user and a visitor with the anon key read it."""
+    roles = _roles_present()
+    if AUTHENTICATED not in roles:
+        return {"available": False, "why": "this database has no `authenticated` role (not a Supabase database)"}
+    someone_else = claims_for(AUTHENTICATED, uuid.uuid4())
+    tables = []
+    for spec in SPEC:
+        if not has_key_column(spec):
+            continue
+        with connection.cursor() as cursor:
+            cursor.execute(_row_query(spec), [user_id])
+            (exists,) = cursor.fetchone()
+        row = {"table": spec.qualified_name, "label": spec.label, "exists": exists}
+        if exists:
+            rls, policies = _table_security(spec)
+            row["owner"], error = _sees(AUTHENTICATED, claims_for(AUTHENTICATED, user_id, email), spec, user_id)
+            row["others"], _ = _sees(AUTHENTICATED, someone_else, spec, user_id)
+            row["anon"], _ = _sees(ANON, claims_for(ANON), spec, user_id) if ANON in roles else (None, "")
+            row["why"] = error or (_hidden_reason(AUTHENTICATED, spec, rls, policies) if row["owner"] is False else "")
+        tables.append(row)
+    return {"available": True, "tables": tables}
+
+
+def _sampled_owners(spec: TableSpec) -> list[tuple[uuid.UUID, str | None]]:
+    query = sql.SQL(
+        "SELECT u.id, u.email FROM {auth} u WHERE {population} AND EXISTS (SELECT 1 FROM {t} x WHERE x.{k} = u.id) "
+        "LIMIT {n}"
+    ).format(
+        auth=statements.AUTH_USERS,
+        population=statements.POPULATION,
+        t=spec.identifier(),
+        k=sql.Identifier(spec.key),
+        n=sql.Literal(OWNERS_SAMPLED),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(query)
+        return cursor.fetchall()
+
+
+def owner_policy_statement(spec: TableSpec) -> str:
+    """A policy that lets each signed-in user read their own row (Supabase's own example)."""
+    return (
+        sql.SQL("CREATE POLICY {name} ON {t} FOR SELECT TO authenticated USING ((SELECT auth.uid()) = {k});")
+        .format(
+            name=sql.Identifier(f"Users read their own {spec.label}"),
+            t=spec.identifier(),
+            k=sql.Identifier(spec.key),
+        )
+        .as_string(connection.connection)
+    )
+
+
+def check_app_visibility() -> Check:
+    """Rows provisioning writes that the app, reading as `authenticated`, would not see."""
+    name = "Rows the app can read (RLS and grants)"
+    roles = _roles_present()
+    if AUTHENTICATED not in roles:
+        return Check(name, OK, "No `authenticated` role on this database (not a Supabase database): not checked.")
+    findings, advice, statements_needed, rows, open_tables = [], [], [], [], []
+    for spec in SPEC:
+        if not has_key_column(spec):
+            continue
+        rls, policies = _table_security(spec)
+        owners = _sampled_owners(spec)
+        hidden, refused = [], ""
+        for user_id, email in owners:
+            visible, error = _sees(AUTHENTICATED, claims_for(AUTHENTICATED, user_id, email), spec, user_id)
+            if error and visible is None:
+                refused = error
+                break
+            if not visible:
+                hidden.append(user_id)
+        others = sum(bool(_sees(AUTHENTICATED, claims_for(AUTHENTICATED, uuid.uuid4()), spec, u)[0]) for u, _ in owners)
+        rows.append(
+            {
+                "table": spec.qualified_name,
+                "row level security": "on" if rls else "off",
+                **{f"{role} may SELECT": _may_select(role, spec) for role in roles},
+                "policies for reading": ", ".join(p.name for p in policies if p.reads_as(AUTHENTICATED)) or "-",
+                "users sampled": len(owners),
+                "see their own row": len(owners) - len(hidden) if not refused else "-",
+                "another signed-in user sees": others if not refused else "-",
+            }
+        )
+        if refused:
+            findings.append(f"{spec.qualified_name}: could not read as {AUTHENTICATED} ({refused}).")
+            advice.append(f"Let the dashboard's role act as the app to check: `GRANT {AUTHENTICATED} TO <its role>;`.")
+            continue
+        if not rls:
+            open_tables.append(spec.qualified_name)
+        reason = _hidden_reason(AUTHENTICATED, spec, rls, policies)
+        if not _may_select(AUTHENTICATED, spec):
+            findings.append(
+                f"{AUTHENTICATED} has no SELECT grant on {spec.qualified_name}: the app reads none of its rows "
+                f"(`permission denied for table {spec.name}`, 42501)."
+            )
+            statements_needed.append(
+                sql.SQL("GRANT SELECT ON {} TO authenticated;")
+                .format(spec.identifier())
+                .as_string(connection.connection)
+            )
+        elif hidden:
+            findings.append(
+                f"{len(hidden)} of {len(owners)} sampled users cannot read their own {spec.label} in "
+                f"{spec.qualified_name}: {reason}. Provisioned rows the app does not show look like missing rows "
+                'to users ("I don\'t appear in searches").'
+            )
+            statements_needed.append(owner_policy_statement(spec))
+    if statements_needed:
+        advice.insert(
+            0,
+            "Give the app's role what it needs to read its users' rows, or change the spec's value where a policy "
+            "reads a column the dashboard leaves at its default (say `is_public`). Review, then apply as a migration:",
+        )
+    note = (
+        f" Row level security is off on {', '.join(open_tables)}: with the grant, anyone with the anon key can read "
+        "every row."
+        if open_tables
+        else ""
+    )
+    details = {"rows": rows, "statements": statements_needed}
+    if not findings:
+        return Check(
+            name,
+            OK,
+            f"Each sampled user can read their own rows as the app does ({AUTHENTICATED}, with their JWT claims)."
+            + note,
+            "",
+            details,
+        )
+    return Check(name, WARNING, " ".join(findings) + note, " ".join(advice), details)
