@@ -12,6 +12,7 @@ from django.conf import settings
 from provisioning.models import AuditEvent
 
 PROVISION_PERMISSION = "provisioning.provision_users"
+REMOVE_ORPHANS_PERMISSION = "provisioning.remove_orphans"
 #: What every support page asks to be seen: both support groups have it.
 VIEW_PERMISSION = "provisioning.view_authuser"
 
@@ -82,6 +83,13 @@ class Actor:
     def staff_user(self):
         """The saved Django user behind the actor, or None (the command line)."""
         return self.user if self.user is not None and self.user.pk else None
+
+    def may_remove_orphans(self) -> bool:
+        """Staff need `provisioning.remove_orphans`; the command line acts with the database
+        role's own rights."""
+        if self.user is None:
+            return self.channel == AuditEvent.Channel.CLI
+        return bool(self.user.is_active and self.user.has_perm(REMOVE_ORPHANS_PERMISSION))
 
     def may_provision(self) -> bool:
         if self.user is None:

@@ -42,7 +42,11 @@ class AuthUser(models.Model):
         verbose_name = "auth user"
         verbose_name_plural = "auth users"
         default_permissions = ("view",)
-        permissions = [("provision_users", "Can provision missing app rows")]
+        permissions = [
+            ("provision_users", "Can provision missing app rows"),
+            # In no group by default: removing rows is rarer and harder to undo than adding them.
+            ("remove_orphans", "Can remove orphaned app rows"),
+        ]
 
     def __str__(self) -> str:
         return self.email or self.phone or f"anonymous {self.id}"
@@ -138,6 +142,8 @@ class AuditEvent(models.Model):
         SIGNUP_WEBHOOK = "signup_webhook", "Sign-up webhook"
         WATCHDOG_ALERT = "watchdog_alert", "Watchdog: sign-ups left without rows"
         WATCHDOG_RESOLVED = "watchdog_resolved", "Watchdog: resolved"
+        SYNC_VALUES = "sync_values", "Sync values from auth"
+        REMOVE_ORPHANS = "remove_orphans", "Remove orphaned rows"
 
     class Outcome(models.TextChoices):
         SUCCEEDED = "succeeded", "Succeeded"

@@ -1,0 +1,105 @@
+"""Reads: the value drift report and orphaned rows. Never writes."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+
+from django.db import connection
+from django.db.models import Q
+from django.db.models.expressions import RawSQL
+
+from provisioning.drift import statements
+from provisioning.drift.columns import by_table, copied_columns
+from provisioning.engine import catalog, plans
+from provisioning.engine.statements import as_text
+from provisioning.spec import SPEC, TableSpec, table_spec
+
+
+@dataclass(frozen=True)
+class DriftCount:
+    table: str  # public.users
+    column: str  # email
+    copied_from: str  # auth.users.email
+    rows: int
+
+
+def drift_counts() -> tuple[list[DriftCount], dict[str, int]]:
+    """Per copied column, live users' rows whose value differs from the auth user's
+    (only columns with a difference), and per table the rows where any column does. One
+    pass over each table."""
+    per_column, per_table = [], {}
+    with connection.cursor() as cursor:
+        for name, columns in by_table(copied_columns()).items():
+            spec = table_spec(name)
+            cursor.execute(statements.drift_counts(spec, columns), {})
+            *each, any_column = cursor.fetchone()
+            per_table[spec.qualified_name] = any_column
+            per_column += [
+                DriftCount(spec.qualified_name, c.column, c.value.describe(), n)
+                for c, n in zip(columns, each, strict=True)
+                if n
+            ]
+    return per_column, per_table
+
+
+def drifted_q(after: uuid.UUID | None = None) -> Q:
+    """Auth users with an app row whose copied value differs from theirs: the list's
+    "Values differ from auth" filter. `after`: only ids above it (a keyset page)."""
+    grouped = by_table(copied_columns())
+    if not grouped:
+        return Q(pk__in=[])
+    parts = [
+        as_text(statements.drifted_keys(table_spec(t), cols, after=after and str(after))) for t, cols in grouped.items()
+    ]
+    return Q(pk__in=RawSQL(" UNION ".join(parts), ()))  # noqa: S611 - composed with psycopg.sql
+
+
+def user_drift(user_id: uuid.UUID) -> list[dict]:
+    """The user's copied values side by side: per table and column, the app's value and
+    the auth user's, and whether they differ (for the detail page)."""
+    rows = []
+    with connection.cursor() as cursor:
+        for name, columns in by_table(copied_columns()).items():
+            spec = table_spec(name)
+            cursor.execute(statements.user_values(spec, columns), {"id": user_id})
+            for found in cursor.fetchall():
+                for i, column in enumerate(columns):
+                    app, auth, differs = found[3 * i : 3 * i + 3]
+                    rows.append(
+                        {
+                            "table": spec.qualified_name,
+                            "column": column.column,
+                            "copied_from": column.value.describe(),
+                            "app": app,
+                            "auth": auth,
+                            "differs": differs,
+                        }
+                    )
+    return rows
+
+
+def removal_order() -> list[TableSpec]:
+    """The spec's tables children first (the reverse of the write order), so that a child
+    row is removed, and recorded, before a cascade from its parent could take it."""
+    return [
+        plan.spec
+        for plan in reversed(plans.plan_tables(SPEC))
+        if catalog.columns(plan.spec.schema, plan.spec.name).get(plan.spec.key)
+    ]
+
+
+def orphaned_rows(sample: int = 20) -> dict[str, dict]:
+    """Per table (children first): how many rows belong to no auth user, and the first
+    `sample` of them in full."""
+    found = {}
+    with connection.cursor() as cursor:
+        for spec in removal_order():
+            cursor.execute(statements.orphans(spec, action="count"), {})
+            (count,) = cursor.fetchone()
+            if not count:
+                continue
+            cursor.execute(statements.orphans(spec, sample=sample), {})
+            found[spec.qualified_name] = {"count": count, "sample": [json.loads(row[0]) for row in cursor.fetchall()]}
+    return found

@@ -1,0 +1,138 @@
+"""The SQL of the drift report, the value sync and the orphan removal, composed with
+psycopg.sql over the copied columns (`columns.CopiedColumn`). App rows are aliased `x`,
+auth users `u`. Set-based: one statement per table per batch."""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from provisioning.drift.columns import CopiedColumn
+from provisioning.engine.statements import AUTH_USERS, POPULATION
+from provisioning.spec import TableSpec
+
+
+def _any_differs(columns: list[CopiedColumn]) -> sql.Composable:
+    return sql.SQL("({})").format(sql.SQL(" OR ").join(c.differs() for c in columns))
+
+
+def _joined(spec: TableSpec) -> sql.Composable:
+    """`{table} x JOIN auth.users u ON u.id = x.{key}`: live users' rows only."""
+    return sql.SQL("{t} x JOIN {auth} u ON u.id = x.{k} AND {population}").format(
+        t=spec.identifier(), auth=AUTH_USERS, k=sql.Identifier(spec.key), population=POPULATION
+    )
+
+
+def drift_counts(spec: TableSpec, columns: list[CopiedColumn]) -> sql.Composed:
+    """One row: per column, the live users' rows whose value differs from the auth user's
+    (NULL-aware, case-sensitive), then the rows where any does. One pass over the table."""
+    return sql.SQL("SELECT {each}, count(*) FILTER (WHERE {any}) FROM {joined}").format(
+        each=sql.SQL(", ").join(sql.SQL("count(*) FILTER (WHERE {})").format(c.differs()) for c in columns),
+        any=_any_differs(columns),
+        joined=_joined(spec),
+    )
+
+
+def drifted_keys(spec: TableSpec, columns: list[CopiedColumn], *, after: str | None = None) -> sql.Composed:
+    """The keys (auth user ids) of live users whose row differs, as a subquery; `after`:
+    only ids above it (a keyset page)."""
+    bound = (
+        sql.SQL(" AND x.{} > {}::uuid").format(sql.Identifier(spec.key), sql.Literal(after)) if after else sql.SQL("")
+    )
+    return sql.SQL("SELECT x.{k} FROM {joined} WHERE {any}{bound}").format(
+        k=sql.Identifier(spec.key), joined=_joined(spec), any=_any_differs(columns), bound=bound
+    )
+
+
+def next_drifted(tables: list[tuple[TableSpec, list[CopiedColumn]]]) -> sql.Composed:
+    """The next `%(limit)s` drifted user ids above `%(after)s`, in id order (a batch of
+    "sync all drifted")."""
+    union = sql.SQL(" UNION ").join(
+        sql.SQL("({} AND x.{} > %(after)s ORDER BY 1 LIMIT %(limit)s)").format(
+            drifted_keys(spec, columns), sql.Identifier(spec.key)
+        )
+        for spec, columns in tables
+    )
+    return sql.SQL("SELECT k FROM ({}) d(k) ORDER BY k LIMIT %(limit)s").format(union)
+
+
+def user_values(spec: TableSpec, columns: list[CopiedColumn]) -> sql.Composed:
+    """For user `%(id)s`: each column's app value and auth value, as text, and whether they
+    differ (one row per app row)."""
+    return sql.SQL("SELECT {pairs} FROM {t} x JOIN {auth} u ON u.id = x.{k} WHERE x.{k} = %(id)s").format(
+        pairs=sql.SQL(", ").join(
+            sql.SQL("{}::text, {}::text, {}").format(c.app_value(), c.auth_value(), c.differs()) for c in columns
+        ),
+        t=spec.identifier(),
+        auth=AUTH_USERS,
+        k=sql.Identifier(spec.key),
+    )
+
+
+def unique_clashes(spec: TableSpec, column: CopiedColumn) -> sql.Composed:
+    """For the users `%(ids)s` whose value in a unique `column` would change: the new value
+    (text), the key of another row already holding it (or NULL), and how many of these
+    users want that same value."""
+    return sql.SQL(
+        "SELECT w.k, w.v::text, (SELECT y.{k} FROM {t} y WHERE y.{c} = w.v AND y.{k} IS DISTINCT FROM w.k LIMIT 1), "
+        "count(*) OVER (PARTITION BY w.v) FROM (SELECT x.{k} AS k, {new} AS v FROM {joined} "
+        "WHERE x.{k} = ANY(%(ids)s) AND {differs} AND {new} IS NOT NULL) w"
+    ).format(
+        k=sql.Identifier(spec.key),
+        t=spec.identifier(),
+        c=sql.Identifier(column.column),
+        new=column.auth_value(),
+        joined=_joined(spec),
+        differs=column.differs(),
+    )
+
+
+def sync(spec: TableSpec, columns: list[CopiedColumn]) -> sql.Composed:
+    """Set the copied `columns` of users `%(ids)s` to the auth user's values where any
+    differs. Returns per row the key, then each column's old and new value (text) and
+    whether it changed. The old values come from the same statement (a locking CTE), so
+    what is recorded is exactly what was replaced."""
+    return sql.SQL(
+        "WITH old AS (SELECT x.ctid AS row_id, x.{k} AS k, {olds} FROM {t} x WHERE x.{k} = ANY(%(ids)s) FOR UPDATE) "
+        "UPDATE {t} x SET {sets} FROM old, {auth} u "
+        "WHERE x.ctid = old.row_id AND u.id = old.k AND {population} AND {any} "
+        "RETURNING x.{k}, {pairs}"
+    ).format(
+        k=sql.Identifier(spec.key),
+        olds=sql.SQL(", ").join(
+            sql.SQL("x.{} AS {}").format(sql.Identifier(c.column), sql.Identifier(f"old_{i}"))
+            for i, c in enumerate(columns)
+        ),
+        t=spec.identifier(),
+        sets=sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(c.column), c.auth_value()) for c in columns),
+        auth=AUTH_USERS,
+        population=POPULATION,
+        any=_any_differs(columns),
+        pairs=sql.SQL(", ").join(
+            sql.SQL("old.{o}::text, x.{c}::text, old.{o} IS DISTINCT FROM x.{c}").format(
+                o=sql.Identifier(f"old_{i}"), c=sql.Identifier(c.column)
+            )
+            for i, c in enumerate(columns)
+        ),
+    )
+
+
+def orphans(spec: TableSpec, *, action: str = "select", sample: int | None = None) -> sql.Composed:
+    """App rows whose key matches no auth user (a soft-deleted auth user still exists, so
+    its rows are never orphans). `action`: "count" them, "select" each as JSON (the first
+    `sample` by key when given), or "delete" them, returning each as JSON."""
+    missing_user = sql.SQL("NOT EXISTS (SELECT 1 FROM {auth} a WHERE a.id = x.{k})").format(
+        auth=AUTH_USERS, k=sql.Identifier(spec.key)
+    )
+    if action == "delete":
+        return sql.SQL("DELETE FROM {t} x WHERE {missing} RETURNING to_jsonb(x)").format(
+            t=spec.identifier(), missing=missing_user
+        )
+    what = sql.SQL("count(*)" if action == "count" else "to_jsonb(x)")
+    limit = (
+        sql.SQL(" ORDER BY x.{} LIMIT {}").format(sql.Identifier(spec.key), sql.Literal(sample))
+        if sample and action == "select"
+        else sql.SQL("")
+    )
+    return sql.SQL("SELECT {what} FROM {t} x WHERE {missing}{limit}").format(
+        what=what, t=spec.identifier(), missing=missing_user, limit=limit
+    )

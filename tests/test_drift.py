@@ -1,0 +1,202 @@
+"""Beyond missing rows (issue 16): values that differ from the auth user, the audited sync,
+and orphaned rows, on the demo schema and on the Eloity migration's shape, asserted on rows
+in PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from provisioning.actors import Actor
+from provisioning.drift import selectors, services
+from provisioning.engine.services import ProvisioningDenied
+from provisioning.models import AuditEvent
+from tests.factories import count, execute, make_auth_user, make_eloity_migration_shape, rows
+
+pytestmark = pytest.mark.django_db
+
+
+def change_email(user_id: uuid.UUID, email: str | None) -> None:
+    """What Supabase Auth does when a user changes their address: auth.users only."""
+    execute("UPDATE auth.users SET email = %s WHERE id = %s", [email, user_id])
+
+
+def app_email(user_id: uuid.UUID) -> str | None:
+    (row,) = rows("users", user_id)
+    return row["email"]
+
+
+def drifted() -> dict[str, int]:
+    per_column, _ = selectors.drift_counts()
+    return {f"{c.table}.{c.column}": c.rows for c in per_column}
+
+
+def test_drift_is_found_exactly_null_aware_and_case_sensitive():
+    make_auth_user("same@example.com")
+    moved = make_auth_user("old@example.com")
+    cased = make_auth_user("ada@example.com")
+    gone = make_auth_user("phone-later@example.com")
+    soft_deleted = make_auth_user("deleted@example.com")
+    change_email(moved, "new@example.com")
+    change_email(cased, "Ada@Example.com")  # stored as typed: a different value
+    change_email(gone, None)  # the auth user has no email any more
+    change_email(soft_deleted, "elsewhere@example.com")
+    execute("UPDATE auth.users SET deleted_at = now() WHERE id = %s", [soft_deleted])
+
+    assert drifted() == {"public.users.email": 3}
+    assert set(AuthUserIds.drifted()) == {moved, cased, gone}
+    side_by_side = selectors.user_drift(moved)
+    assert side_by_side == [
+        {
+            "table": "public.users",
+            "column": "email",
+            "copied_from": "auth.users.email",
+            "app": "old@example.com",
+            "auth": "new@example.com",
+            "differs": True,
+        }
+    ]
+
+
+class AuthUserIds:
+    @staticmethod
+    def drifted() -> list[uuid.UUID]:
+        from provisioning.engine import selectors as engine_selectors
+
+        return list(engine_selectors.population().filter(selectors.drifted_q()).values_list("pk", flat=True))
+
+
+def test_dry_run_equals_the_real_run_and_the_audit_event_keeps_old_and_new(cli_actor):
+    moved = [make_auth_user(f"before{i}@example.com") for i in range(3)]
+    for i, user_id in enumerate(moved):
+        change_email(user_id, f"after{i}@example.com")
+    untouched = make_auth_user("stays@example.com")
+
+    preview = services.sync_values(actor=cli_actor, all_drifted=True, dry_run=True)
+
+    assert [app_email(u) for u in moved] == [f"before{i}@example.com" for i in range(3)]  # nothing written
+    real = services.sync_values(actor=cli_actor, all_drifted=True)
+
+    assert [app_email(u) for u in moved] == [f"after{i}@example.com" for i in range(3)]
+    assert app_email(untouched) == "stays@example.com"
+    assert {c.as_dict()["user_id"]: (c.old, c.new) for c in preview.changes} == {
+        c.as_dict()["user_id"]: (c.old, c.new) for c in real.changes
+    }
+    assert real.changed == preview.changed == {"users.email": 3} and real.ok
+    event = AuditEvent.objects.get(pk=real.audit_event_ids[0])
+    assert (event.action, event.outcome) == (AuditEvent.Action.SYNC_VALUES, AuditEvent.Outcome.SUCCEEDED)
+    assert {(c["old"], c["new"]) for c in event.detail["changes"]} == {
+        (f"before{i}@example.com", f"after{i}@example.com") for i in range(3)
+    }
+    assert set(event.target_user_ids) == set(moved)
+    dry = AuditEvent.objects.get(pk=preview.audit_event_ids[0])
+    assert dry.outcome == AuditEvent.Outcome.DRY_RUN
+    # A second run changes nothing.
+    assert services.sync_values(actor=cli_actor, all_drifted=True).total_changed == 0
+    assert drifted() == {}
+
+
+def test_a_unique_collision_blocks_that_user_only(cli_actor):
+    taken = make_auth_user("taken@example.com")
+    collides = make_auth_user("collides-old@example.com")
+    fine = make_auth_user("fine-old@example.com")
+    # The new address is still held by another user's app row (that user changed theirs, and
+    # another sign-up, here an SSO identity, now has it).
+    change_email(taken, "taken-now@example.com")
+    execute("UPDATE auth.users SET is_sso_user = true WHERE id = %s", [collides])
+    change_email(collides, "taken@example.com")
+    change_email(fine, "fine-new@example.com")
+
+    result = services.sync_values(actor=cli_actor, user_ids=[collides, fine])
+
+    assert app_email(fine) == "fine-new@example.com"
+    assert app_email(collides) == "collides-old@example.com"
+    (blocked,) = result.blocked
+    assert blocked.user_id == collides and f"already the row of user {taken}" in blocked.reason
+    event = AuditEvent.objects.get(pk=result.audit_event_ids[0])
+    assert event.outcome == AuditEvent.Outcome.PARTIAL and event.not_provisioned[0]["user_id"] == str(collides)
+
+
+def test_a_row_the_database_rejects_is_isolated_to_its_user(cli_actor):
+    no_email = make_auth_user("goes-null@example.com")
+    fine = make_auth_user("fine-old@example.com")
+    change_email(no_email, None)  # public.users.email is NOT NULL
+    change_email(fine, "fine-new@example.com")
+
+    result = services.sync_values(actor=cli_actor, user_ids=[no_email, fine])
+
+    assert app_email(fine) == "fine-new@example.com" and app_email(no_email) == "goes-null@example.com"
+    (blocked,) = result.blocked
+    assert blocked.user_id == no_email and "23502" in blocked.reason
+
+
+def test_only_the_columns_asked_for_and_unknown_columns_are_refused(cli_actor):
+    user_id = make_auth_user("a@example.com")
+    change_email(user_id, "b@example.com")
+
+    with pytest.raises(ValueError, match="not a column copied from the auth user: points"):
+        services.sync_values(actor=cli_actor, user_ids=[user_id], columns=["points"])
+    assert services.sync_values(actor=cli_actor, user_ids=[user_id], tables=["wallets"]).total_changed == 0
+    assert app_email(user_id) == "a@example.com"
+    assert services.sync_values(actor=cli_actor, user_ids=[user_id], columns=["users.email"]).total_changed == 1
+
+
+def test_sync_is_refused_to_a_viewer_and_audited(viewer):
+    user_id = make_auth_user("a@example.com")
+    change_email(user_id, "b@example.com")
+    actor = Actor(username=viewer.username, channel=AuditEvent.Channel.WEB, user=viewer)
+
+    with pytest.raises(ProvisioningDenied):
+        services.sync_values(actor=actor, user_ids=[user_id])
+
+    assert app_email(user_id) == "a@example.com"
+    assert (
+        AuditEvent.objects.filter(action=AuditEvent.Action.SYNC_VALUES, outcome=AuditEvent.Outcome.DENIED).count() == 1
+    )
+
+
+def test_orphan_removal_removes_exactly_the_orphans_children_first_and_keeps_them(cli_actor):
+    live = make_auth_user()
+    soft = make_auth_user(deleted=True)
+    gone = make_auth_user()
+    make_eloity_migration_shape()  # profiles and wallets reference public.users ON DELETE CASCADE
+    execute("DELETE FROM auth.users WHERE id = %s", [gone])  # no cascade from auth: its rows stay
+
+    preview = selectors.orphaned_rows()
+    assert {t: v["count"] for t, v in preview.items()} == {
+        "public.wallets": 1,
+        "public.profiles": 1,
+        "public.users": 1,
+    }
+    assert list(preview) == ["public.wallets", "public.profiles", "public.users"]  # children first
+
+    result = services.remove_orphans(actor=cli_actor)
+
+    assert [count(t, [gone]) for t in ("users", "profiles", "wallets")] == [0, 0, 0]
+    assert [count(t, [live]) for t in ("users", "profiles", "wallets")] == [1, 1, 1]
+    assert [count(t, [soft]) for t in ("users", "profiles", "wallets")] == [1, 1, 1]  # soft-deleted: not orphans
+    event = AuditEvent.objects.get(pk=result.audit_event_ids[0])
+    assert event.action == AuditEvent.Action.REMOVE_ORPHANS and event.detail["counts"] == {
+        "public.wallets": 1,
+        "public.profiles": 1,
+        "public.users": 1,
+    }
+    (wallet,) = event.detail["removed"]["public.wallets"]
+    assert wallet["user_id"] == str(gone) and "usdt_balance" in wallet  # the full row, to undo by hand
+    assert event.target_user_ids == [gone]
+    assert selectors.orphaned_rows() == {}
+
+
+def test_orphan_removal_is_refused_without_the_permission(provisioner):
+    gone = make_auth_user()
+    execute("DELETE FROM auth.users WHERE id = %s", [gone])
+    actor = Actor(username=provisioner.username, channel=AuditEvent.Channel.WEB, user=provisioner)
+
+    with pytest.raises(ProvisioningDenied):
+        services.remove_orphans(actor=actor)
+
+    assert count("users", [gone]) == 1
+    assert AuditEvent.objects.filter(
+        action=AuditEvent.Action.REMOVE_ORPHANS, outcome=AuditEvent.Outcome.DENIED
+    ).exists()
