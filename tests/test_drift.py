@@ -12,7 +12,7 @@ from provisioning.actors import Actor
 from provisioning.drift import selectors, services
 from provisioning.engine.services import ProvisioningDenied
 from provisioning.models import AuditEvent
-from tests.factories import count, execute, make_auth_user, make_eloity_migration_shape, rows
+from tests.factories import count, execute, make_auth_user, make_eloity_migration_shape, rows, run_command
 
 pytestmark = pytest.mark.django_db
 
@@ -200,3 +200,56 @@ def test_orphan_removal_is_refused_without_the_permission(provisioner):
     assert AuditEvent.objects.filter(
         action=AuditEvent.Action.REMOVE_ORPHANS, outcome=AuditEvent.Outcome.DENIED
     ).exists()
+
+
+def test_sync_values_command_dry_run_then_real_run_with_provision_s_exit_codes():
+    moved = make_auth_user("cli-old@example.com")
+    change_email(moved, "cli-new@example.com")
+    blocked = make_auth_user("cli-blocked@example.com")
+    change_email(blocked, None)  # NOT NULL in public.users: the row is rejected
+
+    code, out = run_command("sync_values", "--all-drifted", "--dry-run")
+    assert code == 1  # a user would be blocked
+    assert f"would set public.users.email of {moved}: 'cli-old@example.com' -> 'cli-new@example.com'" in out
+    assert app_email(moved) == "cli-old@example.com"
+
+    code, out = run_command("sync_values", "--user", "cli-new@example.com")
+    assert (code, app_email(moved)) == (0, "cli-new@example.com")
+    assert "Synced 1 value(s) of 1 user(s) from auth (users.email: 1)." in out
+
+    assert run_command("sync_values", "--user", "nobody@example.com")[0] == 2
+    assert run_command("sync_values", "--all-drifted", "--column", "users.points")[0] == 2
+    code, out = run_command("sync_values", "--all-drifted", "--json")
+    assert code == 1 and '"blocked_count": 1' in out
+
+
+def test_remove_orphans_command_previews_then_removes():
+    gone = make_auth_user()
+    execute("DELETE FROM auth.users WHERE id = %s", [gone])
+
+    code, out = run_command("remove_orphans", "--dry-run")
+    assert code == 0 and out.startswith("Would remove 3 orphaned row(s)")
+    assert count("users", [gone]) == 1
+
+    code, out = run_command("remove_orphans")
+    assert code == 0 and out.startswith("Removed 3 orphaned row(s)")
+    assert [count(t, [gone]) for t in ("users", "profiles", "wallets")] == [0, 0, 0]
+
+
+def test_the_doctor_counts_values_that_differ_from_auth():
+    from provisioning import diagnostics
+
+    assert _check(diagnostics.run_checks(), "Values that differ from auth").status == diagnostics.OK
+    moved = make_auth_user("doc-old@example.com")
+    change_email(moved, "doc-new@example.com")
+
+    found = _check(diagnostics.run_checks(), "Values that differ from auth")
+
+    assert found.status == diagnostics.WARNING
+    assert "1 in public.users.email (from auth.users.email)" in found.found
+    assert "sync_values --all-drifted --dry-run" in found.advice
+
+
+def _check(report, name):
+    (found,) = [c for c in report.checks if c.name == name]
+    return found

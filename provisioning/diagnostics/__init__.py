@@ -43,6 +43,7 @@ from provisioning.diagnostics.data import (
     check_coverage,
     check_duplicates,
     check_orphans,
+    check_value_drift,
     missing_by_week,
 )
 from provisioning.diagnostics.drift import check_key_index, check_table, key_index_statement, unique_index_statement
@@ -192,6 +193,7 @@ def _data_checks() -> list[_Step]:
     blocked = functools.cache(lambda: selectors.cannot_provision(sample=SAMPLE))
     return [
         ("Orphaned app rows", check_orphans),
+        ("Values that differ from auth", check_value_drift),
         ("Duplicate app rows", check_duplicates),
         ("Sign-ups missing rows", lambda: check_coverage(blocked=blocked)),
         ("Provisioning on confirmation", check_confirmation_gate),

@@ -11,6 +11,7 @@ from psycopg import sql
 
 from provisioning.diagnostics.drift import unique_index_statement
 from provisioning.diagnostics.findings import OK, PROBLEM, SAMPLE, WARNING, Check, counted_reasons, has_key_column
+from provisioning.drift import selectors as drift_selectors
 from provisioning.engine import confirmation, selectors, statements
 from provisioning.engine.plans import TablePlan, plan_table, plan_tables
 from provisioning.spec import SPEC
@@ -45,8 +46,34 @@ def check_orphans() -> Check:
         WARNING,
         f"{total} app row(s) belong to auth users that no longer exist ({where}).",
         "They do not break sign-ups, but they hold unique values (an email, a username) a new sign-up may "
-        "collide with. Review and delete them in a migration; the dashboard never deletes app rows.",
+        "collide with. Review them on the “Orphaned rows” page (or `manage.py remove_orphans --dry-run`); staff "
+        "with the permission to remove orphaned rows can remove them there, audited, every row kept in the event.",
         {"rows": rows},
+    )
+
+
+def check_value_drift() -> Check:
+    """App values copied from the auth user that no longer match it (a changed email)."""
+    name = "Values that differ from auth"
+    per_column, per_table = drift_selectors.drift_counts()
+    if not per_column:
+        return Check(name, OK, "Every value copied from the auth user still matches it.", "", {})
+    listed = "; ".join(f"{c.rows} in {c.table}.{c.column} (from {c.copied_from})" for c in per_column)
+    return Check(
+        name,
+        WARNING,
+        f"App rows hold values that differ from their auth user's: {listed}. The app then searches, notifies and "
+        "checks uniqueness with stale values (an old email).",
+        "Sync them: the list's “Values differ from auth” filter, the user's page, “Sync all drifted…”, or "
+        "`manage.py sync_values --all-drifted --dry-run`. To keep them in step, apply "
+        "`provisioning_trigger_sql --sync-on-update`.",
+        {
+            "rows": [
+                {"table": c.table, "column": c.column, "copied from": c.copied_from, "rows that differ": c.rows}
+                for c in per_column
+            ],
+            "per_table": per_table,
+        },
     )
 
 
