@@ -253,3 +253,88 @@ def test_the_doctor_counts_values_that_differ_from_auth():
 def _check(report, name):
     (found,) = [c for c in report.checks if c.name == name]
     return found
+
+
+# --- the pages ----------------------------------------------------------------------------------
+
+CHANGELIST = "admin:provisioning_authuser_changelist"
+
+
+def test_detail_page_shows_differing_values_side_by_side_and_the_button_syncs_them(provisioner_client):
+    from django.urls import reverse
+
+    moved = make_auth_user("page-old@example.com")
+    change_email(moved, "page-new@example.com")
+    url = reverse("admin:provisioning_authuser_change", args=[moved])
+
+    html = provisioner_client.get(url).content.decode()
+    section = html[html.index('id="value-drift"') : html.index('id="app-visibility"')]
+    assert "page-old@example.com" in section and "page-new@example.com" in section and 'id="sync-button"' in section
+
+    response = provisioner_client.post(reverse("admin:provisioning_authuser_sync", args=[moved]), follow=True)
+
+    assert app_email(moved) == "page-new@example.com"
+    assert "Synced 1 value(s) of 1 user(s)" in " ".join(str(m) for m in response.context["messages"])
+    assert 'id="value-drift"' not in response.content.decode()
+
+
+def test_a_viewer_gets_no_sync_button_and_a_403_with_a_denied_event(viewer_client):
+    from django.urls import reverse
+
+    moved = make_auth_user("viewer-old@example.com")
+    change_email(moved, "viewer-new@example.com")
+
+    html = viewer_client.get(reverse("admin:provisioning_authuser_change", args=[moved])).content.decode()
+    assert 'id="value-drift"' in html and 'id="sync-button"' not in html
+    assert viewer_client.post(reverse("admin:provisioning_authuser_sync", args=[moved])).status_code == 403
+    assert app_email(moved) == "viewer-old@example.com"
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.SYNC_VALUES, outcome=AuditEvent.Outcome.DENIED).exists()
+
+
+def test_the_list_filter_the_bulk_action_and_sync_all(provisioner_client):
+    from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+    from django.urls import reverse
+
+    from tests.test_web_admin import listed_ids
+
+    moved = [make_auth_user(f"bulk-old{i}@example.com") for i in range(3)]
+    for i, user_id in enumerate(moved):
+        change_email(user_id, f"bulk-new{i}@example.com")
+    make_auth_user("steady@example.com")
+    assert listed_ids(provisioner_client, status="drifted") == set(moved)
+
+    # The bulk action: a preview first, then the run.
+    data = {"action": "sync_selected", ACTION_CHECKBOX_NAME: [str(moved[0])]}
+    preview = provisioner_client.post(reverse(CHANGELIST), data)
+    assert preview.status_code == 200 and "bulk-old0@example.com" in preview.content.decode()
+    assert app_email(moved[0]) == "bulk-old0@example.com"
+    provisioner_client.post(reverse(CHANGELIST), {**data, "post": "yes"})
+    assert app_email(moved[0]) == "bulk-new0@example.com"
+
+    # "Sync all drifted…": the preview names the rest, the POST syncs them.
+    page = provisioner_client.get(reverse("admin:provisioning_authuser_sync_all")).content.decode()
+    assert "bulk-old1@example.com" in page and "bulk-new2@example.com" in page and 'id="sync-all-button"' in page
+    provisioner_client.post(reverse("admin:provisioning_authuser_sync_all"))
+    assert [app_email(u) for u in moved] == [f"bulk-new{i}@example.com" for i in range(3)]
+    assert 'id="no-drift"' in provisioner_client.get(reverse("admin:provisioning_authuser_sync_all")).content.decode()
+
+
+def test_the_orphans_page_previews_and_only_the_permission_removes(provisioner_client, provisioner):
+    from django.contrib.auth.models import Permission
+    from django.urls import reverse
+
+    gone = make_auth_user()
+    execute("DELETE FROM auth.users WHERE id = %s", [gone])
+    url = reverse("admin:provisioning_authuser_orphans")
+
+    page = provisioner_client.get(url).content.decode()
+    assert str(gone) in page and 'id="orphans-no-permission"' in page and 'id="remove-orphans-button"' not in page
+    assert provisioner_client.post(url).status_code == 403
+    assert count("users", [gone]) == 1
+
+    provisioner.user_permissions.add(Permission.objects.get(codename="remove_orphans"))
+    provisioner_client.force_login(type(provisioner).objects.get(pk=provisioner.pk))
+    assert 'id="remove-orphans-button"' in provisioner_client.get(url).content.decode()
+    provisioner_client.post(url)
+    assert [count(t, [gone]) for t in ("users", "profiles", "wallets")] == [0, 0, 0]
+    assert 'id="no-orphans"' in provisioner_client.get(url).content.decode()

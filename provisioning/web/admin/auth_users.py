@@ -11,8 +11,10 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+import provisioning.web.admin.drift as drift_views
 from provisioning import diagnostics
 from provisioning.actors import Actor, may_provision
+from provisioning.drift import selectors as drift_selectors
 from provisioning.engine import confirmation, selectors, services
 from provisioning.engine.plans import SpecCycle
 from provisioning.ids import parse_uuid
@@ -20,6 +22,7 @@ from provisioning.models import AuthUser
 from provisioning.spec import SPEC, TABLE_NAMES, table_spec
 from provisioning.web.admin.base import (
     COUNT_CAP,
+    MAX_SELECTED,
     MIN_COUNT_CAP,
     CappedCountPaginator,
     ReadOnlyMixin,
@@ -34,8 +37,6 @@ from provisioning.web.templatetags.eloity import local_time, status_icon_html
 LARGE_TABLE = 100_000
 #: The keyset cursor in the list's address: the page starts after this auth user id.
 AFTER_VAR = "after"
-#: The most users one bulk action may carry; "Provision all missing" has no such limit.
-MAX_SELECTED = 10_000
 
 
 class ProvisioningStatusFilter(admin.SimpleListFilter):
@@ -60,6 +61,7 @@ class ProvisioningStatusFilter(admin.SimpleListFilter):
             *((f"missing_{spec.name}", f"Missing {spec.label}") for spec in SPEC),
             ("complete", "Fully provisioned"),
             ("cannot", "Cannot be provisioned"),
+            ("drifted", "Values differ from auth"),
         ]
 
     def queryset(self, request, queryset):
@@ -78,6 +80,8 @@ class ProvisioningStatusFilter(admin.SimpleListFilter):
             return queryset.filter(selectors.complete_q(after))
         if value == "cannot":
             return queryset.filter(selectors.cannot_be_provisioned_q())
+        if value == "drifted":
+            return queryset.filter(drift_selectors.drifted_q(after))
         if value and value.startswith("missing_") and value.removeprefix("missing_") in TABLE_NAMES:
             return queryset.filter(selectors.missing_q(value.removeprefix("missing_"), after))
         if value is not None:
@@ -232,7 +236,7 @@ class AuthUserAdmin(ReadOnlyMixin, admin.ModelAdmin):
     show_full_result_count = False
     paginator = CappedCountPaginator
     list_per_page = 50
-    actions = ["provision_selected"]
+    actions = ["provision_selected", drift_views.sync_selected]
     change_form_template = "admin/provisioning/authuser/change_form.html"
     change_list_template = "admin/provisioning/authuser/change_list.html"
     created_at_shown = staticmethod(time_field("created_at", "signed up"))
@@ -364,6 +368,25 @@ class AuthUserAdmin(ReadOnlyMixin, admin.ModelAdmin):
                 name=f"{info[0]}_{info[1]}_provision_all",
             ),
             path(
+                "sync-all/",
+                self.admin_site.admin_view(lambda request: drift_views.sync_all_view(self, request)),
+                name=f"{info[0]}_{info[1]}_sync_all",
+            ),
+            path(
+                "orphans/",
+                self.admin_site.admin_view(lambda request: drift_views.orphans_view(self, request)),
+                name=f"{info[0]}_{info[1]}_orphans",
+            ),
+            path(
+                "<path:object_id>/sync/",
+                self.admin_site.admin_view(
+                    lambda request, object_id: drift_views.sync_user_view(
+                        self, request, self._get_user_or_404(object_id)
+                    )
+                ),
+                name=f"{info[0]}_{info[1]}_sync",
+            ),
+            path(
                 "<path:object_id>/provision/",
                 self.admin_site.admin_view(self.provision_user_view),
                 name=f"{info[0]}_{info[1]}_provision",
@@ -399,6 +422,7 @@ class AuthUserAdmin(ReadOnlyMixin, admin.ModelAdmin):
             "writable_count": sum(reason is None for reason in reasons.values()),
             "audit_events": selectors.audit_events_for(obj.pk)[:50],
             "can_provision": self.has_provision_permission(request),
+            "drift": [row for row in drift_selectors.user_drift(obj.pk) if row["differs"]],
             # Asked on demand: a few reads as the app's roles, rolled back.
             "app_view": diagnostics.app_view(obj.pk, obj.email) if request.GET.get("app_view") == "1" else None,
         }

@@ -17,6 +17,10 @@ COUNT_CAP = 10_000
 #: this far and deeper pages count further (AuthUserAdmin.get_paginator).
 MIN_COUNT_CAP = 1_000
 
+#: The most users one bulk action may carry; "Provision all missing" and "Sync all
+#: drifted" have no such limit.
+MAX_SELECTED = 10_000
+
 
 class CappedCountPaginator(Paginator):
     """A paginator whose count stops at `count_cap` + 1 (COUNT_CAP unless given)."""

@@ -1,0 +1,154 @@
+"""The auth user admin's pages beyond missing rows: syncing values that differ from the
+auth user (one user's button, the bulk action, "Sync all drifted…") and the orphaned rows
+page. Thin: each view parses, calls one drift service or selector, and renders."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+
+from provisioning.actors import REMOVE_ORPHANS_PERMISSION, Actor, may_provision
+from provisioning.drift import selectors as drift_selectors
+from provisioning.drift import services as drift_services
+from provisioning.engine import selectors
+from provisioning.engine.services import ProvisioningFailed
+from provisioning.web.admin.base import MAX_SELECTED
+
+#: How many drifted users the "Sync all drifted…" page previews (the run itself takes all).
+PREVIEW_USERS = 200
+
+
+def _sync_or_message(request, **kwargs) -> drift_services.SyncResult | None:
+    """Run sync_values; a database error becomes a message. A refusal (a PermissionDenied)
+    propagates: the admin answers 403."""
+    try:
+        return drift_services.sync_values(actor=Actor.from_request(request), **kwargs)
+    except ProvisioningFailed as exc:
+        messages.error(request, f"Sync stopped by a database error, nothing of that batch was written: {exc}")
+        return None
+
+
+def _report(request, result: drift_services.SyncResult) -> None:
+    """Green only when values were written; each blocked user as a warning."""
+    if result.total_changed:
+        messages.add_message(request, messages.SUCCESS if result.ok else messages.WARNING, result.summary())
+    elif result.ok:
+        messages.info(request, result.summary())
+    else:
+        messages.warning(request, result.summary())
+    for item in result.blocked[:10]:
+        messages.warning(request, f"Not synced: {item.user_id} ({item.table}): {item.reason}")
+    if result.blocked_count > 10:
+        messages.warning(request, f"… and {result.blocked_count - 10} more; see the audit log.")
+
+
+def _page(model_admin, request, template: str, title: str, **context):
+    return TemplateResponse(
+        request,
+        f"admin/provisioning/authuser/{template}",
+        {**model_admin.admin_site.each_context(request), "opts": model_admin.opts, "title": title, **context},
+    )
+
+
+def _preview_context(result: drift_services.SyncResult) -> dict:
+    ids = [c.user_id for c in result.changes] + [b.user_id for b in result.blocked]
+    return {"result": result, "people": selectors.person_labels(list(dict.fromkeys(ids)))}
+
+
+def sync_user_view(model_admin, request, user):
+    """POST: sync one user's copied values (the button on the user's page)."""
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    result = _sync_or_message(request, user_ids=[user.pk])
+    if result is not None:
+        _report(request, result)
+    return HttpResponseRedirect(reverse("admin:provisioning_authuser_change", args=[user.pk]))
+
+
+def sync_all_view(model_admin, request):
+    """GET: a preview (a dry run over the first drifted users, and the counts); POST: sync
+    every drifted user."""
+    if request.method == "POST":
+        result = _sync_or_message(request, all_drifted=True)
+        if result is not None:
+            _report(request, result)
+        return HttpResponseRedirect(reverse("admin:provisioning_authuser_changelist") + "?status=drifted")
+    if not request.user.has_perm("provisioning.view_authuser"):
+        raise PermissionDenied
+    per_column, _ = drift_selectors.drift_counts()
+    may_sync = may_provision(request.user)
+    first = list(
+        selectors.population()
+        .filter(drift_selectors.drifted_q())
+        .order_by("pk")
+        .values_list("pk", flat=True)[:PREVIEW_USERS]
+    )
+    # The preview is a dry run, which (like the run) needs the provision permission.
+    result = _sync_or_message(request, user_ids=first, dry_run=True) if first and may_sync else None
+    return _page(
+        model_admin,
+        request,
+        "sync_all.html",
+        "Sync all values that differ from auth",
+        counts=per_column,
+        total=sum(c.rows for c in per_column),
+        previewed=len(first),
+        may_sync=may_sync,
+        **(_preview_context(result) if result else {}),
+    )
+
+
+@admin.action(description="Sync values from auth for selected users", permissions=["provision"])
+def sync_selected(model_admin, request, queryset):
+    ids = list(queryset.values_list("pk", flat=True)[: MAX_SELECTED + 1])
+    if len(ids) > MAX_SELECTED:
+        model_admin.message_user(
+            request, f"More than {MAX_SELECTED:,} users selected: use “Sync all drifted…” instead.", messages.ERROR
+        )
+        return None
+    if request.POST.get("post") == "yes":
+        result = _sync_or_message(request, user_ids=ids)
+        if result is not None:
+            _report(request, result)
+        return None
+    result = _sync_or_message(request, user_ids=ids, dry_run=True)
+    if result is None:
+        return None
+    return _page(
+        model_admin,
+        request,
+        "sync_selected.html",
+        "Sync values from auth for the selected users?",
+        selected_ids=ids,
+        action_checkbox_name=admin.helpers.ACTION_CHECKBOX_NAME,
+        back_url=request.get_full_path(),
+        **_preview_context(result),
+    )
+
+
+def orphans_view(model_admin, request):
+    """GET: the orphaned rows, counted per table, a sample in full; POST (with the
+    permission): remove them all, audited."""
+    if request.method == "POST":
+        try:
+            result = drift_services.remove_orphans(actor=Actor.from_request(request))
+        except ProvisioningFailed as exc:
+            messages.error(request, f"Nothing was removed: {exc}")
+        else:
+            messages.success(request, result.summary() + " Every removed row is kept in the audit event.")
+        return HttpResponseRedirect(reverse("admin:provisioning_authuser_orphans"))
+    if not request.user.has_perm("provisioning.view_authuser"):
+        raise PermissionDenied
+    found = drift_selectors.orphaned_rows()
+    return _page(
+        model_admin,
+        request,
+        "orphans.html",
+        "Orphaned app rows",
+        tables=[{"name": name, **values} for name, values in found.items()],
+        total=sum(v["count"] for v in found.values()),
+        may_remove=request.user.has_perm(REMOVE_ORPHANS_PERMISSION),
+    )
