@@ -848,9 +848,10 @@ def test_metadata_a_provider_does_not_send_into_a_not_null_column_is_a_problem_a
     assert found.status == diagnostics.PROBLEM
     assert (
         "public.handle_new_user() writes NEW.raw_user_meta_data->>'full_name' into public.profiles.display_name "
-        "(NOT NULL), which 3 of 3 recent google sign-up(s) do not send (they send `name` instead)"
+        "(NOT NULL), which comes out empty for 3 of 3 recent google sign-up(s): they do not send full_name "
+        "(they send `name` instead)"
     ) in found.found
-    assert "which 1 of 1 recent github sign-up(s) do not send:" in found.found
+    assert "for 1 of 1 recent github sign-up(s): they do not send full_name, and" in found.found
     assert "email sign-up" not in found.found  # they send full_name
     assert "avatar_url" not in found.found  # nullable: a missing picture is no failure
     rows = {r["provider"]: r for r in found.details["rows"]}
@@ -928,9 +929,55 @@ def test_a_function_expression_that_is_not_plain_is_named_but_not_evaluated():
 
     assert found.status == diagnostics.OK
     assert (
-        "Not evaluated here (not a plain expression): public.profiles.username = public.make_username(NEW.email)"
-        in found.found
+        "Not evaluated here: public.profiles.username = public.make_username(NEW.email) "
+        "(public.handle_new_user()): not a plain expression"
+    ) in found.found
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        # A literal to the whitelist, a comment to SQL: must never be evaluated.
+        "NEW.email || /*'*/ set_config /*'*/ ('role', 'authenticated', false)",
+        "NEW.email || /*'*/ (SELECT max(encrypted_password) FROM auth.users) /*'*/",
+        'NEW.email || U&"\\0070\\0069"()',
+        "lower(NEW.encrypted_password)",
+    ],
+)
+def test_a_function_expression_that_hides_sql_is_never_evaluated(expression):
+    make_auth_user()
+    execute(
+        "CREATE OR REPLACE FUNCTION public.handle_new_user() RETURNS trigger LANGUAGE plpgsql "
+        "SECURITY DEFINER SET search_path = '' AS $fn$ BEGIN "
+        f"INSERT INTO public.users (id, email, username) VALUES (NEW.id, NEW.email, {expression}) "
+        "ON CONFLICT (id) DO NOTHING; RETURN NEW; END $fn$"
     )
+
+    found = check(diagnostics.run_checks(), "Unique values the sign-up copies")
+
+    assert "not a plain expression" in found.found
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_user = session_user")
+        assert cursor.fetchone()[0]
+
+
+def test_metadata_with_a_fallback_key_counts_only_users_with_neither_and_a_check_constraint_is_no_refusal():
+    make_auth_user(provider="google", meta={"name": "Grace Hopper"})  # the fallback covers her
+    make_auth_user(provider="email", meta={})  # neither key: empty
+    execute(
+        METADATA_FUNCTION.replace(
+            "NEW.raw_user_meta_data->>'full_name'",
+            "coalesce(NEW.raw_user_meta_data->>'full_name', NEW.raw_user_meta_data->>'name')",
+        )
+        + ";ALTER TABLE public.profiles ADD CONSTRAINT avatar_is_https CHECK (avatar_url LIKE 'https://%')"
+    )
+
+    found = check(diagnostics.run_checks(), "Sign-up metadata by provider")
+
+    assert found.status == diagnostics.PROBLEM
+    assert "comes out empty for 1 of 1 recent email sign-up(s)" in found.found
+    assert "google" not in found.found
+    assert "avatar_url" not in found.found  # a CHECK accepts NULL
 
 
 # --- provisioned, yet invisible to the app (issue 15, check 12) --------------------------------
@@ -1027,8 +1074,16 @@ CONFIRMATION_TRIGGER = (
         "INSERT INTO public.profiles (user_id) VALUES (NEW.id) ON CONFLICT (user_id) DO NOTHING; "
         "INSERT INTO public.wallets (user_id) VALUES (NEW.id) ON CONFLICT (user_id) DO NOTHING; "
         "RETURN NEW; END $$",
+        # Or every insert inside IF ... IS NOT NULL THEN ... END IF.
+        "CREATE OR REPLACE FUNCTION public.handle_new_user() RETURNS trigger LANGUAGE plpgsql "
+        "SECURITY DEFINER SET search_path = '' AS $$ BEGIN "
+        "IF NEW.email_confirmed_at IS NOT NULL THEN "
+        "INSERT INTO public.users (id, email) VALUES (NEW.id, NEW.email) ON CONFLICT (id) DO NOTHING; "
+        "INSERT INTO public.profiles (user_id) VALUES (NEW.id) ON CONFLICT (user_id) DO NOTHING; "
+        "INSERT INTO public.wallets (user_id) VALUES (NEW.id) ON CONFLICT (user_id) DO NOTHING; "
+        "END IF; RETURN NEW; END $$",
     ],
-    ids=["update-trigger", "if-in-function"],
+    ids=["update-trigger", "if-return-in-function", "if-around-the-inserts"],
 )
 def test_provisioning_on_confirmation_counts_unconfirmed_sign_ups_apart(gated_trigger, viewer_client):
     from provisioning.engine import selectors
@@ -1070,6 +1125,32 @@ def test_provisioning_on_confirmation_counts_unconfirmed_sign_ups_apart(gated_tr
     assert watchdog.find_late(grace=0, window=3600).count == 0
 
 
+@pytest.mark.parametrize(
+    "not_a_gate",
+    [
+        # An IF that only marks confirmed users verified, after provisioning everyone.
+        "IF NEW.email_confirmed_at IS NOT NULL THEN UPDATE public.users SET is_verified = true WHERE id = NEW.id; "
+        "END IF;",
+        # A comment that mentions the column.
+        "-- if the user confirmed_at later then the app shows a badge\n",
+    ],
+    ids=["if-after-the-inserts", "comment"],
+)
+def test_an_if_or_a_comment_about_confirmation_is_no_gate(not_a_gate):
+    from provisioning.engine import confirmation
+
+    function = catalog_function_definition()
+    execute(function.replace("RETURN NEW;", not_a_gate + " RETURN NEW;", 1))
+
+    assert "RETURN NEW" in function and confirmation.gate() is None
+
+
+def catalog_function_definition() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_functiondef('public.handle_new_user()'::regprocedure)")
+        return cursor.fetchone()[0]
+
+
 def test_without_a_confirmation_gate_unconfirmed_sign_ups_are_late_and_the_choices_are_not_offered(viewer_client):
     from provisioning.hooks import watchdog
 
@@ -1095,6 +1176,7 @@ def test_metadata_the_spec_copies_is_checked_too(monkeypatch):
 
     assert found.status == diagnostics.PROBLEM
     assert (
-        "The spec writes raw_user_meta_data->>'full_name' into public.profiles.display_name (NOT NULL), which 1 of 1 "
-        "recent google sign-up(s) do not send (they send `name` instead): provisioning cannot write their row."
+        "The spec writes raw_user_meta_data->>'full_name' into public.profiles.display_name (NOT NULL), which comes "
+        "out empty for 1 of 1 recent google sign-up(s): they do not send full_name (they send `name` instead), and "
+        "provisioning cannot write their row."
     ) in found.found

@@ -231,7 +231,8 @@ def run_checks(simulate_signup: bool = False, *, actor: Actor | None = None, rai
     database error becomes a problem naming the error, unless `raise_errors`."""
     if simulate_signup and actor is None:
         raise ValueError("a simulated sign-up needs an actor")
-    checks = _run(_catalog_checks() + _data_checks(), raise_errors=raise_errors)
+    with selectors.shared_reads():  # checks that read the same population read it once
+        checks = _run(_catalog_checks() + _data_checks(), raise_errors=raise_errors)
     if simulate_signup:
         # `simulate_signup` is the argument here, so the check is reached through its module.
         checks.insert(2, simulation.simulate_signup(actor=actor))

@@ -13,16 +13,28 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 from psycopg import sql
 
-from provisioning.diagnostics.findings import AUTH_SCHEMA, AUTH_TABLE, OK, PROBLEM, SAMPLE, WARNING, Check
+from provisioning.diagnostics.findings import (
+    AUTH_SCHEMA,
+    AUTH_TABLE,
+    OK,
+    PROBLEM,
+    SAMPLE,
+    WARNING,
+    Check,
+    error_details,
+)
 from provisioning.diagnostics.trigger import app_table_inserts, split_arguments
+from provisioning.drift.columns import SECRET_AUTH_COLUMNS
 from provisioning.engine import catalog, statements
 from provisioning.spec import SPEC, AuthColumn, AuthMetadata
 
 #: Sign-ups this recent are the ones that show what each sign-up method sends today.
 RECENT_DAYS = 30
+#: An evaluation of sign-up expressions over every live user is bounded.
+EVALUATION_TIMEOUT = "60s"
 #: Keys sign-up methods send for the same thing (OAuth providers send `name` and `picture`,
 #: email sign-ups whatever the app's form sends, usually `full_name` and `avatar_url`).
 SYNONYMS = {
@@ -37,7 +49,11 @@ SYNONYMS = {
 _METADATA_KEY = re.compile(r"raw_user_meta_data\s*->>?\s*'([^']+)'", re.IGNORECASE)
 _NEW = re.compile(r"\bNEW\s*\.", re.IGNORECASE)
 _LITERAL = re.compile(r"'(?:[^']|'')*'")
+_TYPMOD = re.compile(r"\(\d+(?:\s*,\s*\d+)?\)")
 _WORD = re.compile(r"[A-Za-z_][\w$]*")
+#: Marks an evaluated expression may not hold: comments, quoted identifiers, escapes,
+#: dollar quotes, statement ends.
+_REFUSED = ("/*", "*/", "--", '"', "\\", "&", "$", ";")
 _COALESCE = re.compile(r"\s*coalesce\s*\((?P<args>.*)\)\s*(?:::\s*[\w ]+)?\s*$", re.IGNORECASE | re.DOTALL)
 #: Words a function's expression may contain to be evaluated here: pure functions, casts
 #: and keywords (with the auth user's columns and the alias `u`).
@@ -85,11 +101,13 @@ def _over_auth_user(expression: str, auth_columns: set[str]) -> str:
     """A function's expression over `NEW` rewritten over auth user `u`, or "" when it holds
     anything but the auth user's columns, literals and pure functions."""
     rewritten = _NEW.sub("u.", expression)
-    bare = _LITERAL.sub("''", rewritten)
-    if ";" in bare or "$" in bare or "--" in bare:
+    # Comments, quoted identifiers, escapes and dollar quoting can hide words from the
+    # check below (`/*'*/ anything /*'*/` reads as a literal here, as a comment to SQL).
+    if any(mark in rewritten for mark in _REFUSED):
         return ""
+    bare = _LITERAL.sub("''", rewritten)
     words = {w.lower() for w in _WORD.findall(bare)}
-    return rewritten if words <= _SAFE_WORDS | auth_columns | {"u"} else ""
+    return rewritten if words <= _SAFE_WORDS | (auth_columns - SECRET_AUTH_COLUMNS) | {"u"} else ""
 
 
 def _may_be_null(expression: str) -> bool:
@@ -135,20 +153,48 @@ def copied_values() -> list[CopiedValue]:
 # --- 4. Metadata some sign-up methods lack ---------------------------------------------------
 
 
-def _requirement(value: CopiedValue) -> str:
-    """Why the column refuses an empty value ("NOT NULL", "CHECK name"), or ""."""
+class _RolledBack(Exception):
+    pass
+
+
+def evaluate(query: sql.Composable) -> list[tuple]:
+    """Run a read that evaluates sign-up expressions read from a function's source: in a
+    savepoint that is read-only, bounded in time and always rolled back, so that even an
+    expression that slipped through `_over_auth_user` can change nothing, not even a
+    setting of the session. Raises DatabaseError when the database refuses it."""
+    rows: list[tuple] = []
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL transaction_read_only = on")
+            cursor.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(EVALUATION_TIMEOUT)))
+            cursor.execute(query, {})
+            rows = cursor.fetchall()
+            raise _RolledBack
+    except _RolledBack:
+        pass
+    return rows
+
+
+def _refuses_null(value: CopiedValue) -> bool:
+    """The column is NOT NULL. (A CHECK constraint accepts NULL, so a missing key passes it.)"""
     live = catalog.columns(value.schema, value.table).get(value.column)
-    if live is None:
-        return ""
-    if live.not_null:
-        return "NOT NULL"
-    checks = [c.name for c in catalog.check_constraints(value.schema, value.table) if value.column in c.columns]
-    return f"CHECK {checks[0]}" if checks else ""
+    return live is not None and live.not_null
 
 
-def _metadata_by_provider(keys: list[str]) -> list[dict]:
-    """Per provider of the recent live sign-ups: how many, how many lack each key, and how
-    many of those send a synonym instead."""
+def _lacks(value: CopiedValue) -> sql.Composable:
+    """True for auth user `u` when the value comes out NULL: the expression itself where it
+    is evaluated here (a coalesce over `full_name` and `name` then counts only users with
+    neither), else every key it reads being absent."""
+    if value.expression:
+        return sql.SQL("({}) IS NULL").format(sql.SQL(value.expression))
+    return sql.SQL(" AND ").join(
+        sql.SQL("u.raw_user_meta_data ->> {} IS NULL").format(sql.Literal(k)) for k in value.metadata_keys
+    )
+
+
+def _metadata_by_provider(keys: list[str], values: list[CopiedValue]) -> list[tuple[dict, dict, list[int]]]:
+    """Per provider of the recent live sign-ups: (how many and how many lack each key, how
+    many of those send a synonym instead, how many get NULL for each of `values`)."""
     counted = [sql.SQL("count(*)")]
     for key in keys:
         lacks = sql.SQL("u.raw_user_meta_data ->> {} IS NULL").format(sql.Literal(key))
@@ -156,6 +202,7 @@ def _metadata_by_provider(keys: list[str]) -> list[dict]:
         for synonym in SYNONYMS.get(key, ()):
             has = sql.SQL("u.raw_user_meta_data ->> {} IS NOT NULL").format(sql.Literal(synonym))
             counted.append(sql.SQL("count(*) FILTER (WHERE {} AND {})").format(lacks, has))
+    counted += [sql.SQL("count(*) FILTER (WHERE {})").format(_lacks(v)) for v in values]
     query = sql.SQL(
         "SELECT coalesce(u.raw_app_meta_data ->> 'provider', '(none)'), {counted} FROM {auth} u "
         "WHERE {population} AND u.created_at > now() - make_interval(days => {days}) GROUP BY 1 ORDER BY 2 DESC, 1"
@@ -166,64 +213,62 @@ def _metadata_by_provider(keys: list[str]) -> list[dict]:
         days=sql.Literal(RECENT_DAYS),
     )
     rows = []
-    with connection.cursor() as cursor:
-        cursor.execute(query)
-        for provider, total, *figures in cursor.fetchall():
-            row = {"provider": provider, "recent sign-ups": total}
-            synonyms = {}
-            for key in keys:
-                row[f"lack {key}"] = figures.pop(0)
-                synonyms[key] = {s: figures.pop(0) for s in SYNONYMS.get(key, ())}
-            rows.append((row, synonyms))
+    for provider, total, *figures in evaluate(query):
+        row = {"provider": provider, "recent sign-ups": total}
+        synonyms = {}
+        for key in keys:
+            row[f"lack {key}"] = figures.pop(0)
+            synonyms[key] = {s: figures.pop(0) for s in SYNONYMS.get(key, ())}
+        rows.append((row, synonyms, figures))
     return rows
 
 
 def check_signup_metadata() -> Check:
-    """Metadata keys a sign-up copies into a column that refuses an empty value, which some
-    recent sign-ups (per provider in raw_app_meta_data) do not send."""
+    """Metadata keys a sign-up copies into a NOT NULL column, which some recent sign-ups
+    (per provider in raw_app_meta_data) do not send."""
     name = "Sign-up metadata by provider"
     values = [v for v in copied_values() if v.metadata_keys]
     if not values:
         return Check(name, OK, "Neither the sign-up functions nor the spec read raw_user_meta_data.", "", {})
     keys = list(dict.fromkeys(k for v in values for k in v.metadata_keys))
-    by_provider = _metadata_by_provider(keys)
+    by_provider = _metadata_by_provider(keys, values)
     findings, statements_needed = [], []
-    for value in values:
-        requirement = _requirement(value) if value.may_be_null else ""
-        if not requirement:
+    for i, value in enumerate(values):
+        if not (value.may_be_null and _refuses_null(value)):
             continue
-        for key in value.metadata_keys:
-            for row, synonyms in by_provider:
-                lacking = row[f"lack {key}"]
-                if not lacking:
-                    continue
-                instead = [f"`{s}`" for s, n in synonyms[key].items() if n]
-                fails = (
-                    'their sign-up fails (`null value in column ... violates not-null constraint`, "Database error '
-                    'saving new user")'
-                    if value.source != "the spec"
-                    else "provisioning cannot write their row"
-                )
-                source = "The spec" if value.source == "the spec" else value.source
-                findings.append(
-                    f"{source} writes {value.written} into {value.target} ({requirement}), which {lacking} of "
-                    f"{row['recent sign-ups']} recent {row['provider']} sign-up(s) do not send"
-                    + (f" (they send {' or '.join(instead)} instead)" if instead else "")
-                    + f": {fails}."
-                )
-                if requirement == "NOT NULL":
-                    statements_needed.append(
-                        sql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL;")
-                        .format(sql.Identifier(value.schema, value.table), sql.Identifier(value.column))
-                        .as_string(connection.connection)
-                    )
-    details = {"rows": [row for row, _ in by_provider], "keys": keys, "recent_days": RECENT_DAYS}
+        for row, synonyms, lacking_values in by_provider:
+            lacking = lacking_values[i]
+            if not lacking:
+                continue
+            instead = list(
+                dict.fromkeys(f"`{s}`" for key in value.metadata_keys for s, n in synonyms[key].items() if n)
+            )
+            fails = (
+                'their sign-up fails (`null value in column ... violates not-null constraint`, "Database error '
+                'saving new user")'
+                if value.source != "the spec"
+                else "provisioning cannot write their row"
+            )
+            source = "The spec" if value.source == "the spec" else value.source
+            findings.append(
+                f"{source} writes {value.written} into {value.target} (NOT NULL), which comes out empty for "
+                f"{lacking} of {row['recent sign-ups']} recent {row['provider']} sign-up(s): they do not send "
+                f"{' or '.join(value.metadata_keys)}"
+                + (f" (they send {' or '.join(instead)} instead)" if instead else "")
+                + f", and {fails}."
+            )
+            statements_needed.append(
+                sql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL;")
+                .format(sql.Identifier(value.schema, value.table), sql.Identifier(value.column))
+                .as_string(connection.connection)
+            )
+    details = {"rows": [row for row, _, _ in by_provider], "keys": keys, "recent_days": RECENT_DAYS}
     if not findings:
         return Check(
             name,
             OK,
-            f"Every metadata key the sign-up copies ({', '.join(keys)}) goes into a column that accepts it missing "
-            f"(counts per provider, last {RECENT_DAYS} days, below).",
+            f"Every metadata key the sign-up copies ({', '.join(keys)}) goes into a column that accepts it missing, "
+            f"or falls back to a value (counts per provider, last {RECENT_DAYS} days, below).",
             "",
             details,
         )
@@ -265,9 +310,7 @@ def _collisions(value: CopiedValue, key: str, data_type: str) -> tuple[int, int,
         auth=statements.AUTH_USERS,
         population=statements.POPULATION,
     )
-    with connection.cursor() as cursor:
-        cursor.execute(query)
-        shared, taken, sample = cursor.fetchone()
+    ((shared, taken, sample),) = evaluate(query)
     return shared, taken, list(sample or [])
 
 
@@ -286,10 +329,16 @@ def check_unique_collisions() -> Check:
             continue
         checked.add(same)
         if not value.expression:
-            skipped.append(f"{value.target} = {value.written} ({value.source})")
+            skipped.append(f"{value.target} = {value.written} ({value.source}): not a plain expression")
             continue
-        data_type = catalog.columns(value.schema, value.table)[value.column].data_type
-        shared, taken, sample = _collisions(value, key, data_type)
+        # The type without its length: a cast to varchar(20) would cut values, and so make
+        # up collisions an insert would refuse as too long instead.
+        data_type = _TYPMOD.sub("", catalog.columns(value.schema, value.table)[value.column].data_type)
+        try:
+            shared, taken, sample = _collisions(value, key, data_type)
+        except DatabaseError as exc:
+            skipped.append(f"{value.target} = {value.written} ({value.source}): {error_details(exc)['message']}")
+            continue
         if shared or taken:
             rows.append(
                 {
@@ -304,7 +353,7 @@ def check_unique_collisions() -> Check:
                 f"{value.target} (from {value.written}, {value.source}): {shared} live user(s) share a value with "
                 f"another live user, {taken} have a value another user's row already holds."
             )
-    note = f" Not evaluated here (not a plain expression): {'; '.join(skipped)}." if skipped else ""
+    note = f" Not evaluated here: {'; '.join(skipped)}." if skipped else ""
     if not findings:
         return Check(name, OK, "No live user's copied value collides on a unique column." + note, "", {})
     return Check(

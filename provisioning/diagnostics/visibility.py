@@ -66,7 +66,10 @@ def _table_security(spec: TableSpec) -> tuple[bool, list[Policy]]:
 
 def _may_select(role: str, spec: TableSpec) -> bool:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT has_table_privilege(%s, %s, 'SELECT')", [role, f"{spec.schema}.{spec.name}"])
+        cursor.execute(
+            "SELECT has_table_privilege(%s, to_regclass(format('%%I.%%I', %s::text, %s::text)), 'SELECT')",
+            [role, spec.schema, spec.name],
+        )
         return cursor.fetchone()[0]
 
 
@@ -206,7 +209,11 @@ def check_app_visibility() -> Check:
                 break
             if not visible:
                 hidden.append(user_id)
-        others = sum(bool(_sees(AUTHENTICATED, claims_for(AUTHENTICATED, uuid.uuid4()), spec, u)[0]) for u, _ in owners)
+        others = (
+            0
+            if refused
+            else sum(bool(_sees(AUTHENTICATED, claims_for(AUTHENTICATED, uuid.uuid4()), spec, u)[0]) for u, _ in owners)
+        )
         rows.append(
             {
                 "table": spec.qualified_name,
@@ -220,7 +227,10 @@ def check_app_visibility() -> Check:
         )
         if refused:
             findings.append(f"{spec.qualified_name}: could not read as {AUTHENTICATED} ({refused}).")
-            advice.append(f"Let the dashboard's role act as the app to check: `GRANT {AUTHENTICATED} TO <its role>;`.")
+            if "permission denied to set role" in refused:
+                advice.append(
+                    f"Let the dashboard's role act as the app to check: `GRANT {AUTHENTICATED} TO <its role>;`."
+                )
             continue
         if not rls:
             open_tables.append(spec.qualified_name)

@@ -21,8 +21,10 @@ GATE_COLUMNS = ("email_confirmed_at", "phone_confirmed_at", "confirmed_at")
 _COLUMN = re.compile(r"\b(" + "|".join(GATE_COLUMNS) + r")\b", re.IGNORECASE)
 _WHEN = re.compile(r"\bWHEN\s*\((?P<condition>.*)\)\s*EXECUTE\b", re.IGNORECASE | re.DOTALL)
 _UPDATE_OF = re.compile(r"\bUPDATE\s+OF\s+(?P<columns>[\w\s,\"]+?)\s+ON\b", re.IGNORECASE)
-#: An IF in the function's body that tests a confirmation column (`IF NEW.email_confirmed_at IS NULL THEN`).
-_IF = re.compile(r"\bIF\b(?P<condition>[^;]*?)\bTHEN\b", re.IGNORECASE | re.DOTALL)
+#: An IF in the function's body (`IF NEW.email_confirmed_at IS NULL THEN`), not END IF.
+_IF = re.compile(r"(?<!END )\bIF\b(?P<condition>[^;]*?)\bTHEN\b", re.IGNORECASE | re.DOTALL)
+_COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
+_LITERAL = re.compile(r"'(?:[^']|'')*'")
 
 
 @dataclass(frozen=True)
@@ -52,9 +54,38 @@ class Gate:
         return f"provisioning waits for {self.column} ({self.how})"
 
 
-def _writes_app_rows(definition: str) -> bool:
+def _app_inserts() -> re.Pattern:
     names = "|".join(re.escape(t) for t in TABLE_NAMES)
-    return bool(re.search(rf'INSERT\s+INTO\s+(?:"?public"?\s*\.\s*)?"?({names})"?\b', definition, re.IGNORECASE))
+    return re.compile(rf'INSERT\s+INTO\s+(?:"?public"?\s*\.\s*)?"?({names})"?\b', re.IGNORECASE)
+
+
+def _writes_app_rows(definition: str) -> bool:
+    return bool(_app_inserts().search(definition))
+
+
+def _gated_in_body(definition: str) -> str | None:
+    """The confirmation column the function's body waits for, or None. Only two shapes
+    count: `IF <column> IS NULL THEN RETURN ...` before the first insert into an app table,
+    or every such insert inside `IF <column> IS NOT NULL THEN ... END IF`. Any other IF
+    that mentions the column (setting is_verified, say) is no gate."""
+    body = _LITERAL.sub("''", _COMMENT.sub(" ", definition))
+    inserts = [m.start() for m in _app_inserts().finditer(body)]
+    if not inserts:
+        return None
+    first, last = inserts[0], inserts[-1]
+    for match in _IF.finditer(body, 0, first):
+        condition = match["condition"]
+        found = _COLUMN.search(condition)
+        if not found:
+            continue
+        negated = re.search(r"\bIS\s+NOT\s+NULL\b", condition, re.IGNORECASE)
+        returns_at_once = re.match(r"\s*RETURN\b", body[match.end() :], re.IGNORECASE)
+        if returns_at_once and not negated and re.search(r"\bIS\s+NULL\b", condition, re.IGNORECASE):
+            return found[1].lower()
+        closed = re.search(r"\bEND\s+IF\b", body[match.end() : last], re.IGNORECASE)
+        if negated and not returns_at_once and not closed and re.search(r"\bEND\s+IF\b", body[last:], re.IGNORECASE):
+            return found[1].lower()
+    return None
 
 
 def _gated_by(trigger: catalog.Trigger, definition: str) -> tuple[str, str] | None:
@@ -65,9 +96,9 @@ def _gated_by(trigger: catalog.Trigger, definition: str) -> tuple[str, str] | No
     update_of = _UPDATE_OF.search(trigger.definition)
     if trigger.on_update and not trigger.on_insert and update_of and (found := _COLUMN.search(update_of["columns"])):
         return found[1].lower(), f"trigger {trigger.name} fires on UPDATE OF {found[1].lower()}"
-    for condition in _IF.finditer(definition):
-        if found := _COLUMN.search(condition["condition"]):
-            return found[1].lower(), f"an IF on {found[1].lower()} in {trigger.function}()"
+    gated = _gated_in_body(definition)
+    if gated:
+        return gated, f"an IF on {gated} in {trigger.function}()"
     return None
 
 

@@ -201,10 +201,14 @@ def status_counts(*, sample: int = 20) -> StatusCounts:
 def missing_by_confirmation(gate: confirmation.Gate) -> tuple[int, int]:
     """(live users missing any row, how many of them are unconfirmed): one pass over
     auth.users, for where provisioning waits for confirmation."""
-    with connection.cursor() as cursor:
-        cursor.execute(statements.status_counts(plans_module.plan_tables(SPEC), awaiting=gate.awaiting_sql()))
-        *_, missing_any, awaiting = cursor.fetchone()
-    return missing_any, awaiting
+
+    def compute() -> tuple[int, int]:
+        with connection.cursor() as cursor:
+            cursor.execute(statements.status_counts(plans_module.plan_tables(SPEC), awaiting=gate.awaiting_sql()))
+            *_, missing_any, awaiting = cursor.fetchone()
+        return missing_any, awaiting
+
+    return _shared(("missing_by_confirmation", gate.column), compute)
 
 
 #: Whole-population reads shared within `shared_reads()` (None outside it).
