@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from django.db import connection
 
 from provisioning.actors import Actor
 from provisioning.drift import selectors, services
@@ -338,3 +339,29 @@ def test_the_orphans_page_previews_and_only_the_permission_removes(provisioner_c
     provisioner_client.post(url)
     assert [count(t, [gone]) for t in ("users", "profiles", "wallets")] == [0, 0, 0]
     assert 'id="no-orphans"' in provisioner_client.get(url).content.decode()
+
+
+# --- the trigger side ---------------------------------------------------------------------------
+
+
+def test_the_generated_update_trigger_keeps_a_changed_email_in_step_and_never_blocks_the_change():
+    code, generated = run_command("provisioning_trigger_sql", "--sync-on-update")
+    assert code == 0 and "AFTER UPDATE OF email ON auth.users" in generated
+    execute(generated)
+    user_id = make_auth_user("trigger-old@example.com")
+    orphan = uuid.uuid4()  # an app row whose auth user is gone still holds an address
+    execute("INSERT INTO public.users (id, email) VALUES (%s, 'held@example.com')", [orphan])
+
+    change_email(user_id, "trigger-new@example.com")
+    assert app_email(user_id) == "trigger-new@example.com"
+
+    # Another row holds the address: the user's own change still succeeds, and the drift
+    # report shows them.
+    change_email(user_id, "held@example.com")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT email FROM auth.users WHERE id = %s", [user_id])
+        assert cursor.fetchone()[0] == "held@example.com"
+    assert app_email(user_id) == "trigger-new@example.com" and app_email(orphan) == "held@example.com"
+    assert drifted() == {"public.users.email": 1}
+    # A sign-in (Supabase updates last_sign_in_at) does not fire it.
+    execute("UPDATE auth.users SET last_sign_in_at = now() WHERE id = %s", [user_id])

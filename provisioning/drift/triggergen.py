@@ -1,0 +1,89 @@
+"""The update trigger that keeps copied values in step, generated from the spec and the
+live catalog (`provisioning_trigger_sql --sync-on-update`), for people to review and apply
+as a migration. The dashboard never executes it.
+
+`AFTER UPDATE OF <the auth columns the spec copies> ON auth.users`: when a user changes
+their email (or metadata the spec copies), the same columns `sync_values` writes are set,
+in the same transaction as the change. A rejected value (another row holds the new email)
+is logged as a warning and left to the drift report: an UPDATE trigger that raised would
+stop the user from changing their email, or from signing in.
+"""
+
+from __future__ import annotations
+
+from provisioning.drift.columns import by_table, copied_columns
+from provisioning.engine.triggergen import quote_ident
+from provisioning.spec import AuthColumn, table_spec
+
+FUNCTION = ("public", "sync_user_values")
+TRIGGER = "on_auth_user_updated"
+_QUOTE = "$function$"
+
+
+def _typed(column) -> str:
+    """The auth user's new value as the column's type (length left out, as sync_values)."""
+    import re
+
+    data_type = re.sub(r"\(\d+(?:\s*,\s*\d+)?\)", "", column.data_type)
+    return f"CAST({column.value.trigger_expression(quote_ident)} AS {data_type})"
+
+
+def sync_trigger_sql() -> str:
+    """The function and trigger (see the module doc); a comment alone when the spec copies
+    no column from the auth user."""
+    grouped = by_table(copied_columns())
+    if not grouped:
+        return "-- The spec copies no column from the auth user: there is nothing to keep in step.\n"
+    read = []
+    blocks = []
+    for table, columns in grouped.items():
+        spec = table_spec(table)
+        for c in columns:
+            read.append(c.value.column if isinstance(c.value, AuthColumn) else "raw_user_meta_data")
+        sets = ",\n            ".join(f"{quote_ident(c.column)} = {_typed(c)}" for c in columns)
+        differs = "\n            OR ".join(f"{quote_ident(c.column)} IS DISTINCT FROM {_typed(c)}" for c in columns)
+        target = quote_ident(spec.schema, spec.name)
+        blocks.append(
+            f"""    -- {spec.qualified_name}: {", ".join(c.column for c in columns)}
+    BEGIN
+        UPDATE {target}
+        SET {sets}
+        WHERE {quote_ident(spec.key)} = NEW.id
+          AND ({differs});
+    EXCEPTION WHEN unique_violation OR not_null_violation OR check_violation OR string_data_right_truncation THEN
+        RAISE WARNING 'eloity-admin: % of user % not synced: %', '{spec.qualified_name}', NEW.id, SQLERRM;
+    END;"""
+        )
+    watched = list(dict.fromkeys(read))
+    body = "\n\n".join(blocks)
+    if _QUOTE in body:
+        raise ValueError(f"a spec value contains {_QUOTE}")
+    function = quote_ident(*FUNCTION)
+    trigger = quote_ident(TRIGGER)
+    when = " OR ".join(f"OLD.{quote_ident(c)} IS DISTINCT FROM NEW.{quote_ident(c)}" for c in watched)
+    return f"""
+-- Keeps the columns the spec copies from the auth user in step when the user changes them
+-- (provisioning_trigger_sql --sync-on-update). A value the table rejects (another row holds
+-- the new email) is a warning in the database log, never an error for the user: find those
+-- users under "Values differ from auth" and sync them once the value is free.
+
+CREATE OR REPLACE FUNCTION {function}()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = ''
+AS {_QUOTE}
+BEGIN
+{body}
+
+    RETURN NEW;
+END;
+{_QUOTE};
+
+DROP TRIGGER IF EXISTS {trigger} ON auth.users;
+CREATE TRIGGER {trigger}
+    AFTER UPDATE OF {", ".join(quote_ident(c) for c in watched)} ON auth.users
+    FOR EACH ROW
+    WHEN ({when})
+    EXECUTE FUNCTION {function}();
+"""
