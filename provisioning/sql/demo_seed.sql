@@ -7,6 +7,8 @@
 --   85% .. 92%      trigger disabled: no app rows at all
 --   92% .. 100%     trigger working again
 -- Every 50th is phone-only (no email), every 40th anonymous, every 60th soft-deleted.
+-- Afterwards every 37th provisioned user changes their email (public.users keeps the old
+-- one), and n/200 (at least 3) users deleted from auth.users leave orphaned app rows.
 -- The seven addresses of the original incident sit in the profile-drift era, and their
 -- slots are never phone-only, anonymous or deleted, whatever the number of users.
 -- Every statement is set-based and near-linear in the number of users (a million in about
@@ -132,6 +134,28 @@ SELECT pg_temp.insert_demo_users(disabled_from + 1, disabled_to, n) FROM demo_bo
 -- Era 4: the trigger is back.
 ALTER TABLE auth.users ENABLE TRIGGER on_auth_user_created;
 SELECT pg_temp.insert_demo_users(disabled_to + 1, n, n) FROM demo_bounds;
+
+-- Life after sign-up: some users changed their email in Supabase Auth (every 37th of the
+-- provisioned eras, never an incident address), so public.users still holds the old one;
+-- and some users were deleted from auth.users outright, leaving their app rows behind
+-- (orphans: rows keyed to ids no auth user has, one in every 200 users, at least three).
+UPDATE auth.users u
+SET email = 'moved' || i || '@example.net', updated_at = u.updated_at + interval '20 days'
+FROM demo_bounds b, generate_series(b.before_trigger + 1, b.disabled_from) AS i
+WHERE i % 37 = 0 AND NOT (i - b.drift_from BETWEEN 1 AND 7) AND u.id = md5('eloity-demo-' || i)::uuid
+  AND u.email IS NOT NULL AND u.deleted_at IS NULL;
+
+CREATE TEMP TABLE demo_orphans AS
+SELECT md5('eloity-demo-deleted-' || j)::uuid AS id, 'deleted' || j || '@example.org' AS email,
+       timestamptz '2026-05-04 09:00:00+00' + j * interval '9 days' AS ts
+FROM demo_bounds b, generate_series(1, greatest(3, b.n / 200)) AS j;
+INSERT INTO public.users (id, email, created_at, updated_at)
+SELECT id, email, ts, ts FROM demo_orphans ON CONFLICT DO NOTHING;
+INSERT INTO public.profiles (user_id, created_at, updated_at)
+SELECT id, ts, ts FROM demo_orphans ON CONFLICT DO NOTHING;
+INSERT INTO public.wallets (user_id, created_at, updated_at)
+SELECT id, ts, ts FROM demo_orphans ON CONFLICT DO NOTHING;
+DROP TABLE demo_orphans;
 
 DROP TABLE demo_bounds;
 DROP FUNCTION pg_temp.insert_demo_users(integer, integer, integer);
