@@ -365,3 +365,17 @@ def test_the_generated_update_trigger_keeps_a_changed_email_in_step_and_never_bl
     assert drifted() == {"public.users.email": 1}
     # A sign-in (Supabase updates last_sign_in_at) does not fire it.
     execute("UPDATE auth.users SET last_sign_in_at = now() WHERE id = %s", [user_id])
+
+
+def test_all_drifted_in_small_batches_walks_every_drifted_user_once(cli_actor):
+    moved = [make_auth_user(f"walk-old{i}@example.com") for i in range(5)]
+    for i, user_id in enumerate(moved):
+        change_email(user_id, f"walk-new{i}@example.com")
+    for _ in range(4):
+        make_auth_user()  # in step: never visited
+
+    result = services.sync_values(actor=cli_actor, all_drifted=True, batch_size=2)
+
+    assert (result.batches, result.total_changed) == (3, 5)
+    assert [app_email(u) for u in moved] == [f"walk-new{i}@example.com" for i in range(5)]
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.SYNC_VALUES).count() == 3

@@ -37,8 +37,6 @@ from provisioning.spec import table_spec
 
 Action = AuditEvent.Action
 Outcome = AuditEvent.Outcome
-#: Users per sync transaction by default: each changed value is kept in the batch's event.
-SYNC_BATCH_SIZE = 10_000
 FIRST_ID = uuid.UUID(int=0)
 
 
@@ -147,9 +145,10 @@ def sync_values(
     (`table.column` or `column`) narrow what is compared and written.
 
     Idempotent (a second run changes nothing). Set-based, in batches of `batch_size` users
-    (default 10,000), one transaction and one audit event each, recording the old and new
-    value of every column changed. A user whose new value is already another row's on a
-    unique column is blocked, with the reason, and the rest of the batch goes on. A dry run
+    (default: PROVISIONING_BATCH_SIZE, 50,000, as provisioning), one transaction and one
+    audit event each, recording the old and new value of every column changed. A user whose
+    new value is already another row's on a unique column is blocked, with the reason, and
+    the rest of the batch goes on. A dry run
     runs the same statements and rolls them back, so it reports exactly what a run would do.
 
     Raises ValueError for an unknown table or column, ProvisioningDenied without the
@@ -167,7 +166,7 @@ def sync_values(
         detail={"columns": names},
         what="sync values from auth",
     )
-    size = batch_size_or_default(batch_size or SYNC_BATCH_SIZE)
+    size = batch_size_or_default(batch_size)
     result = SyncResult(dry_run=dry_run, columns=names, run_id=uuid.uuid4())
     if all_drifted:
         batches = _drifted_batches(grouped, size)

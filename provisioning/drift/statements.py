@@ -46,8 +46,10 @@ def drifted_keys(spec: TableSpec, columns: list[CopiedColumn], *, after: str | N
 def next_drifted(tables: list[tuple[TableSpec, list[CopiedColumn]]]) -> sql.Composed:
     """The next `%(limit)s` drifted user ids above `%(after)s`, in id order (a batch of
     "sync all drifted")."""
+    # Both sides bounded: with only the app table's key bounded, each batch read auth.users
+    # from the start of its index (4.0 s for a late batch at a million users, 0.3 s bounded).
     union = sql.SQL(" UNION ").join(
-        sql.SQL("({} AND x.{} > %(after)s ORDER BY 1 LIMIT %(limit)s)").format(
+        sql.SQL("({} AND x.{} > %(after)s AND u.id > %(after)s ORDER BY 1 LIMIT %(limit)s)").format(
             drifted_keys(spec, columns), sql.Identifier(spec.key)
         )
         for spec, columns in tables

@@ -29,7 +29,12 @@ class Command(ProvisioningCommand):
             "--column", action="append", metavar="TABLE.COLUMN", help="limit to this copied column (repeat)"
         )
         parser.add_argument("--dry-run", action="store_true", help="show old -> new per row; write nothing")
-        parser.add_argument("--batch-size", type=int, default=None, help="users per transaction (default 10,000)")
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=None,
+            help="users per transaction (default: the PROVISIONING_BATCH_SIZE setting, 50,000)",
+        )
         parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
     def handle(self, *args, **options):
