@@ -1180,3 +1180,30 @@ def test_metadata_the_spec_copies_is_checked_too(monkeypatch):
         "out empty for 1 of 1 recent google sign-up(s): they do not send full_name (they send `name` instead), and "
         "provisioning cannot write their row."
     ) in found.found
+
+
+def test_the_new_checks_reach_the_health_page_and_the_cli(viewer_client):
+    """Issue 15's checks 4, 5, 10 and 12 on one broken copy: the page and the doctor agree."""
+    make_auth_user(provider="google", meta={"name": "Grace Hopper"})
+    execute(METADATA_FUNCTION)
+    execute(
+        "ALTER TABLE public.wallets ENABLE ROW LEVEL SECURITY;"
+        'CREATE POLICY "Nobody" ON public.wallets FOR SELECT TO authenticated USING (false)'
+    )
+
+    code, out = doctor("--json")
+    body = viewer_client.get(reverse("provisioning-health")).content.decode()
+
+    assert code == 1  # the metadata problem
+    statuses = {c["name"]: c["status"] for c in json.loads(out)["checks"]}
+    assert statuses["Sign-up metadata by provider"] == "problem"
+    assert statuses["Rows the app can read (RLS and grants)"] == "warning"
+    assert statuses["Unique values the sign-up copies"] == "ok"
+    assert statuses["Provisioning on confirmation"] == "ok"
+    for name in (
+        "Sign-up metadata by provider",
+        "Rows the app can read (RLS and grants)",
+        "Provisioning on confirmation",
+    ):
+        assert name in body
+    assert "ALTER COLUMN display_name DROP NOT NULL" in body or "ALTER COLUMN &quot;display_name&quot;" in body
