@@ -379,3 +379,22 @@ def test_all_drifted_in_small_batches_walks_every_drifted_user_once(cli_actor):
     assert (result.batches, result.total_changed) == (3, 5)
     assert [app_email(u) for u in moved] == [f"walk-new{i}@example.com" for i in range(5)]
     assert AuditEvent.objects.filter(action=AuditEvent.Action.SYNC_VALUES).count() == 3
+
+
+def test_two_users_wanting_the_same_new_value_are_both_blocked_and_the_rest_synced(cli_actor):
+    first = make_auth_user("first-old@example.com")
+    second = make_auth_user("second-old@example.com", is_sso_user=True)  # SSO identities may share an email
+    fine = make_auth_user("fine-old@example.com")
+    change_email(first, "shared@example.com")
+    change_email(second, "shared@example.com")
+    change_email(fine, "fine-new@example.com")
+
+    result = services.sync_values(actor=cli_actor, all_drifted=True)
+
+    assert {b.user_id for b in result.blocked} == {first, second}
+    assert all("2 users being synced would all get 'shared@example.com'" in b.reason for b in result.blocked)
+    assert (app_email(first), app_email(second), app_email(fine)) == (
+        "first-old@example.com",
+        "second-old@example.com",
+        "fine-new@example.com",
+    )

@@ -238,10 +238,7 @@ def _sync_batch(
     try:
         with transaction.atomic():
             for table, columns in grouped.items():
-                spec = table_spec(table)
-                clashes = _unique_clashes(spec, columns, ids)
-                blocked += [Blocked(user_id, spec.qualified_name, reason) for user_id, reason in clashes.items()]
-                changes += _sync_table(spec, columns, [i for i in ids if i not in clashes], blocked)
+                changes += _sync_table(table_spec(table), columns, ids, blocked)
             if dry_run:
                 raise _RollBack
     except _RollBack:
@@ -273,20 +270,31 @@ def _unique_clashes(spec, columns: list[CopiedColumn], ids: list[uuid.UUID]) -> 
 
 
 def _sync_table(spec, columns: list[CopiedColumn], ids: list[uuid.UUID], blocked: list[Blocked]) -> list[Change]:
-    """One UPDATE for the batch; when the database rejects a row (a unique value taken
-    meanwhile, a CHECK, a trigger), each user again on their own, the rejected ones blocked."""
+    """One UPDATE for the batch, which leaves alone a user whose new value on a unique column
+    another row holds; those users are then blocked with the reason. When the database still
+    rejects a row (two users of the batch wanting the same value, a CHECK, a trigger), the
+    collisions are worked out first and then each remaining user is written on their own."""
     if not ids:
         return []
     statement = statements.sync(spec, columns)
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(statement, {"ids": ids})
-            return _changes(spec, columns, cursor.fetchall())
+            changes = _changes(spec, columns, cursor.fetchall())
     except DatabaseError as exc:
         if not about_a_row(exc):
             raise
+    else:
+        if any(c.unique for c in columns):
+            written = {c.user_id for c in changes}
+            left = [i for i in ids if i not in written]
+            clashes = _unique_clashes(spec, columns, left) if left else {}
+            blocked += [Blocked(user_id, spec.qualified_name, reason) for user_id, reason in clashes.items()]
+        return changes
+    clashes = _unique_clashes(spec, columns, ids)
+    blocked += [Blocked(user_id, spec.qualified_name, reason) for user_id, reason in clashes.items()]
     changes = []
-    for user_id in ids:
+    for user_id in (i for i in ids if i not in clashes):
         try:
             with transaction.atomic(), connection.cursor() as cursor:
                 cursor.execute(statement, {"ids": [user_id]})
