@@ -60,6 +60,18 @@ def test_drift_is_found_exactly_null_aware_and_case_sensitive():
     ]
 
 
+def test_the_list_filter_finds_the_same_users_by_probe_and_by_one_join(monkeypatch):
+    from provisioning.engine import catalog
+
+    moved = make_auth_user("probe-old@example.com")
+    change_email(moved, "probe-new@example.com")
+    make_auth_user("steady-probe@example.com")
+
+    by_probe = set(AuthUserIds.drifted())
+    monkeypatch.setattr(catalog, "key_indexed", lambda keys: False)  # as on a key without an index
+    assert by_probe == set(AuthUserIds.drifted()) == {moved}
+
+
 class AuthUserIds:
     @staticmethod
     def drifted() -> list[uuid.UUID]:
@@ -87,7 +99,7 @@ def test_dry_run_equals_the_real_run_and_the_audit_event_keeps_old_and_new(cli_a
     assert real.changed == preview.changed == {"users.email": 3} and real.ok
     event = AuditEvent.objects.get(pk=real.audit_event_ids[0])
     assert (event.action, event.outcome) == (AuditEvent.Action.SYNC_VALUES, AuditEvent.Outcome.SUCCEEDED)
-    assert {(c["old"], c["new"]) for c in event.detail["changes"]} == {
+    assert {(old, new) for _, old, new in event.detail["changes"]["public.users.email"]} == {
         (f"before{i}@example.com", f"after{i}@example.com") for i in range(3)
     }
     assert set(event.target_user_ids) == set(moved)

@@ -16,7 +16,7 @@ from django.db import DatabaseError, connection, transaction
 from psycopg import sql
 
 from provisioning.diagnostics.findings import OK, WARNING, Check, error_details, has_key_column
-from provisioning.engine import statements
+from provisioning.engine import catalog, statements
 from provisioning.spec import SPEC, TableSpec
 
 #: The roles Supabase's Data API reads as: a signed-in user, and a visitor with the anon key.
@@ -24,6 +24,8 @@ AUTHENTICATED, ANON = "authenticated", "anon"
 APP_ROLES = (AUTHENTICATED, ANON)
 #: How many users' own rows the check reads as those users.
 OWNERS_SAMPLED = 20
+#: ... and where the key has no index, where each read as the app scans the table.
+OWNERS_SAMPLED_UNINDEXED = 3
 #: A read as the app may run a policy's functions: bounded.
 READ_TIMEOUT = "5s"
 
@@ -169,7 +171,9 @@ def _sampled_owners(spec: TableSpec) -> list[tuple[uuid.UUID, str | None]]:
         population=statements.POPULATION,
         t=spec.identifier(),
         k=sql.Identifier(spec.key),
-        n=sql.Literal(OWNERS_SAMPLED),
+        n=sql.Literal(
+            OWNERS_SAMPLED if catalog.key_indexed([(spec.schema, spec.name, spec.key)]) else OWNERS_SAMPLED_UNINDEXED
+        ),
     )
     with connection.cursor() as cursor:
         cursor.execute(query)

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import Q
+from django.db.models import BooleanField, Q
 from django.db.models.expressions import RawSQL
 
 from provisioning.drift import statements
@@ -50,6 +50,12 @@ def drifted_q(after: uuid.UUID | None = None) -> Q:
     grouped = by_table(copied_columns())
     if not grouped:
         return Q(pk__in=[])
+    keyed = [(table_spec(t).schema, table_spec(t).name, table_spec(t).key) for t in grouped]
+    if catalog.key_indexed(keyed):
+        # A probe per user the list walks, in id order: a page stops after its 51 rows
+        # (the set of every drifted user first took 250 ms at a million users).
+        probes = " OR ".join(as_text(statements.drifted_row(table_spec(t), cols)) for t, cols in grouped.items())
+        return Q(RawSQL(f"({probes})", (), output_field=BooleanField()))  # noqa: S611 - psycopg.sql
     parts = [
         as_text(statements.drifted_keys(table_spec(t), cols, after=after and str(after))) for t, cols in grouped.items()
     ]

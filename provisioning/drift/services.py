@@ -40,7 +40,7 @@ Outcome = AuditEvent.Outcome
 FIRST_ID = uuid.UUID(int=0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Change:
     user_id: uuid.UUID
     table: str  # public.users
@@ -331,7 +331,8 @@ def _record_sync(
     users = list(dict.fromkeys([c.user_id for c in changes] + [b.user_id for b in blocked]))
     detail = {
         "columns": result.columns,
-        "changes": [c.as_dict() for c in changes],
+        # Per column, [user id, old, new]: a batch holds up to 50,000 of them, so compact.
+        "changes": _by_column(changes),
         "blocked": [b.as_dict() for b in blocked],
     }
     if summary:
@@ -349,6 +350,14 @@ def _record_sync(
         run_id=result.run_id,
     )
     result.audit_event_ids.append(event.pk)
+
+
+def _by_column(changes: list[Change]) -> dict[str, list[list]]:
+    """{"public.users.email": [[user id, old, new], ...]}: the changes of an audit event."""
+    grouped: dict[str, list[list]] = {}
+    for c in changes:
+        grouped.setdefault(f"{c.table}.{c.column}", []).append([str(c.user_id), c.old, c.new])
+    return grouped
 
 
 # --- orphans ----------------------------------------------------------------------------------

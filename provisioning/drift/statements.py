@@ -43,6 +43,20 @@ def drifted_keys(spec: TableSpec, columns: list[CopiedColumn], *, after: str | N
     )
 
 
+def drifted_row(spec: TableSpec, columns: list[CopiedColumn]) -> sql.Composed:
+    """True when the outer query's auth user (`auth.users`, unaliased, as Django writes the
+    list's query) has a row here whose copied value differs: one probe by key per user the
+    list walks, for a key with an index."""
+    return sql.SQL("EXISTS (SELECT 1 FROM {t} x WHERE x.{k} = {outer}.id AND ({any}))").format(
+        t=spec.identifier(),
+        k=sql.Identifier(spec.key),
+        outer=sql.Identifier("auth", "users"),
+        any=sql.SQL(" OR ").join(
+            sql.SQL("{} IS DISTINCT FROM {}").format(c.app_value(), c.auth_value("users")) for c in columns
+        ),
+    )
+
+
 def next_drifted(tables: list[tuple[TableSpec, list[CopiedColumn]]]) -> sql.Composed:
     """The next `%(limit)s` drifted user ids above `%(after)s`, in id order (a batch of
     "sync all drifted").
