@@ -107,5 +107,9 @@ def orphaned_rows(sample: int = 20) -> dict[str, dict]:
             if not count:
                 continue
             cursor.execute(statements.orphans(spec, sample=sample), {})
-            found[spec.qualified_name] = {"count": count, "sample": [json.loads(row[0]) for row in cursor.fetchall()]}
+            found[spec.qualified_name] = {
+                "count": count,
+                "key": spec.key,
+                "sample": [json.loads(row[0]) for row in cursor.fetchall()],
+            }
     return found

@@ -4,6 +4,8 @@ page. Thin: each view parses, calls one drift service or selector, and renders."
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
@@ -148,7 +150,23 @@ def orphans_view(model_admin, request):
         request,
         "orphans.html",
         "Orphaned app rows",
-        tables=[{"name": name, **values} for name, values in found.items()],
+        tables=[
+            {
+                "name": name,
+                "count": values["count"],
+                "key": values["key"],
+                "rows": [
+                    {
+                        "key": row.get(values["key"]),
+                        "email": row.get("email") or row.get("username") or "",
+                        "created_at": row.get("created_at") or "",
+                        "full": json.dumps(row, indent=1, sort_keys=True, default=str),
+                    }
+                    for row in values["sample"]
+                ],
+            }
+            for name, values in found.items()
+        ],
         total=sum(v["count"] for v in found.values()),
         may_remove=request.user.has_perm(REMOVE_ORPHANS_PERMISSION),
     )
