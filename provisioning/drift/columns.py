@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db import connection
 from psycopg import sql
 
 from provisioning.engine import catalog
@@ -90,7 +89,3 @@ def by_table(columns: list[CopiedColumn]) -> dict[str, list[CopiedColumn]]:
     for column in columns:
         grouped.setdefault(column.spec.name, []).append(column)
     return grouped
-
-
-def quoted(statement: sql.Composable) -> str:
-    return statement.as_string(connection.connection)
