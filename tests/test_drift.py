@@ -410,3 +410,38 @@ def test_two_users_wanting_the_same_new_value_are_both_blocked_and_the_rest_sync
         "second-old@example.com",
         "fine-new@example.com",
     )
+
+
+def test_a_value_freed_in_the_same_batch_is_taken_by_the_user_who_wants_it(cli_actor):
+    # B moves from b@ to c@, and A (an SSO identity) now has b@: A's new value is free only
+    # once B's row has moved.
+    a = make_auth_user("a@example.com", is_sso_user=True)
+    b = make_auth_user("b@example.com")
+    change_email(b, "c@example.com")
+    change_email(a, "b@example.com")
+
+    result = services.sync_values(actor=cli_actor, all_drifted=True)
+
+    assert (app_email(a), app_email(b)) == ("b@example.com", "c@example.com")
+    assert result.ok and result.total_changed == 2
+    assert drifted() == {}
+
+
+def test_orphan_secrets_are_never_shown_nor_kept_in_the_audit_event(cli_actor, viewer_client):
+    from django.urls import reverse
+
+    gone = make_auth_user()
+    execute("UPDATE public.wallets SET backup_seed = 'SEED-MARKER-77' WHERE user_id = %s", [gone])
+    execute("DELETE FROM auth.users WHERE id = %s", [gone])
+
+    page = viewer_client.get(reverse("admin:provisioning_authuser_orphans")).content.decode()
+    result = services.remove_orphans(actor=cli_actor)
+
+    assert str(gone) in page and "SEED-MARKER-77" not in page and "backup_seed (secrets)" in page
+    event = AuditEvent.objects.get(pk=result.audit_event_ids[0])
+    assert "SEED-MARKER-77" not in str(event.detail)
+    assert event.detail["withheld_columns"] == {
+        "public.wallets": ["backup_seed"],
+        "public.profiles": ["bank_account_name", "bank_account_number"],
+    }
+    assert count("wallets", [gone]) == 0

@@ -4,6 +4,7 @@ table has the column. The key column is not one of them; a secret auth column ne
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from psycopg import sql
@@ -23,6 +24,19 @@ SECRET_AUTH_COLUMNS = frozenset(
         "reauthentication_token",
     }
 )
+
+
+_TYPMOD = re.compile(r"\(\d+(?:\s*,\s*\d+)?\)")
+
+
+#: App table columns that hold secrets (the real app's users.password, wallets.backup_seed,
+#: profiles.bank_account_number): never shown, exported or kept in an audit event.
+SECRET_APP_COLUMN = re.compile(r"password|passwd|secret|token|seed|private_key|bank_account|iban|ssn", re.I)
+
+
+def withheld_columns(spec: TableSpec) -> list[str]:
+    """The live columns of the spec's table that hold secrets."""
+    return [c for c in catalog.columns(spec.schema, spec.name) if SECRET_APP_COLUMN.search(c)]
 
 
 @dataclass(frozen=True)
@@ -47,7 +61,13 @@ class CopiedColumn:
 
     def auth_value(self, alias: str = "u") -> sql.Composable:
         """The auth user's value, as the column's type (what provisioning would write)."""
-        return sql.SQL("CAST({} AS {})").format(self.value.expression(alias), sql.SQL(self.data_type))
+        # The type without its length: an explicit cast to varchar(n) would cut a longer
+        # value silently, where the assignment raises and the row is isolated to its user.
+        return sql.SQL("CAST({} AS {})").format(self.value.expression(alias), sql.SQL(self.base_type))
+
+    @property
+    def base_type(self) -> str:
+        return _TYPMOD.sub("", self.data_type)
 
     def differs(self, x: str = "x", u: str = "u") -> sql.Composable:
         return sql.SQL("{} IS DISTINCT FROM {}").format(self.app_value(x), self.auth_value(u))

@@ -11,7 +11,7 @@ from django.db.models import BooleanField, Q
 from django.db.models.expressions import RawSQL
 
 from provisioning.drift import statements
-from provisioning.drift.columns import by_table, copied_columns
+from provisioning.drift.columns import by_table, copied_columns, withheld_columns
 from provisioning.engine import catalog, plans
 from provisioning.engine.statements import as_text
 from provisioning.spec import SPEC, TableSpec, table_spec
@@ -98,7 +98,7 @@ def removal_order() -> list[TableSpec]:
 
 def orphaned_rows(sample: int = 20) -> dict[str, dict]:
     """Per table (children first): how many rows belong to no auth user, and the first
-    `sample` of them in full."""
+    `sample` of them in full but for the columns that hold secrets (`withheld`)."""
     found = {}
     with connection.cursor() as cursor:
         for spec in removal_order():
@@ -106,10 +106,12 @@ def orphaned_rows(sample: int = 20) -> dict[str, dict]:
             (count,) = cursor.fetchone()
             if not count:
                 continue
-            cursor.execute(statements.orphans(spec, sample=sample), {})
+            withheld = withheld_columns(spec)
+            cursor.execute(statements.orphans(spec, sample=sample, withheld=withheld), {})
             found[spec.qualified_name] = {
                 "count": count,
                 "key": spec.key,
+                "withheld": withheld,
                 "sample": [json.loads(row[0]) for row in cursor.fetchall()],
             }
     return found

@@ -20,7 +20,7 @@ from django.db import DatabaseError, connection, transaction
 from provisioning.actors import Actor
 from provisioning.audit.recording import record_denied, record_event
 from provisioning.drift import statements
-from provisioning.drift.columns import CopiedColumn, by_table, copied_columns
+from provisioning.drift.columns import CopiedColumn, by_table, copied_columns, withheld_columns
 from provisioning.drift.selectors import removal_order
 from provisioning.engine.services import (
     SAMPLE_SIZE,
@@ -286,6 +286,7 @@ def _sync_table(spec, columns: list[CopiedColumn], ids: list[uuid.UUID], blocked
             raise
     else:
         if any(c.unique for c in columns):
+            changes += _retry_freed(spec, statement, columns, ids, changes)
             written = {c.user_id for c in changes}
             left = [i for i in ids if i not in written]
             clashes = _unique_clashes(spec, columns, left) if left else {}
@@ -304,6 +305,23 @@ def _sync_table(spec, columns: list[CopiedColumn], ids: list[uuid.UUID], blocked
                 raise
             blocked.append(Blocked(user_id, spec.qualified_name, row_error(exc)))
     return changes
+
+
+def _retry_freed(spec, statement, columns: list[CopiedColumn], ids, changes: list[Change]) -> list[Change]:
+    """The users the UPDATE left alone because another row held their new value, again,
+    while that frees values: when B moves from b@ to c@ and A wants b@, the statement's
+    guard saw b@ still held, so A waits for this second pass."""
+    more: list[Change] = []
+    written = {c.user_id for c in changes}
+    left = [i for i in ids if i not in written]
+    while left and written:
+        with connection.cursor() as cursor:
+            cursor.execute(statement, {"ids": left})
+            found = _changes(spec, columns, cursor.fetchall())
+        written = {c.user_id for c in found}
+        more += found
+        left = [i for i in left if i not in written]
+    return more
 
 
 def _changes(spec, columns: list[CopiedColumn], rows: list[tuple]) -> list[Change]:
@@ -395,7 +413,9 @@ class OrphanResult:
 def remove_orphans(*, actor: Actor, tables: Sequence[str] | None = None, dry_run: bool = False) -> OrphanResult:
     """Delete the app rows whose auth user no longer exists (soft-deleted users' rows are
     not orphans), children before parents, in one transaction with one audit event that
-    keeps every removed row in full, so a removal can be reviewed and undone by hand.
+    keeps every removed row in full but for columns holding secrets (`withheld_columns`:
+    a password, a wallet seed, a bank account), so a removal can be reviewed and undone by
+    hand.
 
     Needs `provisioning.remove_orphans` (in no group by default; the command line acts with
     the database role's rights); a refusal is audited and raises ProvisioningDenied. A dry
@@ -413,12 +433,16 @@ def remove_orphans(*, actor: Actor, tables: Sequence[str] | None = None, dry_run
         record_denied(actor=actor, action=Action.REMOVE_ORPHANS, tables=names)
         raise ProvisioningDenied("You do not have permission to remove orphaned rows.")
     result = OrphanResult(dry_run=dry_run)
+    withheld: dict[str, list[str]] = {}
     try:
         with transaction.atomic():
             try:
                 with transaction.atomic(), connection.cursor() as cursor:
                     for spec in order:
-                        cursor.execute(statements.orphans(spec, action="delete"), {})
+                        withheld[spec.qualified_name] = withheld_columns(spec)
+                        cursor.execute(
+                            statements.orphans(spec, action="delete", withheld=withheld[spec.qualified_name]), {}
+                        )
                         result.removed[spec.qualified_name] = [json.loads(row[0]) for row in cursor.fetchall()]
                     if dry_run:
                         raise _RollBack
@@ -432,7 +456,12 @@ def remove_orphans(*, actor: Actor, tables: Sequence[str] | None = None, dry_run
                 outcome=Outcome.DRY_RUN if dry_run else Outcome.SUCCEEDED,
                 tables=names,
                 target_user_ids=ids,
-                detail={"counts": result.counts, "removed": result.removed},
+                detail={
+                    "counts": result.counts,
+                    "removed": result.removed,
+                    # Secrets are never kept in the audit log: name what was left out.
+                    "withheld_columns": {t: cols for t, cols in withheld.items() if cols},
+                },
             )
             result.audit_event_ids.append(event.pk)
     except DatabaseError as exc:

@@ -75,14 +75,14 @@ def next_drifted(tables: list[tuple[TableSpec, list[CopiedColumn]]]) -> sql.Comp
 
 
 def user_values(spec: TableSpec, columns: list[CopiedColumn]) -> sql.Composed:
-    """For user `%(id)s`: each column's app value and auth value, as text, and whether they
-    differ (one row per app row)."""
-    return sql.SQL("SELECT {pairs} FROM {t} x JOIN {auth} u ON u.id = x.{k} WHERE x.{k} = %(id)s").format(
+    """For user `%(id)s`, when live (soft-deleted and anonymous users are never synced):
+    each column's app value and auth value, as text, and whether they differ (one row per
+    app row)."""
+    return sql.SQL("SELECT {pairs} FROM {joined} WHERE x.{k} = %(id)s").format(
         pairs=sql.SQL(", ").join(
             sql.SQL("{}::text, {}::text, {}").format(c.app_value(), c.auth_value(), c.differs()) for c in columns
         ),
-        t=spec.identifier(),
-        auth=AUTH_USERS,
+        joined=_joined(spec),
         k=sql.Identifier(spec.key),
     )
 
@@ -153,18 +153,22 @@ def sync(spec: TableSpec, columns: list[CopiedColumn]) -> sql.Composed:
     )
 
 
-def orphans(spec: TableSpec, *, action: str = "select", sample: int | None = None) -> sql.Composed:
+def orphans(
+    spec: TableSpec, *, action: str = "select", sample: int | None = None, withheld: list[str] | None = None
+) -> sql.Composed:
     """App rows whose key matches no auth user (a soft-deleted auth user still exists, so
     its rows are never orphans). `action`: "count" them, "select" each as JSON (the first
-    `sample` by key when given), or "delete" them, returning each as JSON."""
+    `sample` by key when given), or "delete" them, returning each as JSON; the `withheld`
+    columns (secrets) are left out of the JSON."""
     missing_user = sql.SQL("NOT EXISTS (SELECT 1 FROM {auth} a WHERE a.id = x.{k})").format(
         auth=AUTH_USERS, k=sql.Identifier(spec.key)
     )
+    row = sql.SQL("to_jsonb(x) - {}::text[]").format(sql.Literal(list(withheld or [])))
     if action == "delete":
-        return sql.SQL("DELETE FROM {t} x WHERE {missing} RETURNING to_jsonb(x)").format(
-            t=spec.identifier(), missing=missing_user
+        return sql.SQL("DELETE FROM {t} x WHERE {missing} RETURNING {row}").format(
+            t=spec.identifier(), missing=missing_user, row=row
         )
-    what = sql.SQL("count(*)" if action == "count" else "to_jsonb(x)")
+    what = sql.SQL("count(*)") if action == "count" else row
     limit = (
         sql.SQL(" ORDER BY x.{} LIMIT {}").format(sql.Identifier(spec.key), sql.Literal(sample))
         if sample and action == "select"

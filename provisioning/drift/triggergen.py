@@ -4,9 +4,11 @@ as a migration. The dashboard never executes it.
 
 `AFTER UPDATE OF <the auth columns the spec copies> ON auth.users`: when a user changes
 their email (or metadata the spec copies), the same columns `sync_values` writes are set,
-in the same transaction as the change. A rejected value (another row holds the new email)
-is logged as a warning and left to the drift report: an UPDATE trigger that raised would
-stop the user from changing their email, or from signing in.
+in the same transaction as the change. Any error (another row holds the new email, a value
+that does not fit the column, a trigger on the app table that raises) is logged as a
+warning and left to the drift report: an UPDATE trigger that raised would stop the user
+from changing their email, or from signing in (Supabase rewrites metadata on OAuth
+sign-ins).
 """
 
 from __future__ import annotations
@@ -21,11 +23,8 @@ _QUOTE = "$function$"
 
 
 def _typed(column) -> str:
-    """The auth user's new value as the column's type (length left out, as sync_values)."""
-    import re
-
-    data_type = re.sub(r"\(\d+(?:\s*,\s*\d+)?\)", "", column.data_type)
-    return f"CAST({column.value.trigger_expression(quote_ident)} AS {data_type})"
+    """The auth user's new value as the column's type, without its length (as sync_values)."""
+    return f"CAST({column.value.trigger_expression(quote_ident)} AS {column.base_type})"
 
 
 def sync_trigger_sql() -> str:
@@ -50,7 +49,7 @@ def sync_trigger_sql() -> str:
         SET {sets}
         WHERE {quote_ident(spec.key)} = NEW.id
           AND ({differs});
-    EXCEPTION WHEN unique_violation OR not_null_violation OR check_violation OR string_data_right_truncation THEN
+    EXCEPTION WHEN OTHERS THEN
         RAISE WARNING 'eloity-admin: % of user % not synced: %', '{spec.qualified_name}', NEW.id, SQLERRM;
     END;"""
         )

@@ -155,6 +155,7 @@ def orphans_view(model_admin, request):
                 "name": name,
                 "count": values["count"],
                 "key": values["key"],
+                "withheld": values["withheld"],
                 "rows": [
                     {
                         "key": row.get(values["key"]),
