@@ -445,3 +445,23 @@ def test_orphan_secrets_are_never_shown_nor_kept_in_the_audit_event(cli_actor, v
         "public.profiles": ["bank_account_name", "bank_account_number"],
     }
     assert count("wallets", [gone]) == 0
+
+
+def test_orphan_removal_is_refused_when_it_would_take_rows_it_does_not_record(cli_actor):
+    gone = make_auth_user()
+    execute(
+        "CREATE TABLE public.posts (id serial PRIMARY KEY, "
+        "user_id uuid REFERENCES public.users (id) ON DELETE CASCADE, body text)"
+    )
+    execute("INSERT INTO public.posts (user_id, body) VALUES (%s, 'hello')", [gone])
+    execute("DELETE FROM auth.users WHERE id = %s", [gone])
+
+    code, out = run_command("remove_orphans")
+
+    assert code == 1 and "1 row(s) of public.posts (posts_user_id_fkey, ON DELETE CASCADE)" in out
+    assert [count(t, [gone]) for t in ("users", "profiles", "wallets")] == [1, 1, 1]
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.REMOVE_ORPHANS, outcome=AuditEvent.Outcome.FAILED).exists()
+
+    execute("DELETE FROM public.posts")
+    assert run_command("remove_orphans")[0] == 0
+    assert [count(t, [gone]) for t in ("users", "profiles", "wallets")] == [0, 0, 0]

@@ -22,6 +22,7 @@ from provisioning.audit.recording import record_denied, record_event
 from provisioning.drift import statements
 from provisioning.drift.columns import CopiedColumn, by_table, copied_columns, withheld_columns
 from provisioning.drift.selectors import removal_order
+from provisioning.engine import catalog
 from provisioning.engine.services import (
     SAMPLE_SIZE,
     ProvisioningDenied,
@@ -410,6 +411,43 @@ class OrphanResult:
         }
 
 
+#: Delete rules under which removing a row changes another table's rows: cascade, set
+#: null, set default.
+_FOLLOWING = {"c", "n", "d"}
+
+
+def _refuse_unrecorded_followers(order) -> None:
+    """Refuse (an `_Unrecorded` error, which `remove_orphans` turns into a failed event and
+    ProvisioningFailed, nothing removed) when removing the orphans
+    would also delete or change rows of a table outside this removal (a cascade from the
+    real app's posts, say, or a spec child left out with --table): those rows would go
+    unrecorded. Reads only."""
+    names = {(s.schema, s.name) for s in order}
+    followers = []
+    with connection.cursor() as cursor:
+        for spec in order:
+            for schema, table, fk in catalog.foreign_keys_to(spec.schema, spec.name, same_schema=True):
+                if (schema, table) in names or fk.on_delete not in _FOLLOWING:
+                    continue
+                cursor.execute(statements.rows_following_orphans(spec, schema, table, fk), {})
+                (n,) = cursor.fetchone()
+                if n:
+                    followers.append(f"{n} row(s) of {schema}.{table} ({fk.name}, ON DELETE {_RULES[fk.on_delete]})")
+    if followers:
+        raise _Unrecorded(
+            "removing these orphans would also delete or change "
+            + "; ".join(followers)
+            + ", which the audit event would not keep. Remove or reassign those rows first (or include the table)."
+        )
+
+
+class _Unrecorded(DatabaseError):
+    """Removing the orphans would change rows this removal does not record."""
+
+
+_RULES = {"c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
+
+
 def remove_orphans(*, actor: Actor, tables: Sequence[str] | None = None, dry_run: bool = False) -> OrphanResult:
     """Delete the app rows whose auth user no longer exists (soft-deleted users' rows are
     not orphans), children before parents, in one transaction with one audit event that
@@ -435,6 +473,7 @@ def remove_orphans(*, actor: Actor, tables: Sequence[str] | None = None, dry_run
     result = OrphanResult(dry_run=dry_run)
     withheld: dict[str, list[str]] = {}
     try:
+        _refuse_unrecorded_followers(order)
         with transaction.atomic():
             try:
                 with transaction.atomic(), connection.cursor() as cursor:

@@ -177,3 +177,19 @@ def orphans(
     return sql.SQL("SELECT {what} FROM {t} x WHERE {missing}{limit}").format(
         what=what, t=spec.identifier(), missing=missing_user, limit=limit
     )
+
+
+def rows_following_orphans(spec: TableSpec, schema: str, table: str, fk) -> sql.Composed:
+    """How many rows of `schema.table` reference, through `fk`, an orphaned row of the
+    spec's table (they would be deleted or changed with it, unrecorded)."""
+    return sql.SQL(
+        "SELECT count(*) FROM {r} r WHERE ({cols}) IN (SELECT {refs} FROM {t} x WHERE NOT EXISTS "
+        "(SELECT 1 FROM {auth} a WHERE a.id = x.{k}))"
+    ).format(
+        r=sql.Identifier(schema, table),
+        cols=sql.SQL(", ").join(sql.SQL("r.{}").format(sql.Identifier(c)) for c in fk.columns),
+        refs=sql.SQL(", ").join(sql.SQL("x.{}").format(sql.Identifier(c)) for c in fk.ref_columns),
+        t=spec.identifier(),
+        auth=AUTH_USERS,
+        k=sql.Identifier(spec.key),
+    )

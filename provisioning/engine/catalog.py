@@ -93,9 +93,9 @@ def foreign_keys(schema: str, table: str) -> list[ForeignKey]:
         ]
 
 
-def foreign_keys_to(schema: str, table: str) -> list[tuple[str, str, ForeignKey]]:
-    """Foreign keys of other tables (outside `schema`) that reference `schema.table`:
-    (referencing schema, referencing table, key)."""
+def foreign_keys_to(schema: str, table: str, *, same_schema: bool = False) -> list[tuple[str, str, ForeignKey]]:
+    """Foreign keys of other tables (outside `schema`, or anywhere with `same_schema`) that
+    reference `schema.table`: (referencing schema, referencing table, key)."""
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -104,10 +104,10 @@ def foreign_keys_to(schema: str, table: str) -> list[tuple[str, str, ForeignKey]
             JOIN pg_namespace n ON n.oid = c.relnamespace
             JOIN pg_class rc ON rc.oid = con.confrelid
             JOIN pg_namespace rn ON rn.oid = rc.relnamespace
-            WHERE con.contype = 'f' AND rn.nspname = %s AND rc.relname = %s AND n.nspname <> %s
+            WHERE con.contype = 'f' AND rn.nspname = %s AND rc.relname = %s AND (%s OR n.nspname <> %s)
             GROUP BY 1, 2 ORDER BY 1, 2
             """,
-            [schema, table, schema],
+            [schema, table, same_schema, schema],
         )
         tables = cursor.fetchall()
     return [
