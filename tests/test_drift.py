@@ -460,7 +460,9 @@ def test_orphan_removal_is_refused_when_it_would_take_rows_it_does_not_record(cl
 
     assert code == 1 and "1 row(s) of public.posts (posts_user_id_fkey, ON DELETE CASCADE)" in out
     assert [count(t, [gone]) for t in ("users", "profiles", "wallets")] == [1, 1, 1]
-    assert AuditEvent.objects.filter(action=AuditEvent.Action.REMOVE_ORPHANS, outcome=AuditEvent.Outcome.FAILED).exists()
+    assert AuditEvent.objects.filter(
+        action=AuditEvent.Action.REMOVE_ORPHANS, outcome=AuditEvent.Outcome.FAILED
+    ).exists()
 
     execute("DELETE FROM public.posts")
     assert run_command("remove_orphans")[0] == 0
