@@ -1,7 +1,8 @@
-"""The paths this wave added, on the schema real Supabase apps have rather than the demo's:
-profiles and wallets reference public.users(id), public.users.password is NOT NULL with no
-default and nobody fills it, and profiles.user_id / wallets.user_id have no index at all
-(shared/guide/domain.md, "What real app schemas add"). Each asserts on rows."""
+"""The paths this wave added (issue 15's checks and issue 16's drift included), on the schema
+real Supabase apps have rather than the demo's: profiles and wallets reference
+public.users(id), public.users.password is NOT NULL with no default and nobody fills it, and
+profiles.user_id / wallets.user_id have no index at all (shared/guide/domain.md, "What real
+app schemas add"). Each asserts on rows."""
 
 from __future__ import annotations
 
@@ -113,3 +114,107 @@ def test_metrics_count_the_chain_among_rows_that_cannot_be_provisioned(client, p
     assert "eloity_cannot_provision_rows 3.0" in text
     assert 'eloity_missing_rows{table="profiles"} 2.0' in text
     cache.clear()
+
+
+# --- issue 16: value drift and orphans on the real shape ------------------------------------------
+
+
+@pytest.fixture
+def spec_copying_full_name(monkeypatch):
+    """A team's spec that also copies raw_user_meta_data->>'full_name' into profiles.full_name:
+    on the real shape, a copied column in a table whose key has no index."""
+    import dataclasses
+
+    from provisioning import spec as spec_module
+    from provisioning.drift import selectors as drift_selectors
+    from provisioning.spec import AuthMetadata
+
+    specs = tuple(
+        dataclasses.replace(s, values={**s.values, "full_name": AuthMetadata("full_name")})
+        if s.name == "profiles"
+        else s
+        for s in spec_module.SPEC
+    )
+    monkeypatch.setattr(spec_module, "SPEC", specs)
+    monkeypatch.setattr(drift_selectors, "SPEC", specs)
+
+
+def test_drift_and_sync_on_the_real_shape_isolate_a_row_an_app_trigger_rejects(cli_actor, spec_copying_full_name):
+    from provisioning.drift import selectors as drift_selectors
+    from provisioning.drift import services as drift_services
+    from provisioning.engine import catalog, selectors
+    from tests.factories import execute, rows
+
+    renamed = make_auth_user("renamed@example.com", meta={"full_name": "Old Name"})
+    rejected = make_auth_user("rejected@example.com", meta={"full_name": "Old Too"})
+    steady = make_auth_user("steady@example.com", meta={"full_name": "Same"})
+    execute(
+        "UPDATE public.profiles p SET full_name = u.raw_user_meta_data->>'full_name' "
+        "FROM auth.users u WHERE u.id = p.user_id"
+    )
+    make_eloity_migration_shape()
+    execute(
+        "CREATE FUNCTION public.no_rejects() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF NEW.full_name = 'REJECT' THEN RAISE EXCEPTION 'profile names are checked by hand'; END IF; "
+        "RETURN NEW; END $$; CREATE TRIGGER no_rejects BEFORE UPDATE ON public.profiles "
+        "FOR EACH ROW EXECUTE FUNCTION public.no_rejects()"
+    )
+    execute('UPDATE auth.users SET raw_user_meta_data = \'{"full_name": "New Name"}\' WHERE id = %s', [renamed])
+    execute('UPDATE auth.users SET raw_user_meta_data = \'{"full_name": "REJECT"}\' WHERE id = %s', [rejected])
+    assert not catalog.key_indexed([("public", "profiles", "user_id")])
+
+    per_column, _ = drift_selectors.drift_counts()
+    assert {(c.table, c.column): c.rows for c in per_column} == {("public.profiles", "full_name"): 2}
+    listed = set(selectors.population().filter(drift_selectors.drifted_q()).values_list("pk", flat=True))
+    assert listed == {renamed, rejected}  # one join over the unindexed key
+
+    result = drift_services.sync_values(actor=cli_actor, all_drifted=True)
+
+    assert [r["full_name"] for r in rows("profiles", renamed)] == ["New Name"]
+    assert [r["full_name"] for r in rows("profiles", rejected)] == ["Old Too"]
+    assert [r["full_name"] for r in rows("profiles", steady)] == ["Same"]
+    (blocked,) = result.blocked
+    assert blocked.user_id == rejected and "profile names are checked by hand" in blocked.reason
+    event = AuditEvent.objects.get(pk=result.audit_event_ids[0])
+    assert event.detail["changes"] == {"public.profiles.full_name": [[str(renamed), "Old Name", "New Name"]]}
+
+
+def test_rows_hidden_by_row_level_security_are_found_on_the_real_shape(cli_actor):
+    from provisioning import diagnostics
+    from tests.factories import execute
+
+    make_auth_user()
+    make_eloity_migration_shape()  # no index on profiles.user_id: the check samples fewer users
+    execute(
+        "ALTER TABLE public.profiles ENABLE ROW LEVEL SECURITY;"
+        'CREATE POLICY "Nobody" ON public.profiles FOR SELECT TO authenticated USING (false)'
+    )
+
+    (found,) = [c for c in diagnostics.run_checks().checks if c.name == "Rows the app can read (RLS and grants)"]
+
+    assert found.status == diagnostics.WARNING and "1 of 1 sampled users cannot read their own profile" in found.found
+    execute(found.details["statements"][0])
+    (fixed,) = [c for c in diagnostics.run_checks().checks if c.name == "Rows the app can read (RLS and grants)"]
+    assert fixed.status == diagnostics.OK
+
+
+def test_provisioning_on_confirmation_counts_apart_on_the_real_shape():
+    from provisioning.engine import selectors
+    from tests.factories import execute
+
+    make_auth_user(confirmed=True)
+    make_eloity_migration_shape()
+    execute(
+        "DROP TRIGGER on_auth_user_created ON auth.users;"
+        "CREATE TRIGGER on_auth_user_confirmed AFTER UPDATE OF email_confirmed_at ON auth.users FOR EACH ROW "
+        "WHEN (OLD.email_confirmed_at IS NULL AND NEW.email_confirmed_at IS NOT NULL) "
+        "EXECUTE FUNCTION public.handle_new_user()"
+    )
+    waiting = make_auth_user(keep=())
+
+    counts = selectors.status_counts()
+    late = watchdog.find_late(grace=0, window=3600)
+
+    assert (counts.missing_any, counts.awaiting_confirmation) == (1, 1)
+    assert (late.count, late.awaiting_confirmation) == (0, 1)
+    assert waiting not in late.late
