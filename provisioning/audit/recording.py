@@ -32,3 +32,10 @@ def record_denied(*, actor: Actor, action: str, tables: Sequence[str] = (), deta
         return record_event(
             actor=actor, action=action, outcome=AuditEvent.Outcome.DENIED, tables=list(tables), detail=detail or {}
         )
+
+
+def record_failed(*, actor: Actor, action: str, tables: Sequence[str], **fields) -> AuditEvent:
+    """Record that `actor`'s `action` failed (its writes were rolled back). Commits on its
+    own, after the failed transaction."""
+    with transaction.atomic():
+        return record_event(actor=actor, action=action, outcome=AuditEvent.Outcome.FAILED, tables=tables, **fields)

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from django.db import DatabaseError
+from django.db import DatabaseError, connection, transaction
+from psycopg import sql
 
 from provisioning.engine import catalog
 from provisioning.spec import TableSpec
@@ -86,3 +87,26 @@ def error_details(exc: DatabaseError) -> dict[str, str]:
 def has_key_column(spec: TableSpec) -> bool:
     """The app table exists and has the column that ties its rows to auth users."""
     return spec.key in catalog.columns(spec.schema, spec.name)
+
+
+class _RolledBack(Exception):
+    pass
+
+
+def read_rolled_back(query: sql.Composable, params=None, *, timeout: str, setup=()) -> list[tuple]:
+    """Run `query` after the `setup` statements ((statement, params) pairs: a role, settings)
+    in a savepoint bounded by `timeout` that is always rolled back, whatever the query did,
+    settings of the session included; return its rows. Raises DatabaseError when the
+    database refuses it."""
+    rows: list[tuple] = []
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(timeout)))
+            for statement, statement_params in setup:
+                cursor.execute(statement, statement_params)
+            cursor.execute(query, params)
+            rows = cursor.fetchall()
+            raise _RolledBack
+    except _RolledBack:
+        pass
+    return rows

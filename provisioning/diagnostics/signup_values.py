@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection
 from psycopg import sql
 
 from provisioning.diagnostics.findings import (
@@ -25,11 +25,12 @@ from provisioning.diagnostics.findings import (
     WARNING,
     Check,
     error_details,
+    read_rolled_back,
 )
 from provisioning.diagnostics.trigger import app_table_inserts, split_arguments
-from provisioning.drift.columns import SECRET_AUTH_COLUMNS
 from provisioning.engine import catalog, statements
 from provisioning.spec import SPEC, AuthColumn, AuthMetadata
+from provisioning.spec.vocabulary import SECRET_AUTH_COLUMNS
 
 #: Sign-ups this recent are the ones that show what each sign-up method sends today.
 RECENT_DAYS = 30
@@ -49,7 +50,6 @@ SYNONYMS = {
 _METADATA_KEY = re.compile(r"raw_user_meta_data\s*->>?\s*'([^']+)'", re.IGNORECASE)
 _NEW = re.compile(r"\bNEW\s*\.", re.IGNORECASE)
 _LITERAL = re.compile(r"'(?:[^']|'')*'")
-_TYPMOD = re.compile(r"\(\d+(?:\s*,\s*\d+)?\)")
 _WORD = re.compile(r"[A-Za-z_][\w$]*")
 #: Marks an evaluated expression may not hold: comments, quoted identifiers, escapes,
 #: dollar quotes, statement ends.
@@ -153,26 +153,14 @@ def copied_values() -> list[CopiedValue]:
 # --- 4. Metadata some sign-up methods lack ---------------------------------------------------
 
 
-class _RolledBack(Exception):
-    pass
-
-
 def evaluate(query: sql.Composable) -> list[tuple]:
     """Run a read that evaluates sign-up expressions read from a function's source: in a
     savepoint that is read-only, bounded in time and always rolled back, so that even an
     expression that slipped through `_over_auth_user` can change nothing, not even a
     setting of the session. Raises DatabaseError when the database refuses it."""
-    rows: list[tuple] = []
-    try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SET LOCAL transaction_read_only = on")
-            cursor.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(EVALUATION_TIMEOUT)))
-            cursor.execute(query, {})
-            rows = cursor.fetchall()
-            raise _RolledBack
-    except _RolledBack:
-        pass
-    return rows
+    return read_rolled_back(
+        query, {}, timeout=EVALUATION_TIMEOUT, setup=[("SET LOCAL transaction_read_only = on", None)]
+    )
 
 
 def _refuses_null(value: CopiedValue) -> bool:
@@ -333,7 +321,7 @@ def check_unique_collisions() -> Check:
             continue
         # The type without its length: a cast to varchar(20) would cut values, and so make
         # up collisions an insert would refuse as too long instead.
-        data_type = _TYPMOD.sub("", catalog.columns(value.schema, value.table)[value.column].data_type)
+        data_type = catalog.columns(value.schema, value.table)[value.column].base_type
         try:
             shared, taken, sample = _collisions(value, key, data_type)
         except DatabaseError as exc:

@@ -10,21 +10,13 @@ from psycopg import sql
 
 from provisioning.diagnostics.findings import AUTH_SCHEMA, AUTH_TABLE, OK, PROBLEM, WARNING, Check
 from provisioning.engine import catalog
+from provisioning.spec.vocabulary import AUTH_TOKEN_COLUMNS
 
 #: Delete rules that let Supabase delete an auth user: cascade, set null, set default.
 DELETES_FOLLOW = {"c", "n", "d"}
 RULES = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
 #: Columns Supabase Auth reads as strings: NULL there breaks it.
-STRING_COLUMNS = (
-    "confirmation_token",
-    "recovery_token",
-    "email_change_token_new",
-    "email_change_token_current",
-    "phone_change_token",
-    "reauthentication_token",
-    "email_change",
-    "phone_change",
-)
+STRING_COLUMNS = (*AUTH_TOKEN_COLUMNS, "email_change", "phone_change")
 
 
 def check_deleting_users() -> Check:

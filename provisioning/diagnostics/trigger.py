@@ -75,19 +75,26 @@ def app_table_inserts(definition: str) -> list[FunctionInsert]:
 _VALUES = re.compile(r"\s*VALUES\s*\(", re.IGNORECASE)
 
 
-def split_arguments(text: str) -> list[str]:
-    """`text` split at its top-level commas (not inside parentheses or quotes), trimmed."""
-    parts, depth, quote, start = [], 0, "", 0
+def _outside_quotes(text: str):
+    """(index, character, parenthesis depth after it) for every character of `text` that
+    is not inside a quoted literal or identifier."""
+    depth, quote = 0, ""
     for i, ch in enumerate(text):
         if quote:
             quote = "" if ch == quote else quote
-        elif ch in "'\"":
+            continue
+        if ch in "'\"":
             quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "," and depth == 0:
+            continue
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        yield i, ch, depth
+
+
+def split_arguments(text: str) -> list[str]:
+    """`text` split at its top-level commas (not inside parentheses or quotes), trimmed."""
+    parts, start = [], 0
+    for i, ch, depth in _outside_quotes(text):
+        if ch == "," and depth == 0:
             parts.append(text[start:i].strip())
             start = i + 1
     parts.append(text[start:].strip())
@@ -99,19 +106,10 @@ def _values(rest: str) -> tuple[str, ...]:
     match = _VALUES.match(rest)
     if not match:
         return ()
-    depth, quote = 1, ""
-    for i in range(match.end(), len(rest)):
-        ch = rest[i]
-        if quote:
-            quote = "" if ch == quote else quote
-        elif ch in "'\"":
-            quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth == 0:
-                return tuple(split_arguments(rest[match.end() : i]))
+    inside = rest[match.end() :]
+    for i, ch, depth in _outside_quotes(inside):
+        if ch == ")" and depth == -1:
+            return tuple(split_arguments(inside[:i]))
     return ()
 
 
@@ -127,14 +125,13 @@ def inserted_tables(definition: str) -> list[tuple[str | None, str, bool]]:
     return found
 
 
-def _provisions_signups(trigger: catalog.Trigger) -> bool:
+def _provisions_signups(trigger: catalog.Trigger, gate: confirmation.Gate | None) -> bool:
     """A row-level INSERT trigger calling the sign-up function or any function that inserts
     into an app table."""
     if not trigger.for_each_row:
         return False
     if not trigger.on_insert:
-        # An UPDATE trigger provisions sign-ups where it waits for confirmation.
-        gate = confirmation.gate()
+        # An UPDATE trigger provisions sign-ups where it waits for confirmation (`gate`).
         return trigger.on_update and gate is not None and trigger.name in gate.triggers
     if (trigger.function_schema, trigger.function_name) == SIGNUP_FUNCTION:
         return True
@@ -145,7 +142,8 @@ def _provisions_signups(trigger: catalog.Trigger) -> bool:
 def signup_triggers() -> list[catalog.Trigger]:
     """Row-level INSERT triggers on auth.users that call the sign-up function or any function
     that inserts into an app table."""
-    return [t for t in catalog.triggers(AUTH_SCHEMA, AUTH_TABLE) if _provisions_signups(t)]
+    gate = confirmation.gate()
+    return [t for t in catalog.triggers(AUTH_SCHEMA, AUTH_TABLE) if _provisions_signups(t, gate)]
 
 
 def check_trigger() -> Check:
@@ -153,7 +151,8 @@ def check_trigger() -> Check:
     name = "Sign-up trigger"
     signup = "public.handle_new_user()"
     on_auth_users = catalog.triggers(AUTH_SCHEMA, AUTH_TABLE)
-    candidates = [t for t in on_auth_users if _provisions_signups(t)]
+    gate = confirmation.gate()
+    candidates = [t for t in on_auth_users if _provisions_signups(t, gate)]
     others = [t.definition for t in on_auth_users if t not in candidates]
     details: dict[str, Any] = {
         "triggers": [{"name": t.name, "function": t.function, "state": t.state} for t in candidates],
@@ -208,7 +207,7 @@ def check_trigger() -> Check:
         findings,
         f"{trigger.name} (AFTER {'INSERT' if trigger.on_insert else 'UPDATE'}, FOR EACH ROW) on auth.users calls "
         f"{trigger.function}() and is {trigger.state}."
-        + (f" Provisioning waits for confirmation: {gate.description}." if (gate := confirmation.gate()) else ""),
+        + (f" Provisioning waits for confirmation: {gate.description}." if gate else ""),
         details,
     )
 

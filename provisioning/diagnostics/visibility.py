@@ -12,10 +12,10 @@ import json
 import uuid
 from dataclasses import dataclass
 
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection
 from psycopg import sql
 
-from provisioning.diagnostics.findings import OK, WARNING, Check, error_details, has_key_column
+from provisioning.diagnostics.findings import OK, WARNING, Check, error_details, has_key_column, read_rolled_back
 from provisioning.engine import catalog, statements
 from provisioning.spec import SPEC, TableSpec
 
@@ -75,10 +75,6 @@ def _may_select(role: str, spec: TableSpec) -> bool:
         return cursor.fetchone()[0]
 
 
-class _RolledBack(Exception):
-    pass
-
-
 def claims_for(role: str, user_id: uuid.UUID | None = None, email: str | None = None) -> dict:
     """The JWT claims Supabase sends with a request: a signed-in user's, or the anon key's."""
     if role == ANON:
@@ -90,22 +86,19 @@ def read_as(role: str, claims: dict, query: sql.Composable, params: list) -> lis
     """Run one read as the app would (`role`, JWT `claims`) and roll it back, whatever it
     did. Raises DatabaseError when the database refuses it (no grant, not allowed to act
     as `role`)."""
-    rows: list[tuple] = []
-    try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(READ_TIMEOUT)))
-            cursor.execute(
+    return read_rolled_back(
+        query,
+        params,
+        timeout=READ_TIMEOUT,
+        setup=[
+            (
                 "SELECT set_config('request.jwt.claims', %s, true), set_config('request.jwt.claim.sub', %s, true), "
                 "set_config('request.jwt.claim.role', %s, true)",
                 [json.dumps(claims), claims.get("sub", ""), claims.get("role", "")],
-            )
-            cursor.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
-            cursor.execute(query, params)
-            rows = cursor.fetchall()
-            raise _RolledBack
-    except _RolledBack:
-        pass
-    return rows
+            ),
+            (sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)), None),
+        ],
+    )
 
 
 def _row_query(spec: TableSpec) -> sql.Composable:
@@ -126,8 +119,19 @@ def _sees(role: str, claims: dict, spec: TableSpec, user_id: uuid.UUID) -> tuple
     return visible, ""
 
 
-def _hidden_reason(role: str, spec: TableSpec, rls: bool, policies: list[Policy]) -> str:
-    if not _may_select(role, spec):
+def _others_see(spec: TableSpec, user_ids: list[uuid.UUID]) -> int:
+    """How many of these users' rows another signed-in user can read: one read as the app."""
+    query = sql.SQL("SELECT count(DISTINCT x.{k}) FROM {t} x WHERE x.{k} = ANY(%s)").format(
+        t=spec.identifier(), k=sql.Identifier(spec.key)
+    )
+    ((n,),) = read_as(AUTHENTICATED, claims_for(AUTHENTICATED, uuid.uuid4()), query, [user_ids])
+    return n
+
+
+def _hidden_reason(
+    role: str, spec: TableSpec, rls: bool, policies: list[Policy], *, may_select: bool | None = None
+) -> str:
+    if not (may_select if may_select is not None else _may_select(role, spec)):
         return f"no SELECT grant for {role}"
     if not rls:
         return ""
@@ -213,16 +217,13 @@ def check_app_visibility() -> Check:
                 break
             if not visible:
                 hidden.append(user_id)
-        others = (
-            0
-            if refused
-            else sum(bool(_sees(AUTHENTICATED, claims_for(AUTHENTICATED, uuid.uuid4()), spec, u)[0]) for u, _ in owners)
-        )
+        grants = {role: _may_select(role, spec) for role in roles}
+        others = 0 if refused or not grants[AUTHENTICATED] else _others_see(spec, [u for u, _ in owners])
         rows.append(
             {
                 "table": spec.qualified_name,
                 "row level security": "on" if rls else "off",
-                **{f"{role} may SELECT": _may_select(role, spec) for role in roles},
+                **{f"{role} may SELECT": grants[role] for role in roles},
                 "policies for reading": ", ".join(p.name for p in policies if p.reads_as(AUTHENTICATED)) or "-",
                 "users sampled": len(owners),
                 "see their own row": len(owners) - len(hidden) if not refused else "-",
@@ -238,8 +239,8 @@ def check_app_visibility() -> Check:
             continue
         if not rls:
             open_tables.append(spec.qualified_name)
-        reason = _hidden_reason(AUTHENTICATED, spec, rls, policies)
-        if not _may_select(AUTHENTICATED, spec):
+        reason = _hidden_reason(AUTHENTICATED, spec, rls, policies, may_select=grants[AUTHENTICATED])
+        if not grants[AUTHENTICATED]:
             findings.append(
                 f"{AUTHENTICATED} has no SELECT grant on {spec.qualified_name}: the app reads none of its rows "
                 f"(`permission denied for table {spec.name}`, 42501)."

@@ -10,24 +10,8 @@ from dataclasses import dataclass
 from psycopg import sql
 
 from provisioning.engine import catalog
-from provisioning.spec import AuthColumn, AuthMetadata, TableSpec, select_tables
-
-#: Columns of auth.users that are never copied, compared, shown or synced.
-SECRET_AUTH_COLUMNS = frozenset(
-    {
-        "encrypted_password",
-        "confirmation_token",
-        "recovery_token",
-        "email_change_token_new",
-        "email_change_token_current",
-        "phone_change_token",
-        "reauthentication_token",
-    }
-)
-
-
-_TYPMOD = re.compile(r"\(\d+(?:\s*,\s*\d+)?\)")
-
+from provisioning.spec import select_tables
+from provisioning.spec.vocabulary import SECRET_AUTH_COLUMNS, AuthColumn, AuthMetadata, TableSpec
 
 #: App table columns that hold secrets (the real app's users.password, wallets.backup_seed,
 #: profiles.bank_account_number): never shown, exported or kept in an audit event.
@@ -44,7 +28,7 @@ class CopiedColumn:
     spec: TableSpec
     column: str
     value: AuthColumn | AuthMetadata
-    data_type: str  # the live column's type, e.g. "text"
+    data_type: str  # the live column's type without its length (catalog.Column.base_type), e.g. "text"
     unique: bool  # a unique index on this column alone
 
     @property
@@ -61,13 +45,7 @@ class CopiedColumn:
 
     def auth_value(self, alias: str = "u") -> sql.Composable:
         """The auth user's value, as the column's type (what provisioning would write)."""
-        # The type without its length: an explicit cast to varchar(n) would cut a longer
-        # value silently, where the assignment raises and the row is isolated to its user.
-        return sql.SQL("CAST({} AS {})").format(self.value.expression(alias), sql.SQL(self.base_type))
-
-    @property
-    def base_type(self) -> str:
-        return _TYPMOD.sub("", self.data_type)
+        return sql.SQL("CAST({} AS {})").format(self.value.expression(alias), sql.SQL(self.data_type))
 
     def differs(self, x: str = "x", u: str = "u") -> sql.Composable:
         return sql.SQL("{} IS DISTINCT FROM {}").format(self.app_value(x), self.auth_value(u))
@@ -90,7 +68,7 @@ def copied_columns(
                 continue
             if isinstance(value, AuthColumn) and value.column in SECRET_AUTH_COLUMNS:
                 continue
-            found.append(CopiedColumn(spec, column, value, live[column].data_type, (column,) in unique))
+            found.append(CopiedColumn(spec, column, value, live[column].base_type, (column,) in unique))
     if columns:
         wanted = set(columns)
         chosen = [c for c in found if c.name in wanted or c.column in wanted]

@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from django.db import DatabaseError, connection, transaction
 
 from provisioning.actors import Actor
-from provisioning.audit.recording import record_denied, record_event
+from provisioning.audit.recording import record_denied, record_event, record_failed
 from provisioning.drift import statements
 from provisioning.drift.columns import CopiedColumn, by_table, copied_columns, withheld_columns
 from provisioning.drift.selectors import removal_order
 from provisioning.engine import catalog
 from provisioning.engine.services import (
     SAMPLE_SIZE,
+    NotProvisioned,
     ProvisioningDenied,
     ProvisioningFailed,
     about_a_row,
@@ -59,14 +60,8 @@ class Change:
         }
 
 
-@dataclass(frozen=True)
-class Blocked:
-    user_id: uuid.UUID
-    table: str
-    reason: str
-
-    def as_dict(self) -> dict:
-        return {"user_id": str(self.user_id), "table": self.table, "reason": self.reason}
+#: A user a sync could not write, with the reason: provisioning's own record of it.
+Blocked = NotProvisioned
 
 
 @dataclass
@@ -184,16 +179,14 @@ def sync_values(
                     )
         except DatabaseError as exc:
             message = first_line(exc)
-            with transaction.atomic():
-                event = record_event(
-                    actor=actor,
-                    action=Action.SYNC_VALUES,
-                    outcome=Outcome.FAILED,
-                    tables=list(grouped),
-                    target_user_ids=ids,
-                    detail={"batch": result.batches + 1, "error": message, "columns": names, "dry_run": dry_run},
-                    run_id=result.run_id,
-                )
+            event = record_failed(
+                actor=actor,
+                action=Action.SYNC_VALUES,
+                tables=list(grouped),
+                target_user_ids=ids,
+                detail={"batch": result.batches + 1, "error": message, "columns": names, "dry_run": dry_run},
+                run_id=result.run_id,
+            )
             result.audit_event_ids.append(event.pk)
             raise ProvisioningFailed(message, result) from exc
         result.add(changes, blocked)
@@ -505,14 +498,7 @@ def remove_orphans(*, actor: Actor, tables: Sequence[str] | None = None, dry_run
             result.audit_event_ids.append(event.pk)
     except DatabaseError as exc:
         message = first_line(exc)
-        with transaction.atomic():
-            event = record_event(
-                actor=actor,
-                action=Action.REMOVE_ORPHANS,
-                outcome=Outcome.FAILED,
-                tables=names,
-                detail={"error": message},
-            )
+        event = record_failed(actor=actor, action=Action.REMOVE_ORPHANS, tables=names, detail={"error": message})
         result.removed = {}
         result.audit_event_ids.append(event.pk)
         raise ProvisioningFailed(message, result) from exc

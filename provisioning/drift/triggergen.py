@@ -14,17 +14,16 @@ sign-ins).
 from __future__ import annotations
 
 from provisioning.drift.columns import by_table, copied_columns
-from provisioning.engine.triggergen import quote_ident
+from provisioning.engine.triggergen import function_and_trigger, quote_ident
 from provisioning.spec import AuthColumn, table_spec
 
 FUNCTION = ("public", "sync_user_values")
 TRIGGER = "on_auth_user_updated"
-_QUOTE = "$function$"
 
 
 def _typed(column) -> str:
     """The auth user's new value as the column's type, without its length (as sync_values)."""
-    return f"CAST({column.value.trigger_expression(quote_ident)} AS {column.base_type})"
+    return f"CAST({column.value.trigger_expression(quote_ident)} AS {column.data_type})"
 
 
 def sync_trigger_sql() -> str:
@@ -55,34 +54,12 @@ def sync_trigger_sql() -> str:
         )
     watched = list(dict.fromkeys(read))
     body = "\n\n".join(blocks)
-    if _QUOTE in body:
-        raise ValueError(f"a spec value contains {_QUOTE}")
-    function = quote_ident(*FUNCTION)
-    trigger = quote_ident(TRIGGER)
     when = " OR ".join(f"OLD.{quote_ident(c)} IS DISTINCT FROM NEW.{quote_ident(c)}" for c in watched)
+    on = f"AFTER UPDATE OF {', '.join(quote_ident(c) for c in watched)} ON auth.users"
     return f"""
 -- Keeps the columns the spec copies from the auth user in step when the user changes them
 -- (provisioning_trigger_sql --sync-on-update). A value the table rejects (another row holds
 -- the new email) is a warning in the database log, never an error for the user: find those
 -- users under "Values differ from auth" and sync them once the value is free.
 
-CREATE OR REPLACE FUNCTION {function}()
-RETURNS trigger
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path = ''
-AS {_QUOTE}
-BEGIN
-{body}
-
-    RETURN NEW;
-END;
-{_QUOTE};
-
-DROP TRIGGER IF EXISTS {trigger} ON auth.users;
-CREATE TRIGGER {trigger}
-    AFTER UPDATE OF {", ".join(quote_ident(c) for c in watched)} ON auth.users
-    FOR EACH ROW
-    WHEN ({when})
-    EXECUTE FUNCTION {function}();
-"""
+{function_and_trigger(quote_ident(*FUNCTION), quote_ident(TRIGGER), body, on=on, when=when)}"""

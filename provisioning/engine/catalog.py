@@ -3,9 +3,12 @@ models."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from django.db import connection
+
+_TYPMOD = re.compile(r"\(\d+(?:\s*,\s*\d+)?\)")
 
 
 @dataclass(frozen=True)
@@ -15,6 +18,13 @@ class Column:
     not_null: bool
     has_default: bool
     generated: bool
+
+    @property
+    def base_type(self) -> str:
+        """The type without its length or precision (`character varying`, `numeric`): an
+        explicit cast to `varchar(n)` cuts a longer value silently, where an assignment
+        raises."""
+        return _TYPMOD.sub("", self.data_type)
 
     @property
     def required(self) -> bool:

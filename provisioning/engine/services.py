@@ -18,7 +18,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models.expressions import RawSQL
 
 from provisioning.actors import Actor
-from provisioning.audit.recording import record_denied, record_event
+from provisioning.audit.recording import record_denied, record_event, record_failed
 from provisioning.engine import statements
 from provisioning.engine.plans import TablePlan, plan_run, require_write_order
 from provisioning.engine.selectors import blocked_by_reason
@@ -420,21 +420,19 @@ def _run(
                     result.audit_event_ids.append(event.pk)
         except DatabaseError as exc:
             message = first_line(exc)
-            with transaction.atomic():
-                event = record_event(
-                    actor=actor,
-                    action=action,
-                    outcome=Outcome.FAILED,
-                    tables=table_names,
-                    target_user_ids=list(ids),
-                    detail={
-                        "batch": result.batches + 1,
-                        "error": message,
-                        "dry_run": dry_run,
-                        **_range_detail(batch_users),
-                    },
-                    run_id=result.run_id,
-                )
+            event = record_failed(
+                actor=actor,
+                action=action,
+                tables=table_names,
+                target_user_ids=list(ids),
+                detail={
+                    "batch": result.batches + 1,
+                    "error": message,
+                    "dry_run": dry_run,
+                    **_range_detail(batch_users),
+                },
+                run_id=result.run_id,
+            )
             result.audit_event_ids.append(event.pk)
             raise ProvisioningFailed(message, result) from exc
         result.add_batch(batch)

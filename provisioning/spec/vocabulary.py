@@ -15,6 +15,18 @@ from typing import Any
 
 from psycopg import sql
 
+#: auth.users' token columns, and every column of it that holds a secret: never copied
+#: by a spec's value, compared, shown or synced.
+AUTH_TOKEN_COLUMNS = (
+    "confirmation_token",
+    "recovery_token",
+    "email_change_token_new",
+    "email_change_token_current",
+    "phone_change_token",
+    "reauthentication_token",
+)
+SECRET_AUTH_COLUMNS = frozenset({"encrypted_password", *AUTH_TOKEN_COLUMNS})
+
 
 def literal(value: Any) -> sql.Composable:
     # Statements always run with parameters, and psycopg then reads `%` as a placeholder

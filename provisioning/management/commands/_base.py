@@ -23,6 +23,31 @@ def require_usable_spec() -> None:
         raise CommandError(problems[0] + more, returncode=EXIT_BAD_INPUT)
 
 
+def add_run_arguments(parser, *, everyone: str, everyone_help: str, dry_run_help: str) -> None:
+    """The arguments `provision` and `sync_values` share: who (--user ... or `everyone`),
+    --table, --dry-run, --batch-size, --json."""
+    from provisioning.spec import TABLE_NAMES
+
+    who = parser.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", action="append", metavar="ID_OR_EMAIL", help="an auth user id or email (repeat)")
+    who.add_argument(everyone, action="store_true", help=everyone_help)
+    parser.add_argument("--table", action="append", choices=TABLE_NAMES, help="limit to this app table (repeat)")
+    parser.add_argument("--dry-run", action="store_true", help=dry_run_help)
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="users per transaction (default: the PROVISIONING_BATCH_SIZE setting, 50,000)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def require_batch_size(options: dict) -> None:
+    """CommandError (exit 2) for a --batch-size below 1."""
+    if options["batch_size"] is not None and options["batch_size"] < 1:
+        raise CommandError("--batch-size must be at least 1", returncode=EXIT_BAD_INPUT)
+
+
 class ProvisioningCommand(BaseCommand):
     def execute(self, *args, **options):
         try:

@@ -7,9 +7,8 @@ from provisioning.actors import Actor
 from provisioning.drift import services
 from provisioning.engine import selectors
 from provisioning.engine.services import ProvisioningFailed
-from provisioning.spec import TABLE_NAMES
 
-from ._base import EXIT_BAD_INPUT, EXIT_SOME_FAILED, ProvisioningCommand
+from ._base import EXIT_BAD_INPUT, EXIT_SOME_FAILED, ProvisioningCommand, add_run_arguments, require_batch_size
 
 
 class Command(ProvisioningCommand):
@@ -21,25 +20,18 @@ class Command(ProvisioningCommand):
     )
 
     def add_arguments(self, parser):
-        who = parser.add_mutually_exclusive_group(required=True)
-        who.add_argument("--user", action="append", metavar="ID_OR_EMAIL", help="an auth user id or email (repeat)")
-        who.add_argument("--all-drifted", action="store_true", help="every live user whose values differ")
-        parser.add_argument("--table", action="append", choices=TABLE_NAMES, help="limit to this app table (repeat)")
+        add_run_arguments(
+            parser,
+            everyone="--all-drifted",
+            everyone_help="every live user whose values differ",
+            dry_run_help="show old -> new per row; write nothing",
+        )
         parser.add_argument(
             "--column", action="append", metavar="TABLE.COLUMN", help="limit to this copied column (repeat)"
         )
-        parser.add_argument("--dry-run", action="store_true", help="show old -> new per row; write nothing")
-        parser.add_argument(
-            "--batch-size",
-            type=int,
-            default=None,
-            help="users per transaction (default: the PROVISIONING_BATCH_SIZE setting, 50,000)",
-        )
-        parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
     def handle(self, *args, **options):
-        if options["batch_size"] is not None and options["batch_size"] < 1:
-            raise CommandError("--batch-size must be at least 1", returncode=EXIT_BAD_INPUT)
+        require_batch_size(options)
         kwargs = {
             "actor": Actor.command_line(),
             "tables": options["table"],
