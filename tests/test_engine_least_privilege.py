@@ -18,9 +18,11 @@ CREATE ROLE {ROLE} NOLOGIN;
 GRANT USAGE ON SCHEMA auth TO {ROLE};
 GRANT SELECT (id, email, phone, created_at, updated_at, last_sign_in_at, email_confirmed_at,
               phone_confirmed_at, banned_until, deleted_at, is_anonymous, is_sso_user,
-              raw_user_meta_data) ON auth.users TO {ROLE};
+              raw_user_meta_data, raw_app_meta_data) ON auth.users TO {ROLE};
 GRANT USAGE ON SCHEMA public TO {ROLE};
 GRANT SELECT, INSERT ON public.users, public.profiles, public.wallets TO {ROLE};
+GRANT UPDATE (email) ON public.users TO {ROLE};
+GRANT DELETE ON public.users, public.profiles, public.wallets TO {ROLE};
 GRANT USAGE ON SCHEMA {settings.DJANGO_SCHEMA} TO {ROLE};
 GRANT SELECT, INSERT ON {settings.DJANGO_SCHEMA}.provisioning_auditevent TO {ROLE};
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA {settings.DJANGO_SCHEMA} TO {ROLE};
@@ -40,6 +42,24 @@ def test_status_and_provisioning_work_with_the_readme_grants(cli_actor):
     assert counts.missing == {"users": 1, "profiles": 2, "wallets": 2}
     assert result.created == {"users": 0, "profiles": 2, "wallets": 2}
     assert [count(t, [user_id]) for t in ("users", "profiles", "wallets")] == [1, 1, 1]
+
+
+def test_sync_and_orphan_removal_work_with_the_readme_grants(cli_actor):
+    from provisioning.drift import services as drift_services
+
+    moved = make_auth_user("grant-old@example.com")
+    execute("UPDATE auth.users SET email = 'grant-new@example.com' WHERE id = %s", [moved])
+    gone = make_auth_user()
+    execute("DELETE FROM auth.users WHERE id = %s", [gone])
+    execute(GRANTS)
+    execute(f"SET LOCAL ROLE {ROLE}")
+
+    synced = drift_services.sync_values(actor=cli_actor, all_drifted=True)
+    removed = drift_services.remove_orphans(actor=cli_actor)
+
+    execute("RESET ROLE")
+    assert synced.changed == {"users.email": 1} and removed.total == 3
+    assert [count(t, [gone]) for t in ("users", "profiles", "wallets")] == [0, 0, 0]
 
 
 def test_the_readme_grants_cannot_read_secrets_or_write_auth():
