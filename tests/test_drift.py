@@ -467,3 +467,37 @@ def test_orphan_removal_is_refused_when_it_would_take_rows_it_does_not_record(cl
     execute("DELETE FROM public.posts")
     assert run_command("remove_orphans")[0] == 0
     assert [count(t, [gone]) for t in ("users", "profiles", "wallets")] == [0, 0, 0]
+
+
+def test_a_row_changed_after_the_batch_read_it_is_written_from_live_values_and_recorded_as_replaced(
+    cli_actor, monkeypatch
+):
+    """The batch reads the drifted rows first, then writes them by location. A row another
+    session changes in between is not overwritten from the stale read: it is written again
+    from live values, and the audit event's old value is the one really replaced."""
+    moved = make_auth_user("read-old@example.com")
+    steady = make_auth_user("read-steady-old@example.com")
+    change_email(moved, "read-new@example.com")
+    change_email(steady, "read-steady-new@example.com")
+    fill = services._fill_batch
+    batches = []
+
+    def fill_then_someone_writes(*args, **kwargs):
+        found = fill(*args, **kwargs)
+        if not batches:  # the first batch only
+            execute("UPDATE public.users SET email = 'edited-meanwhile@example.com' WHERE id = %s", [moved])
+        batches.append(found)
+        return found
+
+    monkeypatch.setattr(services, "_fill_batch", fill_then_someone_writes)
+    result = services.sync_values(actor=cli_actor, all_drifted=True)
+
+    assert (app_email(moved), app_email(steady)) == ("read-new@example.com", "read-steady-new@example.com")
+    assert result.ok and result.changed == {"users.email": 2}
+    (event,) = AuditEvent.objects.filter(pk__in=result.audit_event_ids)
+    assert sorted(event.detail["changes"]["public.users.email"]) == sorted(
+        [
+            [str(moved), "edited-meanwhile@example.com", "read-new@example.com"],
+            [str(steady), "read-steady-old@example.com", "read-steady-new@example.com"],
+        ]
+    )

@@ -41,12 +41,14 @@ try:
         finally:
             text = sql if isinstance(sql, str) else sql.as_string(connection.connection)
             kind = (
-                "next_drifted"
-                if "UNION" in text and "LIMIT" in text
+                "read drifted rows"
+                if 'CREATE TEMPORARY TABLE "eloity_drift' in text
+                else "batch end"
+                if "array_agg(k ORDER BY k DESC)" in text
                 else "unique_clashes"
                 if "OVER (PARTITION" in text
                 else "sync UPDATE"
-                if text.lstrip().startswith("WITH old")
+                if text.lstrip().startswith("WITH upd")
                 else "audit INSERT"
                 if "provisioning_auditevent" in text and "INSERT" in text
                 else "other"

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from django.db import DatabaseError, connection, transaction
+from django.db.models.expressions import RawSQL
 
 from provisioning.actors import Actor
 from provisioning.audit.recording import record_denied, record_event, record_failed
@@ -33,6 +34,7 @@ from provisioning.engine.services import (
     require_provisioning,
     row_error,
 )
+from provisioning.engine.statements import as_text
 from provisioning.errors import first_line
 from provisioning.models import AuditEvent
 from provisioning.spec import table_spec
@@ -85,15 +87,15 @@ class SyncResult:
     def total_changed(self) -> int:
         return sum(self.changed.values())
 
-    def add(self, changes: list[Change], blocked: list[Blocked]) -> None:
+    def add(self, batch: _Batch) -> None:
         self.batches += 1
-        for change in changes:
-            key = f"{change.table.split('.', 1)[-1]}.{change.column}"
-            self.changed[key] = self.changed.get(key, 0) + 1
-        self.users_changed += len({c.user_id for c in changes})
-        self.changes.extend(changes[: max(0, SAMPLE_SIZE - len(self.changes))])
-        self.blocked_count += len(blocked)
-        self.blocked.extend(blocked[: max(0, SAMPLE_SIZE - len(self.blocked))])
+        for name in self.columns:  # in the spec's order
+            if batch.changed.get(name):
+                self.changed[name] = self.changed.get(name, 0) + batch.changed[name]
+        self.users_changed += batch.users
+        self.changes.extend(batch.sample[: max(0, SAMPLE_SIZE - len(self.changes))])
+        self.blocked_count += len(batch.blocked)
+        self.blocked.extend(batch.blocked[: max(0, SAMPLE_SIZE - len(self.blocked))])
 
     def summary(self) -> str:
         verb = "Would sync" if self.dry_run else "Synced"
@@ -164,34 +166,41 @@ def sync_values(
     )
     size = batch_size_or_default(batch_size)
     result = SyncResult(dry_run=dry_run, columns=names, run_id=uuid.uuid4())
-    if all_drifted:
-        batches = _drifted_batches(grouped, size)
-    else:
-        ids = list(dict.fromkeys(uuid.UUID(str(i)) for i in user_ids or ()))
-        batches = iter([ids[i : i + size] for i in range(0, len(ids), size)])
-    for ids in batches:
+    specs = [(table_spec(t), cols) for t, cols in grouped.items()]
+    ids = list(dict.fromkeys(uuid.UUID(str(i)) for i in user_ids or ()))
+    slices = iter([ids[i : i + size] for i in range(0, len(ids), size)])
+    after = FIRST_ID
+    while specs:
+        if all_drifted:
+            params = {"after": after, "limit": size}
+        else:
+            params = {"ids": next(slices, None), "limit": size}
+            if params["ids"] is None:
+                break
         try:
             with transaction.atomic():
-                changes, blocked = _sync_batch(grouped, ids, dry_run=dry_run)
+                hi, users = _fill_batch(specs, params, by_ids=not all_drifted)
+                if hi is None and all_drifted:
+                    break  # no drifted user left
+                batch = _sync_batch(specs, hi, dry_run=dry_run) if hi is not None else _Batch()
                 if not dry_run:
-                    _record_sync(
-                        actor, result, grouped, changes, blocked, Outcome.PARTIAL if blocked else Outcome.SUCCEEDED
-                    )
+                    _record_batch(actor, result, chosen, batch)
         except DatabaseError as exc:
             message = first_line(exc)
             event = record_failed(
                 actor=actor,
                 action=Action.SYNC_VALUES,
                 tables=list(grouped),
-                target_user_ids=ids,
+                target_user_ids=params.get("ids") or [],
                 detail={"batch": result.batches + 1, "error": message, "columns": names, "dry_run": dry_run},
                 run_id=result.run_id,
             )
             result.audit_event_ids.append(event.pk)
             raise ProvisioningFailed(message, result) from exc
-        result.add(changes, blocked)
+        result.add(batch)
         if progress:
-            progress(len(ids), result)
+            progress(users if all_drifted else len(params["ids"]), result)
+        after = hi
     if dry_run or not result.audit_event_ids:
         # A dry run, or a run that found nothing to do: one event says it ran.
         with transaction.atomic():
@@ -207,37 +216,55 @@ def sync_values(
     return result
 
 
-def _drifted_batches(grouped: dict[str, list[CopiedColumn]], size: int) -> Iterator[list[uuid.UUID]]:
-    """Batches of drifted user ids in id order (a keyset walk: each batch starts after the
-    last), so a batch whose users stay drifted (blocked) does not come back."""
-    if not grouped:
-        return
-    query = statements.next_drifted([(table_spec(t), cols) for t, cols in grouped.items()])
-    after = FIRST_ID
-    while True:
-        with connection.cursor() as cursor:
-            cursor.execute(query, {"after": after, "limit": size})
-            ids = [row[0] for row in cursor.fetchall()]
-        if not ids:
-            return
-        yield ids
-        after = ids[-1]
+@dataclass
+class _Batch:
+    """What one batch changed (read from `statements.SYNCED`) and whom it blocked."""
+
+    changed: dict[str, int] = field(default_factory=dict)  # users.email -> values
+    users: int = 0
+    sample: list[Change] = field(default_factory=list)
+    blocked: list[Blocked] = field(default_factory=list)
 
 
-def _sync_batch(
-    grouped: dict[str, list[CopiedColumn]], ids: list[uuid.UUID], *, dry_run: bool
-) -> tuple[list[Change], list[Blocked]]:
-    changes: list[Change] = []
-    blocked: list[Blocked] = []
+def _fill_batch(tables, params: dict, *, by_ids: bool) -> tuple[uuid.UUID | None, int]:
+    """Read the batch's drifted rows into one temporary table per table; (the batch's last
+    key, how many users it holds), or (None, 0) when none differs. For all drifted users, a
+    batch is the first `limit` drifted users after `after`, in id order (a keyset walk, so
+    a batch whose users stay drifted, blocked, does not come back)."""
+    with connection.cursor() as cursor:
+        cursor.execute(statements.create_synced())
+        for index, (spec, columns) in enumerate(tables):
+            cursor.execute(statements.create_drift_batch(spec, columns, index, by_ids=by_ids), params)
+        cursor.execute(statements.batch_end(len(tables)), params)
+        hi, users = cursor.fetchone()
+    return hi, users
+
+
+def _sync_batch(tables, hi: uuid.UUID, *, dry_run: bool) -> _Batch:
+    """Write the batch (in a savepoint rolled back for a dry run) and read what it changed."""
+    batch = _Batch()
     try:
         with transaction.atomic():
-            for table, columns in grouped.items():
-                changes += _sync_table(table_spec(table), columns, ids, blocked)
+            for index, (spec, columns) in enumerate(tables):
+                batch.blocked += _sync_table(spec, columns, index, hi)
+            _read_synced(batch)
             if dry_run:
                 raise _RollBack
     except _RollBack:
         pass
-    return changes, blocked
+    return batch
+
+
+def _read_synced(batch: _Batch) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(statements.synced_counts())
+        for table, column, n in cursor.fetchall():
+            if table is None:
+                batch.users = n
+            else:
+                batch.changed[f"{table.split('.', 1)[-1]}.{column}"] = n
+        cursor.execute(statements.synced_sample(), {"sample": SAMPLE_SIZE})
+        batch.sample = [Change(*row) for row in cursor.fetchall()]
 
 
 def _unique_clashes(spec, columns: list[CopiedColumn], ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
@@ -263,69 +290,77 @@ def _unique_clashes(spec, columns: list[CopiedColumn], ids: list[uuid.UUID]) -> 
     return clashes
 
 
-def _sync_table(spec, columns: list[CopiedColumn], ids: list[uuid.UUID], blocked: list[Blocked]) -> list[Change]:
-    """One UPDATE for the batch, which leaves alone a user whose new value on a unique column
-    another row holds; those users are then blocked with the reason. When the database still
-    rejects a row (two users of the batch wanting the same value, a CHECK, a trigger), the
-    collisions are worked out first and then each remaining user is written on their own."""
-    if not ids:
-        return []
-    statement = statements.sync(spec, columns)
+def _sync_table(spec, columns: list[CopiedColumn], index: int, hi: uuid.UUID) -> list[Blocked]:
+    """One UPDATE for the batch's rows of this table, which leaves alone a user whose new
+    value on a unique column another row holds, or whose row changed since the batch read
+    it; those users are then written again from live values, and the ones still colliding
+    blocked with the reason. When the database rejects a row (two users of the batch wanting
+    the same value, a CHECK, a trigger), the collisions are worked out first and then each
+    remaining user is written on their own. Returns the blocked users."""
     try:
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(statement, {"ids": ids})
-            changes = _changes(spec, columns, cursor.fetchall())
+            cursor.execute(statements.sync_batch(spec, columns, index), {"hi": hi})
     except DatabaseError as exc:
         if not about_a_row(exc):
             raise
     else:
-        if any(c.unique for c in columns):
-            changes += _retry_freed(spec, statement, columns, ids, changes)
-            written = {c.user_id for c in changes}
-            left = [i for i in ids if i not in written]
-            clashes = _unique_clashes(spec, columns, left) if left else {}
-            blocked += [Blocked(user_id, spec.qualified_name, reason) for user_id, reason in clashes.items()]
-        return changes
+        with connection.cursor() as cursor:
+            cursor.execute(statements.left_in_batch(spec, index), {"hi": hi})
+            left = [row[0] for row in cursor.fetchall()]
+        left = _retry_freed(spec, columns, left) if left else []
+        clashes = _unique_clashes(spec, columns, left) if left else {}
+        return [Blocked(user_id, spec.qualified_name, reason) for user_id, reason in clashes.items()]
+    with connection.cursor() as cursor:
+        cursor.execute(statements.batch_keys(index), {"hi": hi})
+        ids = [row[0] for row in cursor.fetchall()]
     clashes = _unique_clashes(spec, columns, ids)
-    blocked += [Blocked(user_id, spec.qualified_name, reason) for user_id, reason in clashes.items()]
-    changes = []
+    blocked = [Blocked(user_id, spec.qualified_name, reason) for user_id, reason in clashes.items()]
+    statement = statements.sync(spec, columns)
     for user_id in (i for i in ids if i not in clashes):
         try:
             with transaction.atomic(), connection.cursor() as cursor:
                 cursor.execute(statement, {"ids": [user_id]})
-                changes += _changes(spec, columns, cursor.fetchall())
         except DatabaseError as exc:
             if not about_a_row(exc):
                 raise
             blocked.append(Blocked(user_id, spec.qualified_name, row_error(exc)))
-    return changes
+    return blocked
 
 
-def _retry_freed(spec, statement, columns: list[CopiedColumn], ids, changes: list[Change]) -> list[Change]:
-    """The users the UPDATE left alone because another row held their new value, again,
-    while that frees values: when B moves from b@ to c@ and A wants b@, the statement's
-    guard saw b@ still held, so A waits for this second pass."""
-    more: list[Change] = []
-    written = {c.user_id for c in changes}
-    left = [i for i in ids if i not in written]
+def _retry_freed(spec, columns: list[CopiedColumn], left: list[uuid.UUID]) -> list[uuid.UUID]:
+    """The users the batch's UPDATE left alone, written again from live values while that
+    frees values (when B moves from b@ to c@ and A wants b@, the guard saw b@ still held, so
+    A waits for this pass; a row changed meanwhile is written with its new values). Returns
+    the users still not written."""
+    statement = statements.sync(spec, columns)
+    written = True
     while left and written:
         with connection.cursor() as cursor:
             cursor.execute(statement, {"ids": left})
-            found = _changes(spec, columns, cursor.fetchall())
-        written = {c.user_id for c in found}
-        more += found
+            cursor.execute(statements.synced_among(spec), {"ids": left})
+            written = {row[0] for row in cursor.fetchall()}
         left = [i for i in left if i not in written]
-    return more
+    return left
 
 
-def _changes(spec, columns: list[CopiedColumn], rows: list[tuple]) -> list[Change]:
-    found = []
-    for key, *values in rows:
-        for i, column in enumerate(columns):
-            old, new, changed = values[3 * i : 3 * i + 3]
-            if changed:
-                found.append(Change(key, spec.qualified_name, column.column, old, new))
-    return found
+def _record_batch(actor: Actor, result: SyncResult, columns: list[CopiedColumn], batch: _Batch) -> None:
+    """The batch's event, its changed values read from `statements.SYNCED` in SQL."""
+    blocked = [b.as_dict() for b in batch.blocked]
+    event = record_event(
+        actor=actor,
+        action=Action.SYNC_VALUES,
+        outcome=Outcome.PARTIAL if blocked else Outcome.SUCCEEDED,
+        tables=list(by_table(columns)),
+        target_user_ids=RawSQL(statements.SYNCED_EVENT_TARGETS, ([str(b.user_id) for b in batch.blocked],)),  # noqa: S611 - constant SQL
+        not_provisioned=blocked,
+        detail=RawSQL(  # noqa: S611 - composed with psycopg.sql, values as parameters
+            f"jsonb_build_object('columns', %s::jsonb, 'changes', {as_text(statements.synced_event_changes(columns))}, "
+            "'blocked', %s::jsonb, 'batch', %s::int)",
+            (json.dumps(result.columns), json.dumps(blocked), result.batches + 1),
+        ),
+        run_id=result.run_id,
+    )
+    result.audit_event_ids.append(event.pk)
 
 
 def _record_sync(

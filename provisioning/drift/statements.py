@@ -4,6 +4,8 @@ auth users `u`. Set-based: one statement per table per batch."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from psycopg import sql
 
 from provisioning.drift.columns import CopiedColumn
@@ -57,23 +59,6 @@ def drifted_row(spec: TableSpec, columns: list[CopiedColumn]) -> sql.Composed:
     )
 
 
-def next_drifted(tables: list[tuple[TableSpec, list[CopiedColumn]]]) -> sql.Composed:
-    """The next `%(limit)s` drifted user ids above `%(after)s`, in id order (a batch of
-    "sync all drifted").
-
-    The drifted users are found first (a hash join, both tables bounded by the cursor), then
-    ordered: asked for in id order directly, the planner walks both primary keys in step
-    and reads auth.users row by row (6.4 s for the first batch at a million users, 0.9 s this
-    way, measured with bench/adhoc/sync.py)."""
-    union = sql.SQL(" UNION ").join(
-        sql.SQL("{} AND x.{} > %(after)s AND u.id > %(after)s").format(
-            drifted_keys(spec, columns), sql.Identifier(spec.key)
-        )
-        for spec, columns in tables
-    )
-    return sql.SQL("WITH d(k) AS MATERIALIZED ({}) SELECT k FROM d ORDER BY k LIMIT %(limit)s").format(union)
-
-
 def user_values(spec: TableSpec, columns: list[CopiedColumn]) -> sql.Composed:
     """For user `%(id)s`, when live (soft-deleted and anonymous users are never synced):
     each column's app value and auth value, as text, and whether they differ (one row per
@@ -105,28 +90,145 @@ def unique_clashes(spec: TableSpec, column: CopiedColumn) -> sql.Composed:
     )
 
 
-def sync(spec: TableSpec, columns: list[CopiedColumn]) -> sql.Composed:
-    """Set the copied `columns` of users `%(ids)s` to the auth user's values where any
-    differs. Returns per row the key, then each column's old and new value (text) and
-    whether it changed. The old and new values come from the same statement (a locking
-    CTE that joins the auth users once), so what is recorded is exactly what was replaced.
-    A row whose new value on a unique column another row already holds is left alone (the
-    caller reports it), so one collision does not fail the statement. (Joining auth.users
-    again in the UPDATE took 2.2-2.4 s for 48,000 users at a million; carried, 1.4-1.5 s.)"""
-    guards = [
-        sql.SQL(" AND NOT EXISTS (SELECT 1 FROM {t} y WHERE y.{c} = {new} AND y.{k} IS DISTINCT FROM x.{k})").format(
-            t=spec.identifier(), c=sql.Identifier(c.column), new=c.auth_value(), k=sql.Identifier(spec.key)
+#: What a batch of a sync changed, one row per value: (table, column, user id, old, new) as
+#: text. A temporary table that lives as long as the batch's transaction: the batch's audit
+#: event and its counts are built from it in SQL, so however large the batch, its values
+#: never pass through the client.
+SYNCED = sql.Identifier("pg_temp", "eloity_synced")
+
+
+def create_synced() -> sql.Composed:
+    return sql.SQL(
+        "CREATE TEMPORARY TABLE IF NOT EXISTS eloity_synced "
+        "(tbl text NOT NULL, col text NOT NULL, k uuid NOT NULL, old text, new text) ON COMMIT DROP; TRUNCATE {}"
+    ).format(SYNCED)
+
+
+def drift_batch(index: int) -> sql.Identifier:
+    """The rows of one table a batch brings in step (`create_drift_batch`)."""
+    return sql.Identifier("pg_temp", f"eloity_drift_{index}")
+
+
+def create_drift_batch(spec: TableSpec, columns: list[CopiedColumn], index: int, *, by_ids: bool) -> sql.Composed:
+    """Fill `drift_batch(index)` with the table's rows whose copied values differ: each
+    row's location (ctid), key, and per column the app's value and the auth user's. Either
+    the rows of users `%(ids)s` (probes by key), or, for "all drifted", the first
+    `%(limit)s` drifted rows after key `%(after)s` in key order.
+
+    "All drifted" is found with one hash join of the table and auth.users, both bounded by
+    the cursor, then ordered: asked for in key order directly, the planner walks both
+    primary keys in step and reads auth.users row by row (8.7 s at a million users where
+    this takes 1.1 s, docs/performance.md)."""
+    found = sql.SQL("SELECT x.ctid AS row_id, x.{k} AS k, {pairs} FROM {joined} WHERE {any} AND {which}").format(
+        k=sql.Identifier(spec.key),
+        pairs=sql.SQL(", ").join(
+            sql.SQL("{} AS {}, {} AS {}").format(
+                c.app_value(), sql.Identifier(f"old_{i}"), c.auth_value(), sql.Identifier(f"new_{i}")
+            )
+            for i, c in enumerate(columns)
+        ),
+        joined=_joined(spec),
+        any=_any_differs(columns),
+        which=sql.SQL(
+            "x.{k} = ANY(%(ids)s) AND u.id = ANY(%(ids)s)" if by_ids else "x.{k} > %(after)s AND u.id > %(after)s"
+        ).format(k=sql.Identifier(spec.key)),
+    )
+    if not by_ids:
+        found = sql.SQL("WITH d AS MATERIALIZED ({}) SELECT * FROM d ORDER BY k LIMIT %(limit)s").format(found)
+    return sql.SQL("DROP TABLE IF EXISTS {t}; CREATE TEMPORARY TABLE {name} ON COMMIT DROP AS {found}").format(
+        t=drift_batch(index), name=sql.Identifier(f"eloity_drift_{index}"), found=found
+    )
+
+
+def batch_end(count: int) -> sql.Composed:
+    """(The last key of the batch, how many users it holds): the first `%(limit)s` keys of
+    the `count` drift tables together, so that a batch never exceeds its size in users."""
+    keys = sql.SQL(" UNION ").join(sql.SQL("SELECT k FROM {}").format(drift_batch(i)) for i in range(count))
+    return sql.SQL("SELECT (array_agg(k ORDER BY k DESC))[1], count(*) FROM ({} ORDER BY k LIMIT %(limit)s) b").format(
+        keys
+    )
+
+
+def _keep_changes(spec: TableSpec, columns: list[CopiedColumn]) -> sql.Composed:
+    """`INSERT INTO SYNCED` the values changed, from the UPDATE `upd` returning the key then
+    each column's old and new value."""
+    values = sql.SQL(", ").join(
+        sql.SQL("({c}, {o}::text, {n}::text, {o} IS DISTINCT FROM {n})").format(
+            c=sql.Literal(c.column),
+            o=sql.SQL("upd.{}").format(sql.Identifier(f"old_{i}")),
+            n=sql.SQL("upd.{}").format(sql.Identifier(f"new_{i}")),
         )
-        for c in columns
-        if c.unique
-    ]
+        for i, c in enumerate(columns)
+    )
+    return sql.SQL(
+        "INSERT INTO {synced} (tbl, col, k, old, new) SELECT {tbl}, v.col, upd.k::uuid, v.old, v.new "
+        "FROM upd, LATERAL (VALUES {values}) v (col, old, new, changed) WHERE v.changed"
+    ).format(synced=SYNCED, tbl=sql.Literal(spec.qualified_name), values=values)
+
+
+def _guards(
+    spec: TableSpec, columns: list[CopiedColumn], new: Callable[[int, CopiedColumn], sql.Composable]
+) -> sql.Composed:
+    """A row whose new value on a unique column another row already holds is left alone
+    (the caller reports it), so one collision does not fail the statement."""
+    return sql.Composed(
+        [
+            sql.SQL(
+                " AND NOT EXISTS (SELECT 1 FROM {t} y WHERE y.{c} = {new} AND y.{k} IS DISTINCT FROM x.{k})"
+            ).format(
+                t=spec.identifier(),
+                c=sql.Identifier(c.column),
+                new=new(i, c),
+                k=sql.Identifier(spec.key),
+            )
+            for i, c in enumerate(columns)
+            if c.unique
+        ]
+    )
+
+
+def sync_batch(spec: TableSpec, columns: list[CopiedColumn], index: int) -> sql.Composed:
+    """Set the copied `columns` of the rows in `drift_batch(index)` up to key `%(hi)s` to
+    the auth user's values, and keep what changed in `SYNCED`.
+
+    The rows are reached by their location (a TID scan: the join by key took 1.9 s for
+    48,000 users at a million, this 0.2 s), and only while they still hold the values the
+    batch read: a row changed since is left alone (the caller writes it again from live
+    values), so what is recorded as old is exactly what was replaced."""
+    same = sql.SQL(" AND ").join(
+        sql.SQL("x.{} IS NOT DISTINCT FROM d.{}").format(sql.Identifier(c.column), sql.Identifier(f"old_{i}"))
+        for i, c in enumerate(columns)
+    )
+    return sql.SQL(
+        "WITH upd AS (UPDATE {t} x SET {sets} FROM {d} d "
+        "WHERE d.k <= %(hi)s AND x.ctid = ANY(ARRAY(SELECT row_id FROM {d} WHERE k <= %(hi)s)) "
+        "AND x.ctid = d.row_id AND x.{k} = d.k AND {same}{guards} RETURNING d.*) {keep}"
+    ).format(
+        t=spec.identifier(),
+        sets=sql.SQL(", ").join(
+            sql.SQL("{} = d.{}").format(sql.Identifier(c.column), sql.Identifier(f"new_{i}"))
+            for i, c in enumerate(columns)
+        ),
+        d=drift_batch(index),
+        k=sql.Identifier(spec.key),
+        same=same,
+        guards=_guards(spec, columns, lambda i, c: sql.SQL("d.{}").format(sql.Identifier(f"new_{i}"))),
+        keep=_keep_changes(spec, columns),
+    )
+
+
+def sync(spec: TableSpec, columns: list[CopiedColumn]) -> sql.Composed:
+    """Set the copied `columns` of users `%(ids)s` to the auth user's live values where any
+    differs, and keep what changed in `SYNCED`: for the few users `sync_batch` left alone,
+    and for writing users one by one. The old and new values come from the same statement
+    (a locking CTE that joins the auth users once), so what is recorded is exactly what was
+    replaced."""
     return sql.SQL(
         "WITH old AS (SELECT x.ctid AS row_id, x.{k} AS k, {olds} FROM {joined} "
-        "WHERE x.{k} = ANY(%(ids)s) AND u.id = ANY(%(ids)s) AND {any}{guards} FOR UPDATE OF x) "
-        "UPDATE {t} x SET {sets} FROM old WHERE x.ctid = old.row_id "
-        "RETURNING x.{k}, {pairs}"
+        "WHERE x.{k} = ANY(%(ids)s) AND u.id = ANY(%(ids)s) AND {any}{guards} FOR UPDATE OF x), "
+        "upd AS (UPDATE {t} x SET {sets} FROM old WHERE x.ctid = old.row_id RETURNING old.*) {keep}"
     ).format(
-        guards=sql.Composed(guards),
+        guards=_guards(spec, columns, lambda i, c: c.auth_value()),
         k=sql.Identifier(spec.key),
         olds=sql.SQL(", ").join(
             sql.SQL("x.{c} AS {o}, {new} AS {n}").format(
@@ -144,12 +246,64 @@ def sync(spec: TableSpec, columns: list[CopiedColumn]) -> sql.Composed:
             for i, c in enumerate(columns)
         ),
         any=_any_differs(columns),
-        pairs=sql.SQL(", ").join(
-            sql.SQL("old.{o}::text, x.{c}::text, old.{o} IS DISTINCT FROM x.{c}").format(
-                o=sql.Identifier(f"old_{i}"), c=sql.Identifier(c.column)
+        keep=_keep_changes(spec, columns),
+    )
+
+
+def left_in_batch(spec: TableSpec, index: int) -> sql.Composed:
+    """The users of `drift_batch(index)` up to `%(hi)s` with no value changed in `SYNCED`
+    for this table (a unique value held by another row, a row changed meanwhile)."""
+    return sql.SQL(
+        "SELECT DISTINCT d.k FROM {d} d WHERE d.k <= %(hi)s AND NOT EXISTS "
+        "(SELECT 1 FROM {synced} s WHERE s.tbl = {tbl} AND s.k = d.k) ORDER BY 1"
+    ).format(d=drift_batch(index), synced=SYNCED, tbl=sql.Literal(spec.qualified_name))
+
+
+def batch_keys(index: int) -> sql.Composed:
+    """The users of `drift_batch(index)` up to `%(hi)s` (for writing them one by one)."""
+    return sql.SQL("SELECT DISTINCT k FROM {} WHERE k <= %(hi)s ORDER BY 1").format(drift_batch(index))
+
+
+def synced_among(spec: TableSpec) -> sql.Composed:
+    """Which of users `%(ids)s` have a value of this table changed in `SYNCED`."""
+    return sql.SQL("SELECT DISTINCT k FROM {} WHERE tbl = {} AND k = ANY(%(ids)s)").format(
+        SYNCED, sql.Literal(spec.qualified_name)
+    )
+
+
+def synced_counts() -> sql.Composed:
+    """Per table and column, how many values `SYNCED` holds; then (NULL, NULL, users)."""
+    return sql.SQL(
+        "SELECT tbl, col, count(*) FROM {s} GROUP BY tbl, col UNION ALL SELECT NULL, NULL, count(DISTINCT k) FROM {s}"
+    ).format(s=SYNCED)
+
+
+def synced_sample() -> sql.Composed:
+    """The first `%(sample)s` changes in `SYNCED`: (user id, table, column, old, new)."""
+    return sql.SQL("SELECT k, tbl, col, old, new FROM {} ORDER BY k, tbl, col LIMIT %(sample)s").format(SYNCED)
+
+
+#: The audit event's users: those `SYNCED` changed and the blocked ones (`%s`, uuid[]).
+SYNCED_EVENT_TARGETS = "ARRAY(SELECT k FROM pg_temp.eloity_synced UNION SELECT unnest(%s::uuid[]) ORDER BY 1)"
+
+
+def synced_event_changes(columns: list[CopiedColumn]) -> sql.Composed:
+    """The audit event's changes from `SYNCED`: {"public.users.email": [[user id, old,
+    new], ...]} for each column with a change. (One jsonb_build_object over the known
+    columns: jsonb_object_agg of large arrays takes seconds, docs/performance.md.)"""
+    return sql.SQL("jsonb_strip_nulls(jsonb_build_object({}))").format(
+        sql.SQL(", ").join(
+            sql.SQL(
+                "{name}, (SELECT jsonb_agg(jsonb_build_array(s.k::text, s.old, s.new) ORDER BY s.k) "
+                "FROM {synced} s WHERE s.tbl = {tbl} AND s.col = {col})"
+            ).format(
+                name=sql.Literal(c.qualified),
+                synced=SYNCED,
+                tbl=sql.Literal(c.spec.qualified_name),
+                col=sql.Literal(c.column),
             )
-            for i, c in enumerate(columns)
-        ),
+            for c in columns
+        )
     )
 
 
