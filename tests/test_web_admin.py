@@ -437,6 +437,29 @@ def test_keyset_pages_list_every_matching_user_once_in_id_order(viewer_client, s
 
 
 @pytest.mark.usefixtures("keyset_list")
+def test_the_drifted_list_pages_every_drifted_user_once_and_counts_to_its_own_cap(viewer_client, monkeypatch):
+    from provisioning.web.admin import auth_users
+
+    monkeypatch.setitem(auth_users.FILTER_COUNT_CAPS, "drifted", 5)
+    drifted = set()
+    for i in range(12):
+        user_id = make_auth_user(f"walk-{i}@example.com")
+        if i % 3:  # two in three change their address in auth
+            execute("UPDATE auth.users SET email = %s WHERE id = %s", [f"walk-{i}-new@example.com", user_id])
+            drifted.add(user_id)
+
+    seen, lists = _walk(viewer_client, {"status": "drifted"})
+
+    assert seen == sorted(drifted)
+    per_page = lists[0].list_per_page
+    for n, cl in enumerate(lists):
+        # Counted up to 5 users past the cursor (the drifted list's own cap), not MIN_COUNT_CAP's 7.
+        assert cl.result_count == n * per_page + min(len(drifted) - n * per_page, 6)
+    first = " ".join(viewer_client.get(reverse(CHANGELIST), {"status": "drifted"}).content.decode().split())
+    assert "4 of more than 5 auth users" in first
+
+
+@pytest.mark.usefixtures("keyset_list")
 def test_keyset_page_links_keep_the_filters_and_a_filter_starts_the_list_over(viewer_client, monkeypatch):
     from provisioning.web.admin import auth_users
 
