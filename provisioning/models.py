@@ -279,3 +279,35 @@ class WatchdogState(models.Model):
 
     def __str__(self) -> str:
         return f"watchdog: {self.late} late at {self.last_run_at}"
+
+
+class DriftScan(models.Model):
+    """The last comparison of every live user's copied values with auth (one row): when it
+    ran, over which columns, and how many users differed. Those users are the DriftedUser
+    rows; the list's "Values differ from auth" filter reads them and checks each user it
+    shows again, live (docs/drift.md)."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    scanned_at = models.DateTimeField()
+    columns = models.JSONField(default=list)  # ["public.users.email"]: what was compared
+    users = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "drift scan"
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"drift scan: {self.users} user(s) at {self.scanned_at}"
+
+
+class DriftedUser(models.Model):
+    """An auth user whose copied values differed from auth at the last DriftScan."""
+
+    user_id = models.UUIDField(primary_key=True)
+
+    class Meta:
+        verbose_name = "drifted user"
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return str(self.user_id)

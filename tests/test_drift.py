@@ -327,8 +327,10 @@ def test_the_list_filter_the_bulk_action_and_sync_all(provisioner_client):
     # "Sync all drifted…": the preview names the rest, the POST syncs them.
     page = provisioner_client.get(reverse("admin:provisioning_authuser_sync_all")).content.decode()
     assert "bulk-old1@example.com" in page and "bulk-new2@example.com" in page and 'id="sync-all-button"' in page
-    provisioner_client.post(reverse("admin:provisioning_authuser_sync_all"))
+    done = provisioner_client.post(reverse("admin:provisioning_authuser_sync_all"), follow=True)
     assert [app_email(u) for u in moved] == [f"bulk-new{i}@example.com" for i in range(3)]
+    # Back on the list, compared with auth again: nothing left, and the note says so.
+    assert list(done.context["cl"].result_list) == [] and "(0 users differed)" in done.content.decode()
     assert 'id="no-drift"' in provisioner_client.get(reverse("admin:provisioning_authuser_sync_all")).content.decode()
 
 
@@ -501,3 +503,59 @@ def test_a_row_changed_after_the_batch_read_it_is_written_from_live_values_and_r
             [str(steady), "read-steady-old@example.com", "read-steady-new@example.com"],
         ]
     )
+
+
+def _listed(client, **params) -> tuple[list[uuid.UUID], str]:
+    from django.urls import reverse
+
+    response = client.get(reverse(CHANGELIST), {"status": "drifted", **params})
+    assert response.status_code == 200
+    return [u.pk for u in response.context["cl"].result_list], response.content.decode()
+
+
+def test_the_drifted_list_reads_the_last_scan_checks_each_user_again_and_compares_again_on_demand(
+    viewer_client, monkeypatch
+):
+    from datetime import timedelta
+
+    from provisioning.models import DriftedUser, DriftScan
+
+    first = make_auth_user("scan-first-old@example.com")
+    change_email(first, "scan-first-new@example.com")
+
+    listed, html = _listed(viewer_client)
+    assert listed == [first]
+    assert DriftScan.objects.get().users == 1 and list(DriftedUser.objects.values_list("user_id", flat=True)) == [first]
+    assert 'id="drift-scan"' in html and "1 user differed" in html
+
+    # In step again (Supabase Auth changed it back): gone at once, though the scan still names them.
+    change_email(first, "scan-first-old@example.com")
+    later = make_auth_user("scan-later-old@example.com")
+    change_email(later, "scan-later-new@example.com")
+    listed, html = _listed(viewer_client)
+    assert listed == [] and DriftedUser.objects.filter(user_id=first).exists()
+    # A user who drifted after the scan appears at the next comparison: "Compare now".
+    assert 'id="drift-recheck"' in html
+    assert _listed(viewer_client, recheck=1)[0] == [later]
+    assert list(DriftedUser.objects.values_list("user_id", flat=True)) == [later]
+
+    # A minute later, viewing the list compares again on its own.
+    third = make_auth_user("scan-third-old@example.com")
+    change_email(third, "scan-third-new@example.com")
+    assert _listed(viewer_client)[0] == [later]
+    monkeypatch.setattr(services, "DRIFT_SCAN_MAX_AGE", timedelta(0))
+    assert sorted(_listed(viewer_client)[0]) == sorted([later, third])
+
+
+def test_without_a_key_index_the_drifted_list_joins_live_and_keeps_no_scan(viewer_client, monkeypatch):
+    from provisioning.engine import catalog
+    from provisioning.models import DriftScan
+
+    monkeypatch.setattr(catalog, "key_indexed", lambda keys: False)  # as on a key without an index
+    moved = make_auth_user("join-old@example.com")
+    change_email(moved, "join-new@example.com")
+
+    listed, html = _listed(viewer_client)
+
+    assert listed == [moved] and 'id="drift-scan"' not in html
+    assert not DriftScan.objects.exists()

@@ -45,6 +45,14 @@ def drifted_keys(spec: TableSpec, columns: list[CopiedColumn], *, after: str | N
     )
 
 
+def keep_drifted(tables: list[tuple[TableSpec, list[CopiedColumn]]], into: str) -> sql.Composed:
+    """Insert into table `into` (the dashboard's DriftedUser) every live user whose copied
+    values differ in any table: one hash join per table."""
+    return sql.SQL("INSERT INTO {} (user_id) {}").format(
+        sql.Identifier(into), sql.SQL(" UNION ").join(drifted_keys(spec, columns) for spec, columns in tables)
+    )
+
+
 def drifted_row(spec: TableSpec, columns: list[CopiedColumn]) -> sql.Composed:
     """True when the outer query's auth user (`auth.users`, unaliased, as Django writes the
     list's query) has a row here whose copied value differs: one probe by key per user the

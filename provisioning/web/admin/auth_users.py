@@ -15,6 +15,8 @@ import provisioning.web.admin.drift as drift_views
 from provisioning import diagnostics
 from provisioning.actors import Actor, may_provision
 from provisioning.drift import selectors as drift_selectors
+from provisioning.drift import services as drift_services
+from provisioning.drift.columns import by_table, copied_columns
 from provisioning.engine import confirmation, selectors, services
 from provisioning.engine.plans import SpecCycle
 from provisioning.ids import parse_uuid
@@ -37,6 +39,8 @@ from provisioning.web.templatetags.eloity import local_time, status_icon_html
 LARGE_TABLE = 100_000
 #: The keyset cursor in the list's address: the page starts after this auth user id.
 AFTER_VAR = "after"
+#: `?recheck=1` on the "Values differ from auth" list: compare with auth now.
+RECHECK_VAR = "recheck"
 
 
 class ProvisioningStatusFilter(admin.SimpleListFilter):
@@ -81,7 +85,12 @@ class ProvisioningStatusFilter(admin.SimpleListFilter):
         if value == "cannot":
             return queryset.filter(selectors.cannot_be_provisioned_q())
         if value == "drifted":
-            return queryset.filter(drift_selectors.drifted_q(after))
+            grouped = by_table(copied_columns())
+            scanned = drift_selectors.scan_pays(grouped)
+            if scanned:
+                fresh = None if RECHECK_VAR in request.GET else drift_services.DRIFT_SCAN_MAX_AGE
+                request.eloity_drift_scan = drift_services.scan_drift(max_age=fresh, grouped=grouped)
+            return queryset.filter(drift_selectors.drifted_q(after, scanned=scanned, grouped=grouped))
         if value and value.startswith("missing_") and value.removeprefix("missing_") in TABLE_NAMES:
             return queryset.filter(selectors.missing_q(value.removeprefix("missing_"), after))
         if value is not None:
@@ -121,14 +130,6 @@ class AccountKindFilter(admin.SimpleListFilter):
         return selectors.population(queryset)
 
 
-#: Filters whose count stops earlier than MIN_COUNT_CAP. "Values differ from auth" checks
-#: each user it walks against their app row (two rows read per user): at a million users
-#: with 5% of them drifted, counting to 1,000 walked about 20,000 users and took 115 ms of
-#: the page's SQL; to 500, half that (docs/performance.md). Its full count is on the health
-#: page and the "Sync all drifted…" page.
-FILTER_COUNT_CAPS = {"drifted": 500}
-
-
 class StatusChangeList(ChangeList):
     """The auth user list. Its ✓/✗ cells are read for the page's rows only, after the page
     is cut (`selectors.annotate_statuses`), one query for the page.
@@ -154,12 +155,22 @@ class StatusChangeList(ChangeList):
     def get_filters_params(self, params=None):
         lookup_params = super().get_filters_params(params)
         lookup_params.pop(AFTER_VAR, None)
+        lookup_params.pop(RECHECK_VAR, None)
         return lookup_params
 
     def get_query_string(self, new_params=None, remove=None):
         # A cursor belongs to one list: a filter, a search or a sort starts it over.
-        new_params = {AFTER_VAR: None, **(new_params or {})}
+        new_params = {AFTER_VAR: None, RECHECK_VAR: None, **(new_params or {})}
         return super().get_query_string(new_params, remove)
+
+    @property
+    def drift_scan(self):
+        """The drift scan the "Values differ from auth" filter listed from, if it did."""
+        return getattr(self._request, "eloity_drift_scan", None)
+
+    @property
+    def recheck_url(self) -> str:
+        return self.get_query_string({RECHECK_VAR: 1})
 
     def get_ordering(self, request, queryset):
         if self.keyset:
@@ -179,9 +190,7 @@ class StatusChangeList(ChangeList):
             return
         per_page = self.list_per_page
         # One query gives the page and the count: the ids of the next `cap` + 1 users.
-        cap = max(
-            FILTER_COUNT_CAPS.get(request.GET.get(ProvisioningStatusFilter.parameter_name), MIN_COUNT_CAP), per_page
-        )
+        cap = max(MIN_COUNT_CAP, per_page)
         ids = list(self.queryset.values_list("pk", flat=True)[: cap + 1])
         page_ids = ids[:per_page]
         rows = self.root_queryset.in_bulk(page_ids)

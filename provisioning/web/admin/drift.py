@@ -77,7 +77,8 @@ def sync_all_view(model_admin, request):
         result = _sync_or_message(request, all_drifted=True)
         if result is not None:
             _report(request, result)
-        return HttpResponseRedirect(reverse("admin:provisioning_authuser_changelist") + "?status=drifted")
+        # Compared again, so that the list's note counts what is left.
+        return HttpResponseRedirect(reverse("admin:provisioning_authuser_changelist") + "?status=drifted&recheck=1")
     if not request.user.has_perm("provisioning.view_authuser"):
         raise PermissionDenied
     per_column, _ = drift_selectors.drift_counts()
