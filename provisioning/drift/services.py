@@ -235,7 +235,9 @@ def _fill_batch(tables, params: dict, *, by_ids: bool) -> tuple[uuid.UUID | None
     a batch whose users stay drifted, blocked, does not come back)."""
     with connection.cursor() as cursor:
         cursor.execute(statements.create_synced())
+        cursor.execute(statements.clear_synced())
         for index, (spec, columns) in enumerate(tables):
+            cursor.execute(statements.drop_drift_batch(index))
             cursor.execute(statements.create_drift_batch(spec, columns, index, by_ids=by_ids), params)
         cursor.execute(statements.batch_end(len(tables)), params)
         hi, users = cursor.fetchone()

@@ -108,8 +108,19 @@ SYNCED = sql.Identifier("pg_temp", "eloity_synced")
 def create_synced() -> sql.Composed:
     return sql.SQL(
         "CREATE TEMPORARY TABLE IF NOT EXISTS eloity_synced "
-        "(tbl text NOT NULL, col text NOT NULL, k uuid NOT NULL, old text, new text) ON COMMIT DROP; TRUNCATE {}"
-    ).format(SYNCED)
+        "(tbl text NOT NULL, col text NOT NULL, k uuid NOT NULL, old text, new text) ON COMMIT DROP"
+    )
+
+
+def clear_synced() -> sql.Composed:
+    """Empty `SYNCED` (a run inside a caller's transaction, whose batches are savepoints:
+    ON COMMIT DROP has not come yet)."""
+    return sql.SQL("TRUNCATE {}").format(SYNCED)
+
+
+def drop_drift_batch(index: int) -> sql.Composed:
+    """Drop `drift_batch(index)` if this transaction has one already (as `clear_synced`)."""
+    return sql.SQL("DROP TABLE IF EXISTS {}").format(drift_batch(index))
 
 
 def drift_batch(index: int) -> sql.Identifier:
@@ -143,8 +154,8 @@ def create_drift_batch(spec: TableSpec, columns: list[CopiedColumn], index: int,
     )
     if not by_ids:
         found = sql.SQL("WITH d AS MATERIALIZED ({}) SELECT * FROM d ORDER BY k LIMIT %(limit)s").format(found)
-    return sql.SQL("DROP TABLE IF EXISTS {t}; CREATE TEMPORARY TABLE {name} ON COMMIT DROP AS {found}").format(
-        t=drift_batch(index), name=sql.Identifier(f"eloity_drift_{index}"), found=found
+    return sql.SQL("CREATE TEMPORARY TABLE {name} ON COMMIT DROP AS {found}").format(
+        name=sql.Identifier(f"eloity_drift_{index}"), found=found
     )
 
 
