@@ -179,6 +179,62 @@ def test_drift_and_sync_on_the_real_shape_isolate_a_row_an_app_trigger_rejects(c
     assert event.detail["changes"] == {"public.profiles.full_name": [[str(renamed), "Old Name", "New Name"]]}
 
 
+def test_sync_all_in_small_batches_writes_every_row_of_a_user_with_two_rows(cli_actor, spec_copying_full_name):
+    """A key without a unique index may hold two rows of one user: a batch takes whole
+    users, so neither row is left behind, however small the batch."""
+    from provisioning.drift import services as drift_services
+    from tests.factories import execute, rows
+
+    first = make_auth_user("two-rows-a@example.com", meta={"full_name": "Old A"})
+    second = make_auth_user("two-rows-b@example.com", meta={"full_name": "Old B"})
+    execute(
+        "UPDATE public.profiles p SET full_name = u.raw_user_meta_data->>'full_name' "
+        "FROM auth.users u WHERE u.id = p.user_id"
+    )
+    make_eloity_migration_shape()  # profiles.user_id: no index, no unique key
+    execute("INSERT INTO public.profiles (user_id, full_name) SELECT user_id, full_name FROM public.profiles")
+    execute('UPDATE auth.users SET raw_user_meta_data = \'{"full_name": "New"}\' WHERE id = ANY(%s)', [[first, second]])
+
+    result = drift_services.sync_values(actor=cli_actor, all_drifted=True, batch_size=1)
+
+    assert [r["full_name"] for r in rows("profiles", first)] == ["New", "New"]
+    assert [r["full_name"] for r in rows("profiles", second)] == ["New", "New"]
+    assert result.changed == {"profiles.full_name": 4} and result.users_changed == 2 and result.ok
+    assert result.batches == 2
+
+
+def test_syncing_given_users_isolates_a_metadata_value_its_column_cannot_take(cli_actor, monkeypatch):
+    """A spec copying a metadata key into an integer column: one user's "thirty" blocks that
+    user alone; the other is synced."""
+    import dataclasses
+
+    from provisioning import spec as spec_module
+    from provisioning.drift import selectors as drift_selectors
+    from provisioning.drift import services as drift_services
+    from provisioning.spec import AuthMetadata
+    from tests.factories import execute, rows
+
+    execute("ALTER TABLE public.profiles ADD COLUMN age integer")
+    specs = tuple(
+        dataclasses.replace(s, values={**s.values, "age": AuthMetadata("age")}) if s.name == "profiles" else s
+        for s in spec_module.SPEC
+    )
+    monkeypatch.setattr(spec_module, "SPEC", specs)
+    monkeypatch.setattr(drift_selectors, "SPEC", specs)
+    fits = make_auth_user("age-fits@example.com")
+    does_not = make_auth_user("age-does-not@example.com")
+    execute('UPDATE auth.users SET raw_user_meta_data = \'{"age": "30"}\' WHERE id = %s', [fits])
+    execute('UPDATE auth.users SET raw_user_meta_data = \'{"age": "thirty"}\' WHERE id = %s', [does_not])
+
+    result = drift_services.sync_values(actor=cli_actor, user_ids=[fits, does_not])
+
+    assert [r["age"] for r in rows("profiles", fits)] == [30]
+    assert [r["age"] for r in rows("profiles", does_not)] == [None]
+    (blocked,) = result.blocked
+    assert blocked.user_id == does_not and "thirty" in blocked.reason
+    assert result.changed == {"profiles.age": 1}
+
+
 def test_rows_hidden_by_row_level_security_are_found_on_the_real_shape(cli_actor):
     from provisioning import diagnostics
     from tests.factories import execute

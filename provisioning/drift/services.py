@@ -181,10 +181,10 @@ def sync_values(
                 break
         try:
             with transaction.atomic():
-                hi, users = _fill_batch(specs, params, by_ids=not all_drifted)
-                if hi is None and all_drifted:
+                hi, users, one_by_one = _fill_batch(specs, params, by_ids=not all_drifted)
+                if hi is None:
                     break  # no drifted user left
-                batch = _sync_batch(specs, hi, dry_run=dry_run) if hi is not None else _Batch()
+                batch = _sync_batch(specs, hi, one_by_one, params.get("ids"), dry_run=dry_run)
                 if not dry_run:
                     _record_batch(actor, result, chosen, batch)
         except DatabaseError as exc:
@@ -194,7 +194,13 @@ def sync_values(
                 action=Action.SYNC_VALUES,
                 tables=list(grouped),
                 target_user_ids=params.get("ids") or [],
-                detail={"batch": result.batches + 1, "error": message, "columns": names, "dry_run": dry_run},
+                detail={
+                    "batch": result.batches + 1,
+                    "error": message,
+                    "columns": names,
+                    "dry_run": dry_run,
+                    **({"after": str(after)} if all_drifted else {}),
+                },
                 run_id=result.run_id,
             )
             result.audit_event_ids.append(event.pk)
@@ -228,29 +234,53 @@ class _Batch:
     blocked: list[Blocked] = field(default_factory=list)
 
 
-def _fill_batch(tables, params: dict, *, by_ids: bool) -> tuple[uuid.UUID | None, int]:
-    """Read the batch's drifted rows into one temporary table per table; (the batch's last
-    key, how many users it holds), or (None, 0) when none differs. For all drifted users, a
-    batch is the first `limit` drifted users after `after`, in id order (a keyset walk, so
-    a batch whose users stay drifted, blocked, does not come back)."""
+#: Past every uuid: the end of a batch of given users (all of them).
+LAST_ID = uuid.UUID(int=2**128 - 1)
+
+
+def _fill_batch(specs, params: dict, *, by_ids: bool) -> tuple[uuid.UUID | None, int, set[int]]:
+    """Read the batch's drifted rows into one temporary table per table. Returns (the
+    batch's last id, how many users it holds, the tables whose users go one by one), or
+    (None, 0, ...) when no drifted user is left. For all drifted users, a batch is the
+    first `limit` drifted users after `after`, in id order (a keyset walk, so a batch
+    whose users stay drifted, blocked, does not come back). For given users, a table whose
+    read fails on one user's value (a metadata value its column's type cannot take) has
+    its users written one by one, each failure blocking that user alone."""
+    one_by_one: set[int] = set()
     with connection.cursor() as cursor:
         cursor.execute(statements.create_synced())
         cursor.execute(statements.clear_synced())
-        for index, (spec, columns) in enumerate(tables):
+        for index, (spec, columns) in enumerate(specs):
             cursor.execute(statements.drop_drift_batch(index))
-            cursor.execute(statements.create_drift_batch(spec, columns, index, by_ids=by_ids), params)
-        cursor.execute(statements.batch_end(len(tables)), params)
+            statement = statements.create_drift_batch(spec, columns, index, by_ids=by_ids)
+            if not by_ids:
+                cursor.execute(statement, params)
+                continue
+            try:
+                with transaction.atomic():
+                    cursor.execute(statement, params)
+            except DatabaseError as exc:
+                if not about_a_row(exc):
+                    raise
+                one_by_one.add(index)
+                cursor.execute(statements.create_drift_batch(spec, columns, index, by_ids=by_ids, empty=True), params)
+        if by_ids:
+            return LAST_ID, len(params["ids"]), one_by_one
+        cursor.execute(statements.batch_end(len(specs)), params)
         hi, users = cursor.fetchone()
-    return hi, users
+    return hi, users, one_by_one
 
 
-def _sync_batch(tables, hi: uuid.UUID, *, dry_run: bool) -> _Batch:
+def _sync_batch(specs, hi: uuid.UUID, one_by_one: set[int], ids: list | None, *, dry_run: bool) -> _Batch:
     """Write the batch (in a savepoint rolled back for a dry run) and read what it changed."""
     batch = _Batch()
     try:
         with transaction.atomic():
-            for index, (spec, columns) in enumerate(tables):
-                batch.blocked += _sync_table(spec, columns, index, hi)
+            for index, (spec, columns) in enumerate(specs):
+                if index in one_by_one:
+                    batch.blocked += _one_by_one(spec, columns, ids or [])
+                else:
+                    batch.blocked += _sync_table(spec, columns, index, hi)
             _read_synced(batch)
             if dry_run:
                 raise _RollBack
@@ -295,29 +325,64 @@ def _unique_clashes(spec, columns: list[CopiedColumn], ids: list[uuid.UUID]) -> 
 
 
 def _sync_table(spec, columns: list[CopiedColumn], index: int, hi: uuid.UUID) -> list[Blocked]:
-    """One UPDATE for the batch's rows of this table, which leaves alone a user whose new
-    value on a unique column another row holds, or whose row changed since the batch read
-    it; those users are then written again from live values, and the ones still colliding
-    blocked with the reason. When the database rejects a row (two users of the batch wanting
-    the same value, a CHECK, a trigger), the collisions are worked out first and then each
-    remaining user is written on their own. Returns the blocked users."""
+    """One UPDATE for the batch's rows of this table. It leaves alone a row whose new value
+    on a unique column another row holds, or that changed since the batch read it; those
+    users are then written again from live values (`_retry_left`). When the database
+    rejects a row (two users of the batch wanting the same value, a CHECK, a trigger), the
+    batch's users are written one by one. Returns the blocked users."""
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(statements.sync_batch(spec, columns, index), {"hi": hi})
     except DatabaseError as exc:
         if not about_a_row(exc):
             raise
-    else:
         with connection.cursor() as cursor:
-            cursor.execute(statements.left_in_batch(spec, index), {"hi": hi})
-            left = [row[0] for row in cursor.fetchall()]
-        left = _retry_freed(spec, columns, left) if left else []
-        clashes = _unique_clashes(spec, columns, left) if left else {}
-        return [Blocked(user_id, spec.qualified_name, reason) for user_id, reason in clashes.items()]
+            cursor.execute(statements.batch_keys(index), {"hi": hi})
+            return _one_by_one(spec, columns, [row[0] for row in cursor.fetchall()])
     with connection.cursor() as cursor:
-        cursor.execute(statements.batch_keys(index), {"hi": hi})
-        ids = [row[0] for row in cursor.fetchall()]
-    clashes = _unique_clashes(spec, columns, ids)
+        cursor.execute(statements.left_in_batch(spec, index), {"hi": hi})
+        left = [row[0] for row in cursor.fetchall()]
+    return _retry_left(spec, columns, left) if left else []
+
+
+#: Why a user is blocked whose row still differs after every pass, without a collision.
+STILL_DIFFERS = (
+    "{table}: the row still differs from auth after syncing (it changed while being synced, or a trigger on "
+    "the table keeps or rewrites the value); run the sync again"
+)
+
+
+def _retry_left(spec, columns: list[CopiedColumn], left: list[uuid.UUID]) -> list[Blocked]:
+    """The users the batch's UPDATE left alone, written again from live values, pass after
+    pass while that brings someone in step: when B moves from b@ to c@ and A wants b@, the
+    guard saw b@ still held, so A waits for a later pass; a row changed meanwhile is written
+    with its new values. Users still differing are blocked: with the collision when there
+    is one, otherwise as still differing (never dropped silently)."""
+    statement = statements.sync(spec, columns)
+    while left:
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(statement, {"ids": left})
+        except DatabaseError as exc:
+            if not about_a_row(exc):
+                raise
+            return _one_by_one(spec, columns, left)
+        with connection.cursor() as cursor:
+            cursor.execute(statements.still_drifted(spec, columns), {"ids": left})
+            still = {row[0] for row in cursor.fetchall()}
+        done = len(left) == len(still)
+        left = [i for i in left if i in still]
+        if done:
+            break
+    clashes = _unique_clashes(spec, columns, left) if left else {}
+    reason = STILL_DIFFERS.format(table=spec.qualified_name)
+    return [Blocked(user_id, spec.qualified_name, clashes.get(user_id, reason)) for user_id in left]
+
+
+def _one_by_one(spec, columns: list[CopiedColumn], ids: list[uuid.UUID]) -> list[Blocked]:
+    """Each user on their own, from live values, in a savepoint: the collisions are worked
+    out first, and a row the database rejects blocks its user with the database's message."""
+    clashes = _unique_clashes(spec, columns, ids) if ids else {}
     blocked = [Blocked(user_id, spec.qualified_name, reason) for user_id, reason in clashes.items()]
     statement = statements.sync(spec, columns)
     for user_id in (i for i in ids if i not in clashes):
@@ -329,22 +394,6 @@ def _sync_table(spec, columns: list[CopiedColumn], index: int, hi: uuid.UUID) ->
                 raise
             blocked.append(Blocked(user_id, spec.qualified_name, row_error(exc)))
     return blocked
-
-
-def _retry_freed(spec, columns: list[CopiedColumn], left: list[uuid.UUID]) -> list[uuid.UUID]:
-    """The users the batch's UPDATE left alone, written again from live values while that
-    frees values (when B moves from b@ to c@ and A wants b@, the guard saw b@ still held, so
-    A waits for this pass; a row changed meanwhile is written with its new values). Returns
-    the users still not written."""
-    statement = statements.sync(spec, columns)
-    written = True
-    while left and written:
-        with connection.cursor() as cursor:
-            cursor.execute(statement, {"ids": left})
-            cursor.execute(statements.synced_among(spec), {"ids": left})
-            written = {row[0] for row in cursor.fetchall()}
-        left = [i for i in left if i not in written]
-    return left
 
 
 def _record_batch(actor: Actor, result: SyncResult, columns: list[CopiedColumn], batch: _Batch) -> None:

@@ -98,17 +98,18 @@ def unique_clashes(spec: TableSpec, column: CopiedColumn) -> sql.Composed:
     )
 
 
-#: What a batch of a sync changed, one row per value: (table, column, user id, old, new) as
-#: text. A temporary table that lives as long as the batch's transaction: the batch's audit
-#: event and its counts are built from it in SQL, so however large the batch, its values
-#: never pass through the client.
+#: What a batch of a sync changed, one row per value: (table, column, user id, the row's
+#: location before the write, old, new) as text. A temporary table that lives as long as
+#: the batch's transaction: the batch's audit event and its counts are built from it in
+#: SQL, so however large the batch, its values never pass through the client.
 SYNCED = sql.Identifier("pg_temp", "eloity_synced")
 
 
 def create_synced() -> sql.Composed:
     return sql.SQL(
         "CREATE TEMPORARY TABLE IF NOT EXISTS eloity_synced "
-        "(tbl text NOT NULL, col text NOT NULL, k uuid NOT NULL, old text, new text) ON COMMIT DROP"
+        "(tbl text NOT NULL, col text NOT NULL, k uuid NOT NULL, row_id tid NOT NULL, old text, new text) "
+        "ON COMMIT DROP"
     )
 
 
@@ -128,16 +129,19 @@ def drift_batch(index: int) -> sql.Identifier:
     return sql.Identifier("pg_temp", f"eloity_drift_{index}")
 
 
-def create_drift_batch(spec: TableSpec, columns: list[CopiedColumn], index: int, *, by_ids: bool) -> sql.Composed:
+def create_drift_batch(
+    spec: TableSpec, columns: list[CopiedColumn], index: int, *, by_ids: bool, empty: bool = False
+) -> sql.Composed:
     """Fill `drift_batch(index)` with the table's rows whose copied values differ: each
     row's location (ctid), key, and per column the app's value and the auth user's. Either
-    the rows of users `%(ids)s` (probes by key), or, for "all drifted", the first
-    `%(limit)s` drifted rows after key `%(after)s` in key order.
+    the rows of users `%(ids)s` (probes by key), or, for "all drifted", the rows of the
+    first `%(limit)s` drifted users after `%(after)s` in id order (every row of each: a
+    table without a unique key may hold several rows of a user).
 
     "All drifted" is found with one hash join of the table and auth.users, both bounded by
     the cursor, then ordered: asked for in key order directly, the planner walks both
-    primary keys in step and reads auth.users row by row (8.7 s at a million users where
-    this takes 1.1 s, docs/performance.md)."""
+    primary keys in step and reads auth.users row by row (8.7 s for 48,000 drifted users at
+    a million where this takes 1.1 s, docs/performance.md)."""
     found = sql.SQL("SELECT x.ctid AS row_id, x.{k} AS k, {pairs} FROM {joined} WHERE {any} AND {which}").format(
         k=sql.Identifier(spec.key),
         pairs=sql.SQL(", ").join(
@@ -152,8 +156,13 @@ def create_drift_batch(spec: TableSpec, columns: list[CopiedColumn], index: int,
             "x.{k} = ANY(%(ids)s) AND u.id = ANY(%(ids)s)" if by_ids else "x.{k} > %(after)s AND u.id > %(after)s"
         ).format(k=sql.Identifier(spec.key)),
     )
-    if not by_ids:
-        found = sql.SQL("WITH d AS MATERIALIZED ({}) SELECT * FROM d ORDER BY k LIMIT %(limit)s").format(found)
+    if empty:  # the table's shape only: its users are written one by one
+        found = sql.SQL("{} LIMIT 0").format(found)
+    elif not by_ids:
+        found = sql.SQL(
+            "WITH d AS MATERIALIZED ({}) "
+            "SELECT * FROM d WHERE k IN (SELECT DISTINCT k FROM d ORDER BY k LIMIT %(limit)s)"
+        ).format(found)
     return sql.SQL("CREATE TEMPORARY TABLE {name} ON COMMIT DROP AS {found}").format(
         name=sql.Identifier(f"eloity_drift_{index}"), found=found
     )
@@ -169,8 +178,9 @@ def batch_end(count: int) -> sql.Composed:
 
 
 def _keep_changes(spec: TableSpec, columns: list[CopiedColumn]) -> sql.Composed:
-    """`INSERT INTO SYNCED` the values changed, from the UPDATE `upd` returning the key then
-    each column's old and new value."""
+    """`INSERT INTO SYNCED` the values changed, from the UPDATE `upd` returning the row's
+    location before the write, the key, then each column's old value and the value stored
+    (after the table's own triggers, if any)."""
     values = sql.SQL(", ").join(
         sql.SQL("({c}, {o}::text, {n}::text, {o} IS DISTINCT FROM {n})").format(
             c=sql.Literal(c.column),
@@ -180,9 +190,24 @@ def _keep_changes(spec: TableSpec, columns: list[CopiedColumn]) -> sql.Composed:
         for i, c in enumerate(columns)
     )
     return sql.SQL(
-        "INSERT INTO {synced} (tbl, col, k, old, new) SELECT {tbl}, v.col, upd.k::uuid, v.old, v.new "
+        "INSERT INTO {synced} (tbl, col, k, row_id, old, new) "
+        "SELECT {tbl}, v.col, upd.k::uuid, upd.row_id, v.old, v.new "
         "FROM upd, LATERAL (VALUES {values}) v (col, old, new, changed) WHERE v.changed"
     ).format(synced=SYNCED, tbl=sql.Literal(spec.qualified_name), values=values)
+
+
+def _stored(columns: list[CopiedColumn], source: str) -> sql.Composed:
+    """The RETURNING list of an UPDATE: per column the old value (from `source`) and the
+    value now stored."""
+    return sql.SQL(", ").join(
+        sql.SQL("{s}.{o}, x.{c} AS {n}").format(
+            s=sql.Identifier(source),
+            o=sql.Identifier(f"old_{i}"),
+            c=sql.Identifier(c.column),
+            n=sql.Identifier(f"new_{i}"),
+        )
+        for i, c in enumerate(columns)
+    )
 
 
 def _guards(
@@ -221,7 +246,7 @@ def sync_batch(spec: TableSpec, columns: list[CopiedColumn], index: int) -> sql.
     return sql.SQL(
         "WITH upd AS (UPDATE {t} x SET {sets} FROM {d} d "
         "WHERE d.k <= %(hi)s AND x.ctid = ANY(ARRAY(SELECT row_id FROM {d} WHERE k <= %(hi)s)) "
-        "AND x.ctid = d.row_id AND x.{k} = d.k AND {same}{guards} RETURNING d.*) {keep}"
+        "AND x.ctid = d.row_id AND x.{k} = d.k AND {same}{guards} RETURNING d.row_id, d.k, {stored}) {keep}"
     ).format(
         t=spec.identifier(),
         sets=sql.SQL(", ").join(
@@ -232,6 +257,7 @@ def sync_batch(spec: TableSpec, columns: list[CopiedColumn], index: int) -> sql.
         k=sql.Identifier(spec.key),
         same=same,
         guards=_guards(spec, columns, lambda i, c: sql.SQL("d.{}").format(sql.Identifier(f"new_{i}"))),
+        stored=_stored(columns, "d"),
         keep=_keep_changes(spec, columns),
     )
 
@@ -245,9 +271,11 @@ def sync(spec: TableSpec, columns: list[CopiedColumn]) -> sql.Composed:
     return sql.SQL(
         "WITH old AS (SELECT x.ctid AS row_id, x.{k} AS k, {olds} FROM {joined} "
         "WHERE x.{k} = ANY(%(ids)s) AND u.id = ANY(%(ids)s) AND {any}{guards} FOR UPDATE OF x), "
-        "upd AS (UPDATE {t} x SET {sets} FROM old WHERE x.ctid = old.row_id RETURNING old.*) {keep}"
+        "upd AS (UPDATE {t} x SET {sets} FROM old WHERE x.ctid = old.row_id RETURNING old.row_id, old.k, {stored}) "
+        "{keep}"
     ).format(
         guards=_guards(spec, columns, lambda i, c: c.auth_value()),
+        stored=_stored(columns, "old"),
         k=sql.Identifier(spec.key),
         olds=sql.SQL(", ").join(
             sql.SQL("x.{c} AS {o}, {new} AS {n}").format(
@@ -270,24 +298,24 @@ def sync(spec: TableSpec, columns: list[CopiedColumn]) -> sql.Composed:
 
 
 def left_in_batch(spec: TableSpec, index: int) -> sql.Composed:
-    """The users of `drift_batch(index)` up to `%(hi)s` with no value changed in `SYNCED`
-    for this table (a unique value held by another row, a row changed meanwhile)."""
+    """The users with a row in `drift_batch(index)` up to `%(hi)s` that `SYNCED` has no
+    change of (a unique value held by another row, a row changed since it was read)."""
     return sql.SQL(
         "SELECT DISTINCT d.k FROM {d} d WHERE d.k <= %(hi)s AND NOT EXISTS "
-        "(SELECT 1 FROM {synced} s WHERE s.tbl = {tbl} AND s.k = d.k) ORDER BY 1"
+        "(SELECT 1 FROM {synced} s WHERE s.tbl = {tbl} AND s.row_id = d.row_id) ORDER BY 1"
     ).format(d=drift_batch(index), synced=SYNCED, tbl=sql.Literal(spec.qualified_name))
+
+
+def still_drifted(spec: TableSpec, columns: list[CopiedColumn]) -> sql.Composed:
+    """Which of the live users `%(ids)s` still have a row here whose values differ."""
+    return sql.SQL(
+        "SELECT DISTINCT x.{k} FROM {joined} WHERE x.{k} = ANY(%(ids)s) AND u.id = ANY(%(ids)s) AND {any}"
+    ).format(k=sql.Identifier(spec.key), joined=_joined(spec), any=_any_differs(columns))
 
 
 def batch_keys(index: int) -> sql.Composed:
     """The users of `drift_batch(index)` up to `%(hi)s` (for writing them one by one)."""
     return sql.SQL("SELECT DISTINCT k FROM {} WHERE k <= %(hi)s ORDER BY 1").format(drift_batch(index))
-
-
-def synced_among(spec: TableSpec) -> sql.Composed:
-    """Which of users `%(ids)s` have a value of this table changed in `SYNCED`."""
-    return sql.SQL("SELECT DISTINCT k FROM {} WHERE tbl = {} AND k = ANY(%(ids)s)").format(
-        SYNCED, sql.Literal(spec.qualified_name)
-    )
 
 
 def synced_counts() -> sql.Composed:
