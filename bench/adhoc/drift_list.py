@@ -32,7 +32,7 @@ try:
     url = "/admin/provisioning/authuser/?status=drifted"
     run.get_ok(client, url)  # warm-up, and the first scan
     listed = run.summary([run.get_ok(client, url)[0] for _ in range(5)])
-    rescan = run.summary([run.get_ok(client, url + "&recheck=1")[0] for _ in range(3)])
+    rescan = run.summary([run.get_ok(client, url + "&recheck=1", follow=True)[0] for _ in range(3)])
     from django.db import connection
 
     connection.close()
