@@ -24,7 +24,7 @@ from provisioning.actors import Actor
 from provisioning.audit.recording import record_denied, record_event, record_failed
 from provisioning.drift import statements
 from provisioning.drift.columns import CopiedColumn, by_table, copied_columns, withheld_columns
-from provisioning.drift.selectors import removal_order
+from provisioning.drift.selectors import removal_order, scan_pays
 from provisioning.engine import catalog
 from provisioning.engine.services import (
     SAMPLE_SIZE,
@@ -262,8 +262,7 @@ def _fill_batch(specs, params: dict, *, by_ids: bool) -> tuple[uuid.UUID | None,
             except DatabaseError as exc:
                 if not about_a_row(exc):
                     raise
-                one_by_one.add(index)
-                cursor.execute(statements.create_drift_batch(spec, columns, index, by_ids=by_ids, empty=True), params)
+                one_by_one.add(index)  # `_sync_batch` reads no drift table for it
         if by_ids:
             return LAST_ID, len(params["ids"]), one_by_one
         cursor.execute(statements.batch_end(len(specs)), params)
@@ -467,14 +466,20 @@ DRIFT_SCAN_MAX_AGE = timedelta(seconds=60)
 _SCAN_LOCK = "eloity.drift_scan"
 
 
-def scan_drift(*, max_age: timedelta | None = None, grouped: dict[str, list[CopiedColumn]] | None = None) -> DriftScan:
+def scan_drift(
+    *, max_age: timedelta | None = None, grouped: dict[str, list[CopiedColumn]] | None = None
+) -> DriftScan | None:
     """Compare every live user's copied values with auth and keep the users that differ
     (DriftedUser, with the time in DriftScan), unless the last scan, over the same columns,
     is younger than `max_age`. One hash join per table: about a second at a million users,
     where walking the list user by user took seconds when few differ. Writes only the
     dashboard's own tables; one scan at a time (a second waits for the first and uses it).
-    `grouped`: the copied columns per table (`by_table`), when the caller has them."""
+    `grouped`: the copied columns per table (`by_table`), when the caller has them.
+
+    None, scanning nothing, where the list would not read a scan (`selectors.scan_pays`)."""
     grouped = by_table(copied_columns()) if grouped is None else grouped
+    if not scan_pays(grouped):
+        return None
     columns = [c.qualified for cols in grouped.values() for c in cols]
 
     def fresh() -> DriftScan | None:
@@ -493,10 +498,8 @@ def scan_drift(*, max_age: timedelta | None = None, grouped: dict[str, list[Copi
                 return scan
             DriftedUser.objects.all().delete()
             tables = [(table_spec(t), cols) for t, cols in grouped.items()]
-            found = 0
-            if tables:
-                cursor.execute(statements.keep_drifted(tables, DriftedUser._meta.db_table), {})
-                found = cursor.rowcount
+            cursor.execute(statements.keep_drifted(tables, DriftedUser._meta.db_table), {})
+            found = cursor.rowcount
         scan, _ = DriftScan.objects.update_or_create(
             pk=1, defaults={"scanned_at": started, "columns": columns, "users": found}
         )

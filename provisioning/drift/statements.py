@@ -24,6 +24,16 @@ def _joined(spec: TableSpec) -> sql.Composable:
     )
 
 
+def _of_users(spec: TableSpec) -> sql.Composed:
+    """The joined rows of users `%(ids)s` (both sides probed by key)."""
+    return sql.SQL("x.{k} = ANY(%(ids)s) AND u.id = ANY(%(ids)s)").format(k=sql.Identifier(spec.key))
+
+
+def _after_cursor(spec: TableSpec) -> sql.Composed:
+    """The joined rows of users after `%(after)s` (both sides bounded)."""
+    return sql.SQL("x.{k} > %(after)s AND u.id > %(after)s").format(k=sql.Identifier(spec.key))
+
+
 def drift_counts(spec: TableSpec, columns: list[CopiedColumn]) -> sql.Composed:
     """One row: per column, the live users' rows whose value differs from the auth user's
     (NULL-aware, case-sensitive), then the rows where any does. One pass over the table."""
@@ -34,14 +44,17 @@ def drift_counts(spec: TableSpec, columns: list[CopiedColumn]) -> sql.Composed:
     )
 
 
-def drifted_keys(spec: TableSpec, columns: list[CopiedColumn], *, after: str | None = None) -> sql.Composed:
+def drifted_keys(
+    spec: TableSpec, columns: list[CopiedColumn], *, after: str | None = None, where: sql.Composable | None = None
+) -> sql.Composed:
     """The keys (auth user ids) of live users whose row differs, as a subquery; `after`:
-    only ids above it (a keyset page)."""
+    only ids above it (a keyset page); `where`: a further condition on the joined rows."""
     bound = (
         sql.SQL(" AND x.{} > {}::uuid").format(sql.Identifier(spec.key), sql.Literal(after)) if after else sql.SQL("")
     )
-    return sql.SQL("SELECT x.{k} FROM {joined} WHERE {any}{bound}").format(
-        k=sql.Identifier(spec.key), joined=_joined(spec), any=_any_differs(columns), bound=bound
+    more = sql.SQL(" AND {}").format(where) if where is not None else sql.SQL("")
+    return sql.SQL("SELECT x.{k} FROM {joined} WHERE {any}{bound}{more}").format(
+        k=sql.Identifier(spec.key), joined=_joined(spec), any=_any_differs(columns), bound=bound, more=more
     )
 
 
@@ -129,9 +142,7 @@ def drift_batch(index: int) -> sql.Identifier:
     return sql.Identifier("pg_temp", f"eloity_drift_{index}")
 
 
-def create_drift_batch(
-    spec: TableSpec, columns: list[CopiedColumn], index: int, *, by_ids: bool, empty: bool = False
-) -> sql.Composed:
+def create_drift_batch(spec: TableSpec, columns: list[CopiedColumn], index: int, *, by_ids: bool) -> sql.Composed:
     """Fill `drift_batch(index)` with the table's rows whose copied values differ: each
     row's location (ctid), key, and per column the app's value and the auth user's. Either
     the rows of users `%(ids)s` (probes by key), or, for "all drifted", the rows of the
@@ -152,13 +163,9 @@ def create_drift_batch(
         ),
         joined=_joined(spec),
         any=_any_differs(columns),
-        which=sql.SQL(
-            "x.{k} = ANY(%(ids)s) AND u.id = ANY(%(ids)s)" if by_ids else "x.{k} > %(after)s AND u.id > %(after)s"
-        ).format(k=sql.Identifier(spec.key)),
+        which=_of_users(spec) if by_ids else _after_cursor(spec),
     )
-    if empty:  # the table's shape only: its users are written one by one
-        found = sql.SQL("{} LIMIT 0").format(found)
-    elif not by_ids:
+    if not by_ids:
         found = sql.SQL(
             "WITH d AS MATERIALIZED ({}) "
             "SELECT * FROM d WHERE k IN (SELECT DISTINCT k FROM d ORDER BY k LIMIT %(limit)s)"
@@ -270,10 +277,11 @@ def sync(spec: TableSpec, columns: list[CopiedColumn]) -> sql.Composed:
     replaced."""
     return sql.SQL(
         "WITH old AS (SELECT x.ctid AS row_id, x.{k} AS k, {olds} FROM {joined} "
-        "WHERE x.{k} = ANY(%(ids)s) AND u.id = ANY(%(ids)s) AND {any}{guards} FOR UPDATE OF x), "
+        "WHERE {of_users} AND {any}{guards} FOR UPDATE OF x), "
         "upd AS (UPDATE {t} x SET {sets} FROM old WHERE x.ctid = old.row_id RETURNING old.row_id, old.k, {stored}) "
         "{keep}"
     ).format(
+        of_users=_of_users(spec),
         guards=_guards(spec, columns, lambda i, c: c.auth_value()),
         stored=_stored(columns, "old"),
         k=sql.Identifier(spec.key),
@@ -308,9 +316,7 @@ def left_in_batch(spec: TableSpec, index: int) -> sql.Composed:
 
 def still_drifted(spec: TableSpec, columns: list[CopiedColumn]) -> sql.Composed:
     """Which of the live users `%(ids)s` still have a row here whose values differ."""
-    return sql.SQL(
-        "SELECT DISTINCT x.{k} FROM {joined} WHERE x.{k} = ANY(%(ids)s) AND u.id = ANY(%(ids)s) AND {any}"
-    ).format(k=sql.Identifier(spec.key), joined=_joined(spec), any=_any_differs(columns))
+    return sql.SQL("SELECT DISTINCT * FROM ({}) d").format(drifted_keys(spec, columns, where=_of_users(spec)))
 
 
 def batch_keys(index: int) -> sql.Composed:

@@ -88,11 +88,11 @@ class ProvisioningStatusFilter(admin.SimpleListFilter):
             grouped = by_table(copied_columns())
             # Only the list filtered on it reads (and may refresh) the scan: not the other
             # filters' facet counts (`?_facets=1` counts every choice).
-            scanned = request.GET.get(self.parameter_name) == "drifted" and drift_selectors.scan_pays(grouped)
-            if scanned:
+            if request.GET.get(self.parameter_name) == "drifted":
                 request.eloity_drift_scan = drift_services.scan_drift(
                     max_age=drift_services.DRIFT_SCAN_MAX_AGE, grouped=grouped
                 )
+            scanned = getattr(request, "eloity_drift_scan", None) is not None
             return queryset.filter(drift_selectors.drifted_q(after, scanned=scanned, grouped=grouped))
         if value and value.startswith("missing_") and value.removeprefix("missing_") in TABLE_NAMES:
             return queryset.filter(selectors.missing_q(value.removeprefix("missing_"), after))
@@ -323,9 +323,7 @@ class AuthUserAdmin(ReadOnlyMixin, admin.ModelAdmin):
         # "Compare now" (`?recheck=1`): scan, then the same list without the parameter, so
         # that a reload, a search or an action does not scan again.
         if request.method == "GET" and RECHECK_VAR in request.GET:
-            grouped = by_table(copied_columns())
-            if drift_selectors.scan_pays(grouped):
-                drift_services.scan_drift(grouped=grouped)
+            drift_services.scan_drift()  # where the list reads one
             params = request.GET.copy()
             del params[RECHECK_VAR]
             return HttpResponseRedirect(f"{request.path}?{params.urlencode()}")
