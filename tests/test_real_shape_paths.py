@@ -179,6 +179,47 @@ def test_drift_and_sync_on_the_real_shape_isolate_a_row_an_app_trigger_rejects(c
     assert event.detail["changes"] == {"public.profiles.full_name": [[str(renamed), "Old Name", "New Name"]]}
 
 
+def test_the_drifted_list_on_the_real_shape_scans_for_indexed_keys_and_joins_live_for_unindexed(
+    client, django_user_model, monkeypatch, spec_copying_full_name
+):
+    """public.users keeps its primary key on the real shape, profiles.user_id has no index:
+    with a copied column in profiles the list joins live and keeps no scan; with only the
+    email (users) it reads the scan."""
+    import dataclasses
+
+    from provisioning import spec as spec_module
+    from provisioning.drift import selectors as drift_selectors
+    from provisioning.models import DriftedUser, DriftScan
+    from tests.factories import execute
+
+    client.force_login(django_user_model.objects.create_superuser("real-shape-admin", "a@example.com", "x"))
+    moved = make_auth_user("real-list-old@example.com", meta={"full_name": "Same"})
+    renamed = make_auth_user("real-list-renamed@example.com", meta={"full_name": "Old Name"})
+    execute(
+        "UPDATE public.profiles p SET full_name = u.raw_user_meta_data->>'full_name' "
+        "FROM auth.users u WHERE u.id = p.user_id"
+    )
+    make_eloity_migration_shape()
+    execute("UPDATE auth.users SET email = 'real-list-new@example.com' WHERE id = %s", [moved])
+    execute('UPDATE auth.users SET raw_user_meta_data = \'{"full_name": "New Name"}\' WHERE id = %s', [renamed])
+    url = reverse("admin:provisioning_authuser_changelist")
+
+    response = client.get(url, {"status": "drifted"})
+    assert {u.pk for u in response.context["cl"].result_list} == {moved, renamed}
+    assert not DriftScan.objects.exists() and 'id="drift-scan"' not in response.content.decode()
+
+    email_only = tuple(  # the default spec again: only the email is copied
+        dataclasses.replace(spec, values={k: v for k, v in spec.values.items() if k != "full_name"})
+        for spec in spec_module.SPEC
+    )
+    monkeypatch.setattr(spec_module, "SPEC", email_only)
+    monkeypatch.setattr(drift_selectors, "SPEC", email_only)
+    response = client.get(url, {"status": "drifted"})
+    assert [u.pk for u in response.context["cl"].result_list] == [moved]
+    assert list(DriftedUser.objects.values_list("user_id", flat=True)) == [moved]
+    assert 'id="drift-scan"' in response.content.decode()
+
+
 def test_sync_all_in_small_batches_writes_every_row_of_a_user_with_two_rows(cli_actor, spec_copying_full_name):
     """A key without a unique index may hold two rows of one user: a batch takes whole
     users, so neither row is left behind, however small the batch."""
