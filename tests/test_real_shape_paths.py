@@ -139,6 +139,16 @@ def spec_copying_full_name(monkeypatch):
     monkeypatch.setattr(drift_selectors, "SPEC", specs)
 
 
+def copy_full_names() -> None:
+    """What the team's own provisioning did: profiles.full_name from the sign-up metadata."""
+    from tests.factories import execute
+
+    execute(
+        "UPDATE public.profiles p SET full_name = u.raw_user_meta_data->>'full_name' "
+        "FROM auth.users u WHERE u.id = p.user_id"
+    )
+
+
 def test_drift_and_sync_on_the_real_shape_isolate_a_row_an_app_trigger_rejects(cli_actor, spec_copying_full_name):
     from provisioning.drift import selectors as drift_selectors
     from provisioning.drift import services as drift_services
@@ -148,10 +158,7 @@ def test_drift_and_sync_on_the_real_shape_isolate_a_row_an_app_trigger_rejects(c
     renamed = make_auth_user("renamed@example.com", meta={"full_name": "Old Name"})
     rejected = make_auth_user("rejected@example.com", meta={"full_name": "Old Too"})
     steady = make_auth_user("steady@example.com", meta={"full_name": "Same"})
-    execute(
-        "UPDATE public.profiles p SET full_name = u.raw_user_meta_data->>'full_name' "
-        "FROM auth.users u WHERE u.id = p.user_id"
-    )
+    copy_full_names()
     make_eloity_migration_shape()
     execute(
         "CREATE FUNCTION public.no_rejects() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
@@ -195,10 +202,7 @@ def test_the_drifted_list_on_the_real_shape_scans_for_indexed_keys_and_joins_liv
     client.force_login(django_user_model.objects.create_superuser("real-shape-admin", "a@example.com", "x"))
     moved = make_auth_user("real-list-old@example.com", meta={"full_name": "Same"})
     renamed = make_auth_user("real-list-renamed@example.com", meta={"full_name": "Old Name"})
-    execute(
-        "UPDATE public.profiles p SET full_name = u.raw_user_meta_data->>'full_name' "
-        "FROM auth.users u WHERE u.id = p.user_id"
-    )
+    copy_full_names()
     make_eloity_migration_shape()
     execute("UPDATE auth.users SET email = 'real-list-new@example.com' WHERE id = %s", [moved])
     execute('UPDATE auth.users SET raw_user_meta_data = \'{"full_name": "New Name"}\' WHERE id = %s', [renamed])
@@ -228,10 +232,7 @@ def test_sync_all_in_small_batches_writes_every_row_of_a_user_with_two_rows(cli_
 
     first = make_auth_user("two-rows-a@example.com", meta={"full_name": "Old A"})
     second = make_auth_user("two-rows-b@example.com", meta={"full_name": "Old B"})
-    execute(
-        "UPDATE public.profiles p SET full_name = u.raw_user_meta_data->>'full_name' "
-        "FROM auth.users u WHERE u.id = p.user_id"
-    )
+    copy_full_names()
     make_eloity_migration_shape()  # profiles.user_id: no index, no unique key
     execute("INSERT INTO public.profiles (user_id, full_name) SELECT user_id, full_name FROM public.profiles")
     execute('UPDATE auth.users SET raw_user_meta_data = \'{"full_name": "New"}\' WHERE id = ANY(%s)', [[first, second]])
