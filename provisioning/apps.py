@@ -18,6 +18,38 @@ def spec_file_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     ]
 
 
+def model_columns_check(app_configs=None, databases=None, **kwargs) -> list[checks.CheckMessage]:
+    """Every column the unmanaged models declare exists in the live tables (provisioning.E002;
+    a model's whole table missing: provisioning.W002). Tagged for the database: it runs
+    with `manage.py check --database default` and before `migrate`."""
+    if not databases:
+        return []
+    from django.db import DatabaseError
+
+    from provisioning.diagnostics.models import model_gaps
+
+    try:
+        gaps = model_gaps()
+    except DatabaseError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        return [checks.Warning(f"Could not read the live tables: {first}", id="provisioning.W003")]
+    if any(gap.table == "auth.users" and not gap.column for gap in gaps):
+        # Not a Supabase database (yet): one line, not one per model.
+        return [
+            checks.Warning(
+                "auth.users does not exist: DATABASE_URL is not a Supabase project's database",
+                hint="Point DATABASE_URL at the project, or run `manage.py load_demo` on the embedded database.",
+                id="provisioning.W002",
+            )
+        ]
+    return [
+        checks.Error(str(gap), hint="A page reading this model would fail.", id="provisioning.E002")
+        if gap.column
+        else checks.Warning(str(gap), hint="Its list says so instead of showing rows.", id="provisioning.W002")
+        for gap in gaps
+    ]
+
+
 class ProvisioningConfig(AppConfig):
     name = "provisioning"
     verbose_name = "Provisioning"
@@ -25,6 +57,7 @@ class ProvisioningConfig(AppConfig):
 
     def ready(self) -> None:
         checks.register(spec_file_check, "provisioning")
+        checks.register(model_columns_check, checks.Tags.database)
         from django.db.models.signals import pre_migrate
 
         from provisioning import signals

@@ -1,8 +1,9 @@
 """Models over Supabase's `auth.users`, the Eloity app tables, and the audit log.
 
-The first four are unmanaged: Django never creates, alters or writes them. They declare
-only the columns the dashboard reads, so both shapes of `public.profiles` work, and the
-secret columns of `auth.users` (password hash, tokens) are not even known to the ORM.
+The first four are unmanaged: Django never creates, alters or writes them. `AuthUser`
+declares only the columns the dashboard reads (the secret columns of `auth.users`, password
+hash and tokens, are not even known to the ORM); the app tables' models declare only their
+key, and pages read their other columns from the live catalog (`engine/rows.py`).
 Provisioning writes through SQL in `engine/statements.py`, driven by the live catalog.
 """
 
@@ -61,13 +62,15 @@ class AuthUser(models.Model):
 
 
 class AppUser(models.Model):
-    """A row of `public.users`, keyed by the auth user id in `id`."""
+    """A row of `public.users`, keyed by the auth user id in `id`.
+
+    The app tables' models declare their key and nothing else: their columns differ from
+    one project to the next (the Eloity migration's `public.users` has six, the richer
+    shape thirty), so every page reads them from the live catalog (`engine/rows.py`). The
+    models serve `Exists()`-free admin lists keyed by the auth user id, nothing more.
+    """
 
     id = models.UUIDField(primary_key=True)
-    email = models.TextField(null=True)
-    username = models.TextField(null=True)
-    full_name = models.TextField(null=True)
-    created_at = models.DateTimeField(null=True)
 
     class Meta:
         managed = False
@@ -76,21 +79,17 @@ class AppUser(models.Model):
         default_permissions = ("view",)
 
     def __str__(self) -> str:
-        return self.email or str(self.id)
+        return str(self.id)
 
 
 class Profile(models.Model):
-    """A row of `public.profiles`, keyed by `user_id`.
+    """A row of `public.profiles`, keyed by `user_id` (see AppUser: the key only).
 
     `user_id` is declared as the primary key for Django's sake: shape B has no `id` column,
     and the dashboard never writes through this model.
     """
 
     user_id = models.UUIDField(primary_key=True)
-    username = models.TextField(null=True)
-    full_name = models.TextField(null=True)
-    is_verified = models.BooleanField(null=True)
-    created_at = models.DateTimeField(null=True)
 
     class Meta:
         managed = False
@@ -98,17 +97,13 @@ class Profile(models.Model):
         default_permissions = ("view",)
 
     def __str__(self) -> str:
-        return self.username or str(self.user_id)
+        return str(self.user_id)
 
 
 class Wallet(models.Model):
     """A row of `public.wallets`, keyed by `user_id` (see Profile on the primary key)."""
 
     user_id = models.UUIDField(primary_key=True)
-    usdt_balance = models.DecimalField(max_digits=20, decimal_places=8, null=True)
-    is_active = models.BooleanField(null=True)
-    is_frozen = models.BooleanField(null=True)
-    created_at = models.DateTimeField(null=True)
 
     class Meta:
         managed = False

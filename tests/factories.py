@@ -202,7 +202,33 @@ def make_chained_shape() -> None:
 
 
 def make_eloity_migration_shape() -> None:
-    """The Eloity app's own migration in full (shared/guide/domain.md, "What real app schemas
-    add"): the chained shape, and no index at all on profiles.user_id and wallets.user_id."""
-    make_chained_shape()
-    execute("DROP INDEX public.profiles_user_id_key; ALTER TABLE public.wallets DROP CONSTRAINT wallets_user_id_key")
+    """The Eloity app's own tables, column for column as its drizzle migration creates them
+    (tests/sql/eloity_migration_shape.sql): public.users is id, email, password (NOT NULL,
+    no default), email_confirmed, created_at, updated_at and nothing more; profiles and
+    wallets reference it ON DELETE CASCADE, with no index at all on their user_id. The rows
+    already there are kept; a sign-up after this fails, as Eloity's did (DDL: it rolls back
+    with the test)."""
+    from pathlib import Path
+
+    execute((Path(__file__).parent / "sql" / "eloity_migration_shape.sql").read_text())
+
+
+def give_rows(user_id: uuid.UUID, tables: Iterable[str], *, email: str | None = None) -> None:
+    """Write `user_id`'s rows in `tables` by hand, parents first, in whichever shape the app
+    tables have (only the columns every shape has, and the migration's NOT NULL password)."""
+    from provisioning.engine import catalog
+
+    with connection.cursor() as cursor:
+        if "users" in tables:
+            has_password = "password" in catalog.columns("public", "users")
+            cursor.execute(
+                "INSERT INTO public.users (id, email"
+                + (", password" if has_password else "")
+                + ") VALUES (%s, %s"
+                + (", 'a-hash-the-app-wrote'" if has_password else "")
+                + ")",
+                [user_id, email or f"{user_id.hex[:12]}@example.com"],
+            )
+        for table in ("profiles", "wallets"):
+            if table in tables:
+                cursor.execute(f"INSERT INTO public.{table} (user_id) VALUES (%s)", [user_id])

@@ -59,6 +59,7 @@ from provisioning.diagnostics.findings import (
     error_details,
     worst,
 )
+from provisioning.diagnostics.models import check_model_columns, model_gaps
 from provisioning.diagnostics.schema_cache import (
     BadQuestion,
     check_schema_cache,
@@ -113,6 +114,7 @@ __all__ = [
     "check_duplicates",
     "check_function",
     "check_key_index",
+    "check_model_columns",
     "check_orphans",
     "check_schema_cache",
     "check_table",
@@ -120,6 +122,7 @@ __all__ = [
     "closest_names",
     "key_index_statement",
     "missing_by_week",
+    "model_gaps",
     "parse_schema_cache_question",
     "quote_ident",
     "reload_schema_cache",
@@ -178,6 +181,7 @@ def _catalog_checks() -> list[_Step]:
     steps += [("Triggers on app tables", check_app_table_triggers)]
     steps += [("Deleting users", check_deleting_users), ("Errors hidden by the sign-up function", _hidden_failures)]
     steps += [("Functions triggered by auth.users", check_auth_users_functions)]
+    steps += [("Models against the live tables", check_model_columns)]
     return steps
 
 

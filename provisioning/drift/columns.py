@@ -4,18 +4,14 @@ table has the column. The key column is not one of them; a secret auth column ne
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from psycopg import sql
 
 from provisioning.engine import catalog
+from provisioning.engine.rows import SECRET_APP_COLUMN
 from provisioning.spec import select_tables
 from provisioning.spec.vocabulary import SECRET_AUTH_COLUMNS, AuthColumn, AuthMetadata, TableSpec
-
-#: App table columns that hold secrets (the real app's users.password, wallets.backup_seed,
-#: profiles.bank_account_number): never shown, exported or kept in an audit event.
-SECRET_APP_COLUMN = re.compile(r"password|passwd|secret|token|seed|private_key|bank_account|iban|ssn", re.I)
 
 
 def withheld_columns(spec: TableSpec) -> list[str]:

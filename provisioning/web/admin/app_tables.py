@@ -1,16 +1,28 @@
 """The app tables (public.users, profiles, wallets) in the admin: browsed, never edited
-here; rows are written only by the provisioning services."""
+here; rows are written only by the provisioning services.
+
+Their models declare only the key. A list's other columns are the ones the live table has
+(`engine/rows.py` chooses them, leaving secret-looking ones out), read in the page's own
+query: the page works on the Eloity migration's six-column `public.users` as on the
+thirty-column shape, and a column a project lacks is never asked for.
+"""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import BooleanField, Q
+from django.db.models.expressions import RawSQL
 from django.http import Http404
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from provisioning.ids import parse_uuid
-from provisioning.models import AppUser, Profile, Wallet
-from provisioning.web.admin.base import CappedCountPaginator, ReadOnlyMixin, time_field, yes_no_field
+from provisioning.engine import rows
+from provisioning.ids import clean_typed, parse_uuid
+from provisioning.models import AppUser, AuthUser, Profile, Wallet
+from provisioning.web.admin.base import CappedCountPaginator, ReadOnlyMixin
+from provisioning.web.templatetags.eloity import app_value
 
 
 def auth_user_link(field: str):
@@ -28,70 +40,125 @@ def auth_user_link(field: str):
     return show
 
 
-class ReadOnlyAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    """The app tables, keyed by an auth user id: browsed here, written only by services.
-    The search box also takes an auth user's id: the row of that user."""
+def live_column(index: int, name: str):
+    """A list column reading the live column `name` (annotated as `live_<index>`)."""
 
-    #: The column holding the auth user's id.
+    @admin.display(description=name.replace("_", " "))
+    def show(obj):
+        return app_value(getattr(obj, f"live_{index}", None))
+
+    show.__name__ = f"live_{index}"
+    return show
+
+
+class ReadOnlyAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """An app table keyed by an auth user id: browsed here, written only by services.
+    The search box takes an auth user's id (the row of that user) or part of the table's
+    email, username or name, where the live table has those columns."""
+
+    #: The column holding the auth user's id (the model's only field).
     user_field = "user_id"
+    search_fields = ("pk",)  # the search itself: get_search_results
+    search_help_text = "An auth user's id, or part of an email, username or name (where the table has one)."
+    show_full_result_count = False
+    paginator = CappedCountPaginator
+    change_list_template = "admin/provisioning/app_table_list.html"
+    list_per_page = 50
+
+    def live_table(self) -> rows.TableColumns:
+        """The model's table as the live catalog has it (read once per request)."""
+        return rows.table_columns(*self.model._meta.db_table.split('"."'), self.user_field)
+
+    def changelist_view(self, request, extra_context=None):
+        table = self.live_table()
+        request.eloity_live_table = table
+        if not table.exists:
+            self.message_user(
+                request,
+                f"The table {table.qualified_name} does not exist in this database: this list is empty.",
+                messages.WARNING,
+            )
+        extra_context = {**(extra_context or {}), "live_table": table}
+        return super().changelist_view(request, extra_context)
+
+    def _table(self, request) -> rows.TableColumns:
+        table = getattr(request, "eloity_live_table", None)
+        return table if table is not None else self.live_table()
+
+    def get_list_display(self, request):
+        table = self._table(request)
+        return [auth_user_link(self.user_field)] + [
+            live_column(i, name) for i, name in enumerate(table.list_columns()) if table.exists
+        ]
+
+    def get_list_display_links(self, request, list_display):
+        # The first live column opens the row's page; the auth user column links elsewhere.
+        return list_display[1:2]
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        table = self._table(request)
+        if not table.exists or not table.has_key:
+            return queryset.none()
+        name = self.model._meta.db_table
+        quoted = f'"{name}"'
+        return queryset.annotate(
+            **{
+                f"live_{i}": RawSQL(f'{quoted}."{column}"', ())  # noqa: S611 - catalog names, quoted
+                for i, column in enumerate(table.list_columns())
+            }
+        )
 
     def get_search_results(self, request, queryset, search_term):
-        user_id = parse_uuid(search_term)
+        term = clean_typed(search_term)
+        if not term:
+            return queryset, False
+        user_id = parse_uuid(term)
         if user_id is not None:
             return queryset.filter(**{self.user_field: user_id}), False
-        return super().get_search_results(request, queryset, search_term)
+        searched = self._table(request).searched_columns()
+        if not searched:
+            return queryset.none(), False  # only ids are searchable here, and this is none
+        pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        match = Q()
+        for column in searched:
+            match |= Q(RawSQL(f'"{column}" ILIKE %s', (pattern,), output_field=BooleanField()))  # noqa: S611
+        return queryset.filter(match), False
 
-    def get_object(self, request, object_id, from_field=None):
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """A row's own page: every row with this key (a duplicate included), each column the
+        live table has but those that look secret, and the auth user's page when there is one."""
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
         user_id = parse_uuid(object_id)
         if user_id is None:
             raise Http404("Malformed id.")
-        # Not .get(): nothing makes profiles.user_id unique in shape A, and a duplicate
-        # row must not turn this page into a 500 (diagnostics report duplicates).
-        return self.get_queryset(request).filter(pk=user_id).first()
+        table = self.live_table()
+        found = rows.every_row_of(table, [user_id])
+        if not found:
+            raise Http404(f"No row of {table.qualified_name} for that auth user.")
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"{table.qualified_name}: {found[0].label}",
+            "table": table,
+            "found": found,
+            "user_id": user_id,
+            "has_auth_user": AuthUser.objects.filter(pk=user_id).exists(),
+        }
+        return TemplateResponse(request, "admin/provisioning/app_row.html", context)
 
 
 @admin.register(AppUser)
 class AppUserAdmin(ReadOnlyAdmin):
     user_field = "id"
-    list_display = ("email", "username", "full_name", time_field("created_at", "created"), auth_user_link("id"))
-    search_fields = ("email", "username")
-    search_help_text = "Part of an email or username, or an auth user's id."
-    show_full_result_count = False
-    paginator = CappedCountPaginator
 
 
 @admin.register(Profile)
 class ProfileAdmin(ReadOnlyAdmin):
-    list_display_links = ("username",)  # not the auth user column: it links elsewhere
-    list_display = (
-        auth_user_link("user_id"),
-        "username",
-        "full_name",
-        yes_no_field("is_verified", "verified"),
-        time_field("created_at", "created"),
-    )
-    search_fields = ("username",)
-    search_help_text = "Part of a username, or an auth user's id."
-    show_full_result_count = False
-    paginator = CappedCountPaginator
+    pass
 
 
 @admin.register(Wallet)
 class WalletAdmin(ReadOnlyAdmin):
-    list_display_links = ("usdt_balance",)  # not the auth user column: it links elsewhere
-    list_display = (
-        auth_user_link("user_id"),
-        "usdt_balance",
-        yes_no_field("is_active", "active"),
-        yes_no_field("is_frozen", "frozen"),
-        time_field("created_at", "created"),
-    )
-    search_fields = ("user_id",)  # the search itself: an auth user's id (get_search_results)
-    search_help_text = "An auth user's id."
-    show_full_result_count = False
-    paginator = CappedCountPaginator
-
-    def get_search_results(self, request, queryset, search_term):
-        if search_term.strip() and parse_uuid(search_term) is None:
-            return queryset.none(), False  # only ids are searchable here, and this is none
-        return super().get_search_results(request, queryset, search_term)
+    pass

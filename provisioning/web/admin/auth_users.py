@@ -17,7 +17,7 @@ from provisioning.actors import Actor, may_provision
 from provisioning.drift import selectors as drift_selectors
 from provisioning.drift import services as drift_services
 from provisioning.drift.columns import by_table, copied_columns
-from provisioning.engine import confirmation, selectors, services
+from provisioning.engine import confirmation, rows, selectors, services
 from provisioning.engine.plans import SpecCycle
 from provisioning.ids import parse_uuid
 from provisioning.models import AuthUser
@@ -437,15 +437,15 @@ class AuthUserAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         obj = self._get_user_or_404(object_id)
-        rows = selectors.app_rows(obj.pk)
+        app_rows = rows.app_rows(obj.pk)
         reasons = selectors.block_reasons(obj.pk)
         extra_context = {
             **(extra_context or {}),
             "app_rows": [
-                {"table": table_spec(table).qualified_name, "label": label, "row": rows[table]}
+                {"table": table_spec(table).qualified_name, "label": label, "row": app_rows[table]}
                 for table, label in ((spec.name, spec.label.capitalize()) for spec in SPEC)
             ],
-            "missing_count": sum(row is None for row in rows.values()),
+            "missing_count": sum(row is None for row in app_rows.values()),
             "blocked": [
                 {"label": table_spec(table).label, "table": table_spec(table).qualified_name, "reason": reason}
                 for table, reason in reasons.items()

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 
 from django import template
 from django.templatetags.static import static
@@ -42,6 +43,19 @@ def local_time(value):
         timezone.get_current_timezone_name(),
         local.strftime("%Z") or timezone.get_current_timezone_name(),
     )
+
+
+@register.filter
+def app_value(value):
+    """A value of an app row as the pages show it: "—" for NULL, yes/no for a fact, times
+    as everywhere else (`local_time`), anything else as text (escaped)."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, decimal.Decimal) and value.is_finite():
+        return f"{value.normalize():f}"  # 0E-8 reads as 0, 12.50000000 as 12.5
+    return local_time(value) if isinstance(value, dt.datetime) else str(value)
 
 
 @register.filter
