@@ -200,3 +200,57 @@ def test_a_fourth_table_gets_its_column_filter_and_row_in_the_admin(tmp_path, us
     assert done.stdout.split() == ["column", "True", "filter", "True", "listed", "True", "row", "True"], (
         done.stdout + done.stderr
     )
+
+
+# --- a spec table in another schema, with another key -------------------------------------------
+
+APP_SCHEMA_SPEC = """
+[[table]]
+name = "users"
+schema = "app"
+label = "app account"
+key = "auth_id"
+
+[table.values]
+auth_id = { auth = "id" }
+email = { auth = "email" }
+"""
+
+
+@pytest.fixture
+def app_schema_users(clean_app_tables):
+    execute("CREATE SCHEMA app; CREATE TABLE app.users (auth_id uuid PRIMARY KEY, email text, nickname text)")
+    yield
+    execute("DROP SCHEMA app CASCADE")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_spec_table_in_another_schema_is_read_there_by_its_own_key(tmp_path, app_schema_users):
+    """The user's page and the list read app.users by auth_id, never public.users by id
+    (a model of public.users once answered for any spec table named "users")."""
+    in_app = make_auth_user()  # public.users has this one too (the demo trigger wrote it)
+    execute(
+        "INSERT INTO app.users (auth_id, email, nickname) VALUES (%s, 'in-app-schema@example.com', 'ada')", [in_app]
+    )
+    only_public = make_auth_user()  # a public.users row, none in app.users
+    env = manage_env(database_url=current_database_url(), PROVISIONING_SPEC=str(spec_file(tmp_path, APP_SCHEMA_SPEC)))
+    script = (
+        "from django.test.utils import setup_test_environment; setup_test_environment(); "
+        "from django.contrib.auth.models import User; from django.test import Client; "
+        "u = User.objects.create(username='spec-schema', is_staff=True, is_superuser=True); "
+        "c = Client(); c.force_login(u); "
+        f"a = c.get('/admin/provisioning/authuser/{in_app}/change/').content.decode(); "
+        f"b = c.get('/admin/provisioning/authuser/{only_public}/change/').content.decode(); "
+        "m = c.get('/admin/provisioning/authuser/?status=missing_users').content.decode(); "
+        "print('in_app', 'app.users' in a, 'in-app-schema@example.com' in a, 'nickname' in a); "
+        "print('only_public', '<strong>missing</strong>' in b); "
+        f"print('listed_missing', '{only_public}'[:8] in m, '{in_app}'[:8] in m); u.delete()"
+    )
+
+    done = run_manage("shell", "-v", "0", "-c", script, env=env)
+
+    assert done.stdout.split() == [
+        "in_app", "True", "True", "True",
+        "only_public", "True",
+        "listed_missing", "True", "False",
+    ], done.stdout + done.stderr  # fmt: skip
