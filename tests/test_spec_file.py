@@ -73,6 +73,20 @@ def test_the_default_spec_is_elotys_three_tables_in_write_order():
             "[[table]]\nname = 'users; drop'\nkey = 'id'\n[table.values]\nid = { auth = 'id' }",
             "is not a plain SQL name",
         ),
+        (
+            "[[table]]\nname = 'users'\nkey = 'id'\nschema = 'eloity_admin'\n[table.values]\nid = { auth = 'id' }",
+            "schema 'eloity_admin' holds the dashboard's own tables",
+        ),
+        (
+            "[[table]]\nname = 'users'\nkey = 'id'\n[table.values]\nid = { auth = 'id' }\n"
+            "bio = { auth = 'encrypted_password' }",
+            "table 'users', column 'bio': auth.users.encrypted_password holds a secret",
+        ),
+        (
+            "[[table]]\nname = 'users'\nkey = 'id'\n[table.values]\nid = { auth = 'id' }\n"
+            "website = { auth = 'Recovery_Token' }",
+            "table 'users', column 'website': auth.users.Recovery_Token holds a secret",
+        ),
         ("title = 'x'", "unknown top-level entry 'title'"),
         ("", "no [[table]] entries"),
     ],
@@ -101,6 +115,22 @@ def test_a_malformed_file_makes_every_command_exit_2_with_one_line(tmp_path):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "column", ["encrypted_password", "recovery_token", "confirmation_token", "reauthentication_token"]
+)
+def test_a_file_copying_a_secret_auth_column_is_refused_by_every_command(tmp_path, column):
+    """Nothing is provisioned and no trigger is generated: one line naming the file, the
+    entry and the column, exit 2."""
+    text = DEFAULT_SPEC_FILE.read_text().replace('email = { auth = "email" }', f'email = {{ auth = "{column}" }}', 1)
+    path = spec_file(tmp_path, text)
+    env = manage_env(database_url=current_database_url(), PROVISIONING_SPEC=str(path))
+    for command in (("provision", "--all-missing"), ("provisioning_trigger_sql",), ("provisioning_status",)):
+        done = run_manage(*command, env=env)
+        assert done.returncode == 2, (command, done.stdout, done.stderr)
+        assert f"table 'users', column 'email': auth.users.{column} holds a secret" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr and f"NEW.{column}" not in done.stdout
+
+
 def test_a_file_naming_a_table_the_database_lacks_is_refused(tmp_path):
     path = spec_file(tmp_path, DEFAULT_SPEC_FILE.read_text() + FOURTH_TABLE)
     env = manage_env(database_url=current_database_url(), PROVISIONING_SPEC=str(path))

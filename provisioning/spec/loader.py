@@ -2,8 +2,9 @@
 `provisioning/spec/eloity.toml`; `PROVISIONING_SPEC` names another.
 
 Every mistake is one message that names the file and the entry: bad TOML (with its line),
-an unknown value kind, a missing key column, the `auth` schema as a target, a table named
-twice. `engine.plans.spec_file_problems` adds what only the live database knows: a table
+an unknown value kind, a missing key column, the `auth` schema or the dashboard's own schema
+as a target, a secret column of auth.users as a value (the password hash, a token), a table
+named twice. `engine.plans.spec_file_problems` adds what only the live database knows: a table
 or a column the file names that the database lacks.
 """
 
@@ -15,7 +16,16 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from provisioning.spec.vocabulary import AuthColumn, AuthMetadata, Const, JsonConst, Now, TableSpec, Value
+from provisioning.spec.vocabulary import (
+    SECRET_AUTH_COLUMNS,
+    AuthColumn,
+    AuthMetadata,
+    Const,
+    JsonConst,
+    Now,
+    TableSpec,
+    Value,
+)
 
 DEFAULT_SPEC_FILE = Path(__file__).resolve().parent / "eloity.toml"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}\Z")
@@ -64,6 +74,8 @@ def _table(path: Path, number: int, entry: Any) -> TableSpec:
     schema = _identifier(where, entry, "schema", default="public")
     if schema == "auth":
         raise SpecFileError(f"{where}: schema 'auth' belongs to Supabase Auth and is never written")
+    if schema == _dashboard_schema():
+        raise SpecFileError(f"{where}: schema {schema!r} holds the dashboard's own tables and is never provisioned")
     key = _identifier(where, entry, "key")
     label = entry.get("label", name)
     if not isinstance(label, str) or not label.strip():
@@ -75,6 +87,13 @@ def _table(path: Path, number: int, entry: Any) -> TableSpec:
     if key not in parsed:
         raise SpecFileError(f'{where}: the key column {key!r} has no value (give it {{ auth = "id" }})')
     return TableSpec(name=name, label=label.strip(), key=key, values=parsed, schema=schema)
+
+
+def _dashboard_schema() -> str:
+    """The schema of the dashboard's own tables (Django's, the audit log): never a spec's."""
+    from django.conf import settings
+
+    return getattr(settings, "DJANGO_SCHEMA", "") or "eloity_admin"
 
 
 def _identifier(where: str, entry: dict, field: str, default: str | None = None) -> str:
@@ -102,6 +121,10 @@ def _value(where: str, column: str, raw: Any) -> Value:
                 raise SpecFileError(f"{where}: {kind} takes a name as a string")
             if kind == "auth" and not _NAME.match(argument):
                 raise SpecFileError(f"{where}: {argument!r} is not a column name of auth.users")
+            if kind == "auth" and argument.lower() in SECRET_AUTH_COLUMNS:
+                raise SpecFileError(
+                    f"{where}: auth.users.{argument} holds a secret (a password hash or a token) and is never copied"
+                )
             return AuthColumn(argument) if kind == "auth" else AuthMetadata(argument)
         raise SpecFileError(f"{where}: unknown value kind {kind!r}; a value is one of {_KINDS}")
     if isinstance(raw, list):
