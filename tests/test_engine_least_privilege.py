@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 ROLE = "eloity_admin_least_privilege_test"
 GRANTS = f"""
-CREATE ROLE {ROLE} NOLOGIN;
+CREATE ROLE {ROLE} NOLOGIN BYPASSRLS;
 GRANT USAGE ON SCHEMA auth TO {ROLE};
 GRANT SELECT (id, email, phone, created_at, updated_at, last_sign_in_at, email_confirmed_at,
               phone_confirmed_at, banned_until, deleted_at, is_anonymous, is_sso_user,
