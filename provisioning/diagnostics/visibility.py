@@ -18,6 +18,7 @@ from psycopg import sql
 from provisioning.diagnostics.advisor import LINTS, advisor_lints, owner_policy_statement
 from provisioning.diagnostics.findings import (
     OK,
+    PROBLEM,
     WARNING,
     Check,
     error_details,
@@ -193,6 +194,23 @@ def _sampled_owners(spec: TableSpec) -> list[tuple[uuid.UUID, str | None]]:
         return cursor.fetchall()
 
 
+def _dashboard_reads_through_rls() -> tuple[str, list[str]]:
+    """(the dashboard's role, the spec tables whose row level security applies to it): a role
+    that is neither superuser, nor BYPASSRLS, nor (without FORCE) the tables' owner sees only
+    the rows a policy gives it, so every count and every write of provisioning goes wrong."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_user, coalesce(array_agg(n.nspname || '.' || c.relname ORDER BY x.o) FILTER ("
+            "  WHERE c.relrowsecurity AND (c.relforcerowsecurity OR NOT pg_has_role(current_user, c.relowner, 'USAGE'))"
+            "  AND NOT (SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user)), '{}') "
+            "FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS x(s, t, o) "
+            "JOIN pg_namespace n ON n.nspname = x.s JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = x.t",
+            [[s.schema for s in SPEC], [s.name for s in SPEC]],
+        )
+        role, tables = cursor.fetchone()
+    return role, list(tables)
+
+
 def check_app_visibility() -> Check:
     """Rows provisioning writes that the app, reading as `authenticated`, would not see."""
     name = "Rows the app can read (RLS and grants)"
@@ -200,6 +218,16 @@ def check_app_visibility() -> Check:
     if AUTHENTICATED not in roles:
         return Check(name, OK, "No `authenticated` role on this database (not a Supabase database): not checked.")
     findings, advice, statements_needed, rows = [], [], [], []
+    dashboard, limited = _dashboard_reads_through_rls()
+    if limited:
+        findings.append(
+            f"The dashboard's own role {dashboard} reads {', '.join(limited)} through row level security: it sees "
+            "only the rows a policy gives it, so it counts provisioned users as missing, and its inserts are refused "
+            "(`new row violates row-level security policy`)."
+        )
+        statements_needed.append(
+            sql.SQL("ALTER ROLE {} BYPASSRLS;").format(sql.Identifier(dashboard)).as_string(connection.connection)
+        )
     for spec in SPEC:
         if not has_key_column(spec):
             continue
@@ -284,5 +312,5 @@ def check_app_visibility() -> Check:
             "",
             details,
         )
-    status = worst([lint.status for lint in lints] + ([WARNING] if findings else []))
+    status = worst([lint.status for lint in lints] + ([WARNING] if findings else []) + ([PROBLEM] if limited else []))
     return Check(name, status, " ".join([lint.text for lint in lints] + findings), " ".join(advice), details)
