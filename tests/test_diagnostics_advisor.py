@@ -73,6 +73,21 @@ def test_rls_off_on_an_exposed_table_is_a_problem_and_enabling_it_with_the_owner
     assert view["public.wallets"]["others"] is False and view["public.wallets"]["anon"] is False
 
 
+def test_rls_off_names_what_else_the_grants_let_the_api_roles_do():
+    make_auth_user()
+    execute(
+        "ALTER TABLE public.profiles DISABLE ROW LEVEL SECURITY; REVOKE SELECT ON public.profiles FROM anon;"
+        "GRANT UPDATE, DELETE ON public.profiles TO authenticated"
+    )
+
+    found = visibility()
+
+    assert (
+        "rls_disabled_in_public (ERROR): public.profiles is in a schema the API serves and row level security is "
+        "off: any signed-in user can read every row (and update, delete rows)." in found.found
+    )
+
+
 def test_rls_off_is_shown_as_a_problem_on_the_health_page(viewer_client):
     make_auth_user()
     execute("ALTER TABLE public.users DISABLE ROW LEVEL SECURITY")

@@ -163,17 +163,13 @@ def _tables(roles: list[str]) -> list[_Table]:
 
 
 def _who_reads(privileges: dict[str, tuple[str, ...]]) -> str:
-    role, who = (
-        ("anon", "anyone with the anon key")
-        if "SELECT" in privileges.get("anon", ())
-        else (
-            "authenticated",
-            "any signed-in user",
-        )
-    )
+    """Who reads every row of a table with RLS off, and what else they may do to its rows."""
+    if "SELECT" in privileges.get("anon", ()):
+        role, who, why = "anon", "anyone with the anon key", " (the anon key ships in every app's front end)"
+    else:
+        role, who, why = "authenticated", "any signed-in user", ""
     writes = [p.lower() for p in privileges.get(role, ()) if p != "SELECT"]
-    rows = f"{who} can read every row" + (f" (and {', '.join(writes)} rows)" if writes else "")
-    return rows + (" (the anon key ships in every app's front end)" if role == "anon" else "")
+    return f"{who} can read every row" + (f" (and {', '.join(writes)} rows)" if writes else "") + why
 
 
 def _rls_lints(tables: list[_Table], exposed: list[str]) -> list[Lint]:
