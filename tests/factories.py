@@ -116,6 +116,21 @@ def make_profiles_shape_b() -> None:
     )
 
 
+#: The demo schema's owner policies (provisioning/sql/app_schema.sql): each signed-in user
+#: reads their own row.
+OWNER_POLICIES = {
+    "users": "Users read their own app user",
+    "profiles": "Users read their own profile",
+    "wallets": "Users read their own wallet",
+}
+
+
+def drop_owner_policy(table: str) -> None:
+    """Drop the demo's owner policy on public.`table` (DDL: it rolls back with the test), for a
+    test that builds its own policies, or changes the key column the policy reads."""
+    execute(f'DROP POLICY "{OWNER_POLICIES[table]}" ON public.{table}')
+
+
 def disable_trigger() -> None:
     execute("ALTER TABLE auth.users DISABLE TRIGGER on_auth_user_created")
 

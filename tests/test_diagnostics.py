@@ -23,6 +23,7 @@ from tests.factories import (
     break_schema,
     count,
     disable_trigger,
+    drop_owner_policy,
     execute,
     make_auth_user,
     make_profiles_shape_b,
@@ -201,6 +202,7 @@ def test_invalid_index_left_by_a_failed_build_does_not_count():
 
 
 def test_key_column_of_another_type_than_auth_users_id_is_a_problem():
+    drop_owner_policy("wallets")  # a column a policy reads cannot change its type
     execute("ALTER TABLE public.wallets ALTER COLUMN user_id TYPE text")
 
     result = diagnostics.check_table(WALLETS, "uuid")
@@ -988,7 +990,9 @@ VISIBLE = "Rows the app can read (RLS and grants)"
 def test_rows_hidden_by_row_level_security_are_found_and_the_owner_policy_fixes_it():
     assert check(diagnostics.run_checks(), VISIBLE).status == diagnostics.OK
     user_id = make_auth_user()
-    # A policy that shows only public profiles, and a column the dashboard leaves at false.
+    # A policy that shows only public profiles (in place of the demo's owner policy), and a
+    # column the dashboard leaves at false.
+    drop_owner_policy("profiles")
     execute(
         "ALTER TABLE public.profiles ADD COLUMN is_public boolean NOT NULL DEFAULT false;"
         "ALTER TABLE public.profiles ENABLE ROW LEVEL SECURITY;"
@@ -1008,7 +1012,7 @@ def test_rows_hidden_by_row_level_security_are_found_and_the_owner_policy_fixes_
     assert profiles["row level security"] == "on" and profiles["see their own row"] == 0
     view = {t["table"]: t for t in diagnostics.app_view(user_id, None)["tables"]}
     assert view["public.profiles"]["exists"] and view["public.profiles"]["owner"] is False
-    assert view["public.wallets"]["owner"] is True and view["public.wallets"]["others"] is True
+    assert view["public.wallets"]["owner"] is True and view["public.wallets"]["others"] is False  # owner policy
     assert row_counts() == before  # asked as the app, rolled back
 
     (statement,) = found.details["statements"]
@@ -1021,6 +1025,7 @@ def test_rows_hidden_by_row_level_security_are_found_and_the_owner_policy_fixes_
 
 def test_rls_without_a_policy_and_a_missing_grant_are_found_and_the_fixes_work():
     make_auth_user()
+    drop_owner_policy("wallets")
     execute("ALTER TABLE public.wallets ENABLE ROW LEVEL SECURITY; REVOKE SELECT ON public.users FROM authenticated")
 
     found = check(diagnostics.run_checks(), VISIBLE)
@@ -1035,6 +1040,7 @@ def test_rls_without_a_policy_and_a_missing_grant_are_found_and_the_fixes_work()
 
 def test_detail_page_answers_would_the_app_see_this_user_on_demand(viewer_client):
     user_id = make_auth_user(keep=("users", "profiles"))
+    drop_owner_policy("profiles")
     execute(
         "ALTER TABLE public.profiles ENABLE ROW LEVEL SECURITY;"
         'CREATE POLICY "Nobody" ON public.profiles FOR SELECT TO authenticated USING (false)'
@@ -1186,6 +1192,7 @@ def test_the_new_checks_reach_the_health_page_and_the_cli(viewer_client):
     """Issue 15's checks 4, 5, 10 and 12 on one broken copy: the page and the doctor agree."""
     make_auth_user(provider="google", meta={"name": "Grace Hopper"})
     execute(METADATA_FUNCTION)
+    drop_owner_policy("wallets")
     execute(
         "ALTER TABLE public.wallets ENABLE ROW LEVEL SECURITY;"
         'CREATE POLICY "Nobody" ON public.wallets FOR SELECT TO authenticated USING (false)'

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 ROLE = "eloity_admin_least_privilege_test"
 GRANTS = f"""
-CREATE ROLE {ROLE} NOLOGIN;
+CREATE ROLE {ROLE} NOLOGIN BYPASSRLS;
 GRANT USAGE ON SCHEMA auth TO {ROLE};
 GRANT SELECT (id, email, phone, created_at, updated_at, last_sign_in_at, email_confirmed_at,
               phone_confirmed_at, banned_until, deleted_at, is_anonymous, is_sso_user,
@@ -78,3 +78,26 @@ def test_the_readme_grants_cannot_read_secrets_or_write_auth():
         ):
             cursor.execute(statement)
     execute("RESET ROLE")
+
+
+def test_a_dashboard_role_without_bypassrls_is_a_problem_naming_the_grant():
+    from provisioning.diagnostics.visibility import check_app_visibility
+
+    make_auth_user()
+    execute(GRANTS.replace("BYPASSRLS", "") + f"GRANT authenticated TO {ROLE}")
+    execute(f"SET LOCAL ROLE {ROLE}")
+
+    found = check_app_visibility()
+    execute("RESET ROLE")
+
+    assert found.status == "problem"
+    assert (
+        f"The dashboard's own role {ROLE} reads public.users, public.profiles, public.wallets through row level "
+        "security" in found.found
+    )
+    assert f'ALTER ROLE "{ROLE}" BYPASSRLS;' in found.details["statements"]
+    execute(f'ALTER ROLE "{ROLE}" BYPASSRLS')
+    execute(f"SET LOCAL ROLE {ROLE}")
+    fixed = check_app_visibility()
+    execute("RESET ROLE")
+    assert fixed.status == "ok", fixed.found

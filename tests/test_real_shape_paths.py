@@ -279,10 +279,11 @@ def test_syncing_given_users_isolates_a_metadata_value_its_column_cannot_take(cl
 
 def test_rows_hidden_by_row_level_security_are_found_on_the_real_shape(cli_actor):
     from provisioning import diagnostics
-    from tests.factories import execute
+    from tests.factories import drop_owner_policy, execute
 
     make_auth_user()
     make_eloity_migration_shape()  # no index on profiles.user_id: the check samples fewer users
+    drop_owner_policy("profiles")
     execute(
         "ALTER TABLE public.profiles ENABLE ROW LEVEL SECURITY;"
         'CREATE POLICY "Nobody" ON public.profiles FOR SELECT TO authenticated USING (false)'

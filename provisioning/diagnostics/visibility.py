@@ -15,7 +15,17 @@ from dataclasses import dataclass
 from django.db import DatabaseError, connection
 from psycopg import sql
 
-from provisioning.diagnostics.findings import OK, WARNING, Check, error_details, has_key_column, read_rolled_back
+from provisioning.diagnostics.advisor import LINTS, advisor_lints, owner_policy_statement
+from provisioning.diagnostics.findings import (
+    OK,
+    PROBLEM,
+    WARNING,
+    Check,
+    error_details,
+    has_key_column,
+    read_rolled_back,
+    worst,
+)
 from provisioning.engine import catalog, statements
 from provisioning.spec import SPEC, TableSpec
 
@@ -184,17 +194,21 @@ def _sampled_owners(spec: TableSpec) -> list[tuple[uuid.UUID, str | None]]:
         return cursor.fetchall()
 
 
-def owner_policy_statement(spec: TableSpec) -> str:
-    """A policy that lets each signed-in user read their own row (Supabase's own example)."""
-    return (
-        sql.SQL("CREATE POLICY {name} ON {t} FOR SELECT TO authenticated USING ((SELECT auth.uid()) = {k});")
-        .format(
-            name=sql.Identifier(f"Users read their own {spec.label}"),
-            t=spec.identifier(),
-            k=sql.Identifier(spec.key),
+def _dashboard_reads_through_rls() -> tuple[str, list[str]]:
+    """(the dashboard's role, the spec tables whose row level security applies to it): a role
+    that is neither superuser, nor BYPASSRLS, nor (without FORCE) the tables' owner sees only
+    the rows a policy gives it, so every count and every write of provisioning goes wrong."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_user, coalesce(array_agg(n.nspname || '.' || c.relname ORDER BY x.o) FILTER ("
+            "  WHERE c.relrowsecurity AND (c.relforcerowsecurity OR NOT pg_has_role(current_user, c.relowner, 'USAGE'))"
+            "  AND NOT (SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user)), '{}') "
+            "FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS x(s, t, o) "
+            "JOIN pg_namespace n ON n.nspname = x.s JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = x.t",
+            [[s.schema for s in SPEC], [s.name for s in SPEC]],
         )
-        .as_string(connection.connection)
-    )
+        role, tables = cursor.fetchone()
+    return role, list(tables)
 
 
 def check_app_visibility() -> Check:
@@ -203,7 +217,17 @@ def check_app_visibility() -> Check:
     roles = _roles_present()
     if AUTHENTICATED not in roles:
         return Check(name, OK, "No `authenticated` role on this database (not a Supabase database): not checked.")
-    findings, advice, statements_needed, rows, open_tables = [], [], [], [], []
+    findings, advice, statements_needed, rows = [], [], [], []
+    dashboard, limited = _dashboard_reads_through_rls()
+    if limited:
+        findings.append(
+            f"The dashboard's own role {dashboard} reads {', '.join(limited)} through row level security: it sees "
+            "only the rows a policy gives it, so it counts provisioned users as missing, and its inserts are refused "
+            "(`new row violates row-level security policy`)."
+        )
+        statements_needed.append(
+            sql.SQL("ALTER ROLE {} BYPASSRLS;").format(sql.Identifier(dashboard)).as_string(connection.connection)
+        )
     for spec in SPEC:
         if not has_key_column(spec):
             continue
@@ -237,8 +261,6 @@ def check_app_visibility() -> Check:
                     f"Let the dashboard's role act as the app to check: `GRANT {AUTHENTICATED} TO <its role>;`."
                 )
             continue
-        if not rls:
-            open_tables.append(spec.qualified_name)
         reason = _hidden_reason(AUTHENTICATED, spec, rls, policies, may_select=grants[AUTHENTICATED])
         if not grants[AUTHENTICATED]:
             findings.append(
@@ -263,20 +285,32 @@ def check_app_visibility() -> Check:
             "Give the app's role what it needs to read its users' rows, or change the spec's value where a policy "
             "reads a column the dashboard leaves at its default (say `is_public`). Review, then apply as a migration:",
         )
-    note = (
-        f" Row level security is off on {', '.join(open_tables)}: with the grant, anyone with the anon key can read "
-        "every row."
-        if open_tables
-        else ""
-    )
-    details = {"rows": rows, "statements": statements_needed}
-    if not findings:
+    lints = advisor_lints()
+    flagged: dict[str, list[str]] = {}
+    for lint in lints:
+        flagged.setdefault(lint.object, []).append(f"{lint.name} ({lint.level})")
+    for row in rows:
+        row["Security Advisor"] = ", ".join(dict.fromkeys(flagged.get(row["table"], []))) or "-"
+    if lints:
+        advice.insert(
+            0,
+            "Supabase's Security Advisor (Studio -> Advisors) flags the same: "
+            + " ".join(dict.fromkeys(f"{lint.name}: {lint.advice}" for lint in lints))
+            + " Review the SQL below, then apply it as a migration.",
+        )
+    details = {
+        "rows": rows,
+        "statements": list(dict.fromkeys([s for lint in lints for s in lint.statements] + statements_needed)),
+        "lints": [lint.as_row() for lint in lints],
+    }
+    if not findings and not lints:
         return Check(
             name,
             OK,
-            f"Each sampled user can read their own rows as the app does ({AUTHENTICATED}, with their JWT claims)."
-            + note,
+            f"Each sampled user can read their own rows as the app does ({AUTHENTICATED}, with their JWT claims). "
+            f"None of Supabase's Security Advisor lints {', '.join(LINTS)} fires on these tables or auth.users.",
             "",
             details,
         )
-    return Check(name, WARNING, " ".join(findings) + note, " ".join(advice), details)
+    status = worst([lint.status for lint in lints] + ([WARNING] if findings else []) + ([PROBLEM] if limited else []))
+    return Check(name, status, " ".join([lint.text for lint in lints] + findings), " ".join(advice), details)

@@ -87,3 +87,34 @@ BEGIN
         ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO anon, authenticated;
     END IF;
 END $$;
+
+-- Row level security, as Supabase's Security Advisor asks of every table in an exposed schema
+-- (lint rls_disabled_in_public): with the grants above and RLS off, anyone holding the
+-- project's anon key (public in every app) could read every row, wallet balances included.
+-- Each signed-in user reads their own rows; the sign-up trigger (SECURITY DEFINER, run as the
+-- tables' owner) and the dashboard's role (BYPASSRLS, see the README) are not limited by it.
+-- `(SELECT auth.uid())` is evaluated once per query, not per row (lint auth_rls_initplan).
+-- The policies' names are those the health check proposes. Idempotent.
+ALTER TABLE public.users ENABLE ROW LEVEL SECURITY;
+ALTER TABLE public.profiles ENABLE ROW LEVEL SECURITY;
+ALTER TABLE public.wallets ENABLE ROW LEVEL SECURITY;
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated') THEN
+        IF NOT EXISTS (SELECT 1 FROM pg_policies WHERE schemaname = 'public' AND tablename = 'users'
+                       AND policyname = 'Users read their own app user') THEN
+            CREATE POLICY "Users read their own app user" ON public.users
+                FOR SELECT TO authenticated USING ((SELECT auth.uid()) = id);
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM pg_policies WHERE schemaname = 'public' AND tablename = 'profiles'
+                       AND policyname = 'Users read their own profile') THEN
+            CREATE POLICY "Users read their own profile" ON public.profiles
+                FOR SELECT TO authenticated USING ((SELECT auth.uid()) = user_id);
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM pg_policies WHERE schemaname = 'public' AND tablename = 'wallets'
+                       AND policyname = 'Users read their own wallet') THEN
+            CREATE POLICY "Users read their own wallet" ON public.wallets
+                FOR SELECT TO authenticated USING ((SELECT auth.uid()) = user_id);
+        END IF;
+    END IF;
+END $$;
