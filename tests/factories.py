@@ -128,7 +128,7 @@ OWNER_POLICIES = {
 def drop_owner_policy(table: str) -> None:
     """Drop the demo's owner policy on public.`table` (DDL: it rolls back with the test), for a
     test that builds its own policies, or changes the key column the policy reads."""
-    execute(f'DROP POLICY "{OWNER_POLICIES[table]}" ON public.{table}')
+    execute(f'DROP POLICY IF EXISTS "{OWNER_POLICIES[table]}" ON public.{table}')
 
 
 def disable_trigger() -> None:

@@ -284,6 +284,16 @@ def test_rows_hidden_by_row_level_security_are_found_on_the_real_shape(cli_actor
     make_auth_user()
     make_eloity_migration_shape()  # no index on profiles.user_id: the check samples fewer users
     drop_owner_policy("profiles")
+    # The migration leaves row level security off (a problem of its own: rls_disabled_in_public);
+    # here the project turned it on, with the owner policies the check proposes, on the others.
+    execute(
+        "ALTER TABLE public.users ENABLE ROW LEVEL SECURITY;"
+        'CREATE POLICY "Users read their own app user" ON public.users FOR SELECT TO authenticated '
+        "USING ((SELECT auth.uid()) = id);"
+        "ALTER TABLE public.wallets ENABLE ROW LEVEL SECURITY;"
+        'CREATE POLICY "Users read their own wallet" ON public.wallets FOR SELECT TO authenticated '
+        "USING ((SELECT auth.uid()) = user_id)"
+    )
     execute(
         "ALTER TABLE public.profiles ENABLE ROW LEVEL SECURITY;"
         'CREATE POLICY "Nobody" ON public.profiles FOR SELECT TO authenticated USING (false)'
@@ -317,3 +327,21 @@ def test_provisioning_on_confirmation_counts_apart_on_the_real_shape():
     assert (counts.missing_any, counts.awaiting_confirmation) == (1, 1)
     assert (late.count, late.awaiting_confirmation) == (0, 1)
     assert waiting not in late.late
+
+
+def test_the_migrations_tables_are_readable_with_the_anon_key_and_the_check_says_so():
+    """The drizzle migration never turns row level security on: with Supabase's default
+    grants, anyone holding the public anon key reads every row of the three tables."""
+    from provisioning import diagnostics
+
+    make_auth_user()
+    make_eloity_migration_shape()
+
+    (found,) = [c for c in diagnostics.run_checks().checks if c.name == "Rows the app can read (RLS and grants)"]
+
+    assert found.status == diagnostics.PROBLEM
+    assert {lint["object"] for lint in found.details["lints"] if lint["lint"] == "rls_disabled_in_public"} >= {
+        "public.users",
+        "public.profiles",
+        "public.wallets",
+    }
