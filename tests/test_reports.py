@@ -239,3 +239,20 @@ def test_the_user_history_names_the_rows_a_provisioning_created(provisioner_clie
     services.provision_users(actor=cli_actor, user_ids=[user_id])
     history = _text(provisioner_client.get(reverse("admin:provisioning_authuser_change", args=[user_id])))
     assert "Provision one user Succeeded created public.users, public.profiles, public.wallets" in history
+
+
+def test_a_sync_report_starts_with_its_blocked_users_by_reason():
+    moved = make_auth_user("moves@example.com")
+    emptied = make_auth_user("emptied@example.com")
+    execute("UPDATE auth.users SET email = 'moved@example.com' WHERE id = %s", [moved])
+    execute("UPDATE auth.users SET email = NULL WHERE id = %s", [emptied])  # NOT NULL in public.users
+
+    code, out = run_command("sync_values", "--all-drifted")
+
+    assert code == 1 and out.startswith("Partly succeeded: ")
+    lines = out.splitlines()
+    first_item = next(i for i, line in enumerate(lines) if line.startswith("blocked: "))
+    assert any(re.match(r"^ +1  public\.users: .*not-null", line) for line in lines[:first_item])
+    code, out = run_command("sync_values", "--all-drifted", "--json")
+    data = json.loads(out)
+    assert next(iter(data)) == "blocked_by_reason" and data["blocked_by_reason"][0]["count"] == 1

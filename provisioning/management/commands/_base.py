@@ -42,7 +42,7 @@ def add_run_arguments(parser, *, everyone: str, everyone_help: str, dry_run_help
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
-def failure_lines(groups) -> list[str]:
+def failure_lines(groups, *, heading: str = "could not be provisioned, by reason") -> list[str]:
     """The failures by table and reason, each with its count and a few of its users (email or
     phone): the top of a run's text report, before the capped list, so that no reason is
     hidden at the end of it."""
@@ -51,9 +51,9 @@ def failure_lines(groups) -> list[str]:
     if not groups:
         return []
     labels = person_labels([u for g in groups for u in g.user_ids])
-    lines = ["could not be provisioned, by reason (users, table: reason):"]
+    lines = [f"{heading} (users, table: reason):"]
     for group in groups:
-        people = ", ".join(labels.get(str(u), str(u)) for u in group.user_ids)
+        people = ", ".join(f"{labels[str(u)]} ({str(u)[:8]})" if str(u) in labels else str(u) for u in group.user_ids)
         more = f" and {group.count - len(group.user_ids):,} more" if group.count > len(group.user_ids) else ""
         lines.append(f"  {group.count:>7,}  {group.table_label}: {group.reason}  (for example {people}{more})")
     return lines

@@ -159,7 +159,8 @@ class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
         head, what, _ = self.fieldsets
         sets = [head]
         if self.failure_groups(obj):
-            sets.append(("Could not be provisioned, by reason", {"fields": ("failures_by_reason",)}))
+            title = "Blocked, by reason" if obj.action == AuditEvent.Action.SYNC_VALUES else None
+            sets.append((title or "Could not be provisioned, by reason", {"fields": ("failures_by_reason",)}))
         sets.append(what)
         if obj.action == AuditEvent.Action.SYNC_VALUES:
             sets.append(("Result", {"fields": ("values_changed", "users_blocked")}))
