@@ -256,3 +256,16 @@ def test_a_sync_report_starts_with_its_blocked_users_by_reason():
     code, out = run_command("sync_values", "--all-drifted", "--json")
     data = json.loads(out)
     assert next(iter(data)) == "blocked_by_reason" and data["blocked_by_reason"][0]["count"] == 1
+
+
+def test_the_bulk_action_s_messages_start_with_every_reason_and_its_count(refusing_schema, provisioner_client):
+    ids = [*refusing_schema["common"], refusing_schema["rare"], refusing_schema["fine"]]
+    data = {"action": "provision_selected", "_selected_action": [str(i) for i in ids], "post": "yes"}
+
+    response = provisioner_client.post(reverse("admin:provisioning_authuser_changelist"), data, follow=True)
+
+    shown = [str(m) for m in response.context["messages"]]
+    first_item = next(i for i, text in enumerate(shown) if text.startswith("Not provisioned:"))
+    by_reason = [text for text in shown[:first_item] if text.startswith("Could not be provisioned: ")]
+    assert any(f"1 user, public.wallets: {RARE}" in text and "sanctioned@example.com" in text for text in by_reason)
+    assert any(text.startswith(f"Could not be provisioned: {COMMON} users, public.users: ") for text in by_reason)

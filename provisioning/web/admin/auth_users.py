@@ -592,10 +592,28 @@ def _report(request, result: services.ProvisioningResult, *, subject: str | None
         messages.info(request, f"Nothing to do: {subject or 'every selected user'} already has every row.")
     else:
         messages.warning(request, result.summary(subject=subject))
+    _report_failure_groups(request, result)
     for item in result.not_provisioned[:10]:
         messages.warning(request, f"Not provisioned: {item.user_id} ({item.table}): {item.reason}")
     if result.not_provisioned_count > 10:
         messages.warning(request, f"… and {result.not_provisioned_count - 10} more; see the audit log.")
+
+
+def _report_failure_groups(request, result: services.ProvisioningResult) -> None:
+    """Before the users one by one (the first ten), every reason with its count: a rare
+    reason is never hidden behind the ten of a common one."""
+    if result.not_provisioned_count < 2:
+        return
+    groups = result.failure_groups
+    people = selectors.person_labels([u for g in groups for u in g.user_ids])
+    for group in groups:
+        named = ", ".join(people.get(str(u), str(u)) for u in group.user_ids)
+        more = f" and {group.more:,} more" if group.more else ""
+        messages.warning(
+            request,
+            f"Could not be provisioned: {group.count:,} {'user' if group.count == 1 else 'users'}, "
+            f"{group.table_label}: {group.reason} (for example {named}{more})",
+        )
 
 
 def _result_tables(result: services.ProvisioningResult) -> list[dict]:
