@@ -269,3 +269,14 @@ def test_the_bulk_action_s_messages_start_with_every_reason_and_its_count(refusi
     by_reason = [text for text in shown[:first_item] if text.startswith("Could not be provisioned: ")]
     assert any(f"1 user, public.wallets: {RARE}" in text and "sanctioned@example.com" in text for text in by_reason)
     assert any(text.startswith(f"Could not be provisioned: {COMMON} users, public.users: ") for text in by_reason)
+
+
+def test_the_provision_all_preview_starts_with_every_reason_and_its_count(provisioner_client):
+    make_auth_user(phone="15550123", keep=())
+    make_auth_user(phone="15550124", keep=())
+    make_auth_user(keep=("users",))
+
+    page = _text(provisioner_client.get(reverse("admin:provisioning_authuser_provision_all")))
+
+    section = page[page.index("Cannot be provisioned, by reason") :]
+    assert re.search(r"Users Table Reason For example 2 public\.users auth user has no email", section)

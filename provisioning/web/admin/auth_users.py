@@ -516,6 +516,9 @@ class AuthUserAdmin(ReadOnlyMixin, admin.ModelAdmin):
             "tables": _result_tables(result),
             "sample_users": _sample_users(result),
             "people": selectors.person_labels([item.user_id for item in result.not_provisioned]),
+            # Every reason with its count, before the users one by one.
+            "failure_groups": result.failure_groups,
+            "failure_people": selectors.person_labels([u for g in result.failure_groups for u in g.user_ids]),
             **extra,
         }
         return TemplateResponse(request, f"admin/provisioning/authuser/{template}", context)
