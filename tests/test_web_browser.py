@@ -490,3 +490,33 @@ def test_a_job_with_failures_reports_them_by_reason_and_links_to_those_users(
     assert "Could not be provisioned, by reason" in first_section.inner_text()
     assert RARE_REASON in first_section.inner_text()
     screenshot(page, "audit_event_failures_by_reason", docs=True)
+
+
+def test_a_sync_event_reads_as_user_column_old_new_and_a_preview_as_what_it_counted(page, live_server, demo_data):
+    from django.db import connection
+
+    from provisioning.actors import Actor
+    from provisioning.drift import services as drift_services
+    from provisioning.models import AuditEvent
+
+    user_id = user_id_of(INCIDENT_ADDRESSES[0])
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE auth.users SET email = 'moved-away@example.com' WHERE id = %s", [user_id])
+    result = drift_services.sync_values(actor=Actor.command_line(), user_ids=[user_id])
+
+    log_in(page, live_server, PROVISIONER)
+    page.goto(f"{live_server.url}/admin/provisioning/auditevent/{result.audit_event_ids[0]}/change/")
+    cells = page.locator("#values-changed tbody tr td").all_inner_texts()
+    assert cells[1:] == ["public.users.email", INCIDENT_ADDRESSES[0], "moved-away@example.com"]
+    page.locator("#values-changed").scroll_into_view_if_needed()
+    screenshot(page, "audit_event_sync", docs=True)
+
+    page.goto(f"{live_server.url}/admin/provisioning/authuser/")
+    page.get_by_role("link", name="Provision all missing…").click()
+    page.get_by_role("heading", name="What will be written").wait_for()
+    preview = AuditEvent.objects.filter(outcome=AuditEvent.Outcome.DRY_RUN).latest("id")
+    would = sum(preview.detail["would_create"].values())
+    assert would > 0
+    page.goto(f"{live_server.url}/admin/provisioning/auditevent/")
+    assert f"would create {would} rows" in page.locator("#result_list tbody tr").first.inner_text()
+    screenshot(page, "audit_log_with_a_preview")
