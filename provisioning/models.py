@@ -195,6 +195,11 @@ class AuditEvent(models.Model):
 
     @property
     def rows_created_count(self) -> int:
+        """Rows written; for a dry run, the rows it counted it would write (its
+        `rows_created` holds a sample of them, a preview's none)."""
+        would = (self.detail or {}).get("would_create") if self.outcome == self.Outcome.DRY_RUN else None
+        if isinstance(would, dict):
+            return sum(n for n in would.values() if isinstance(n, int))
         return sum(len(ids) for ids in (self.rows_created or {}).values())
 
 

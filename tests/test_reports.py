@@ -280,3 +280,12 @@ def test_the_provision_all_preview_starts_with_every_reason_and_its_count(provis
 
     section = page[page.index("Cannot be provisioned, by reason") :]
     assert re.search(r"Users Table Reason For example 2 public\.users auth user has no email", section)
+
+
+def test_the_home_page_counts_a_preview_s_rows_as_counted(provisioner_client):
+    for _ in range(3):
+        make_auth_user(keep=("users",))
+    provisioner_client.get(reverse("admin:provisioning_authuser_provision_all"))
+
+    home = _text(provisioner_client.get(reverse("admin:index")))
+    assert "Provision all missing — dry run, 6 rows" in home

@@ -235,8 +235,7 @@ class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
     def rows_created_count(self, obj):
         # A dry run wrote nothing: what it would write is not a count of rows created.
         if obj.outcome == AuditEvent.Outcome.DRY_RUN:
-            would = _would_create(obj)
-            n = sum(would.values()) if would is not None else obj.rows_created_count
+            n = obj.rows_created_count
             return format_html('<span class="quiet">would create {} row{}</span>', n, "" if n == 1 else "s")
         if obj.action == AuditEvent.Action.SYNC_VALUES:
             n = len(_sync_changes(obj))
