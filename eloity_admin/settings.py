@@ -91,7 +91,10 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
             ],
             # The dashboard's template tags live with its pages, in provisioning/web/.
-            "libraries": {"eloity": "provisioning.web.templatetags.eloity"},
+            "libraries": {
+                "eloity": "provisioning.web.templatetags.eloity",
+                "audit_events": "provisioning.web.templatetags.audit_events",
+            },
         },
     },
 ]

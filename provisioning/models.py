@@ -190,6 +190,11 @@ class AuditEvent(models.Model):
 
     @property
     def rows_created_count(self) -> int:
+        """Rows written; for a dry run, the rows it counted it would write (its
+        `rows_created` holds a sample of them, a preview's none)."""
+        would = (self.detail or {}).get("would_create") if self.outcome == self.Outcome.DRY_RUN else None
+        if isinstance(would, dict):
+            return sum(n for n in would.values() if isinstance(n, int))
         return sum(len(ids) for ids in (self.rows_created or {}).values())
 
 
@@ -248,7 +253,7 @@ class ProvisioningJob(models.Model):
         default_permissions = ("view",)
 
     def __str__(self) -> str:
-        return f"Job {self.pk}: provision all missing ({self.get_state_display()})"
+        return f"Job {self.pk}: provision all missing ({self.state_label})"
 
     @property
     def finished(self) -> bool:
@@ -257,6 +262,24 @@ class ProvisioningJob(models.Model):
     @property
     def total_created(self) -> int:
         return sum((self.rows_created or {}).values())
+
+    @property
+    def outcome(self) -> str | None:
+        """A finished run's outcome in the audit log's words (`AuditEvent.Outcome`): a job
+        that ended with users it could not provision partly succeeded, as its batches' audit
+        events say. None while it runs, and for a cancelled job (its state says it)."""
+        if self.state == self.State.SUCCEEDED:
+            return AuditEvent.Outcome.PARTIAL if self.not_provisioned_count else AuditEvent.Outcome.SUCCEEDED
+        if self.state == self.State.FAILED:
+            return AuditEvent.Outcome.FAILED
+        return None
+
+    @property
+    def state_label(self) -> str:
+        """What every page and the JSON status call the job: its outcome's label once it
+        ended ("Partly succeeded"), else its state ("Running", "Cancelled")."""
+        outcome = self.outcome
+        return AuditEvent.Outcome(outcome).label if outcome else self.get_state_display()
 
 
 class WatchdogState(models.Model):

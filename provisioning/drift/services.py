@@ -21,6 +21,7 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from provisioning.actors import Actor
+from provisioning.audit.failures import FailureGroup, FailureGroups
 from provisioning.audit.recording import record_denied, record_event, record_failed
 from provisioning.drift import statements
 from provisioning.drift.columns import CopiedColumn, by_table, copied_columns, withheld_columns
@@ -80,10 +81,27 @@ class SyncResult:
     blocked_count: int = 0
     batches: int = 0
     audit_event_ids: list[int] = field(default_factory=list)
+    #: Every blocked user counted by table and reason (`blocked` keeps only the first).
+    failures: FailureGroups = field(default_factory=FailureGroups)
 
     @property
     def ok(self) -> bool:
         return self.blocked_count == 0
+
+    @property
+    def failure_groups(self) -> list[FailureGroup]:
+        return self.failures.groups()
+
+    @property
+    def outcome(self) -> str:
+        """The run's outcome in the audit log's words (`AuditEvent.Outcome`)."""
+        if self.dry_run:
+            return Outcome.DRY_RUN
+        return Outcome.SUCCEEDED if self.ok else Outcome.PARTIAL
+
+    @property
+    def outcome_label(self) -> str:
+        return Outcome(self.outcome).label
 
     @property
     def total_changed(self) -> int:
@@ -97,6 +115,8 @@ class SyncResult:
         self.users_changed += batch.users
         self.changes.extend(batch.sample[: max(0, SAMPLE_SIZE - len(self.changes))])
         self.blocked_count += len(batch.blocked)
+        for item in batch.blocked:
+            self.failures.add(item.table, item.reason, [item.user_id])
         self.blocked.extend(batch.blocked[: max(0, SAMPLE_SIZE - len(self.blocked))])
 
     def summary(self) -> str:
@@ -111,7 +131,10 @@ class SyncResult:
         return text
 
     def as_dict(self) -> dict:
+        """The run as JSON, its blocked users by reason first (every reason, counted)."""
         return {
+            "blocked_by_reason": [g.as_dict() for g in self.failure_groups],
+            "outcome": self.outcome,
             "dry_run": self.dry_run,
             "run_id": str(self.run_id),
             "columns": self.columns,

@@ -18,6 +18,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models.expressions import RawSQL
 
 from provisioning.actors import Actor
+from provisioning.audit.failures import FailureGroup, FailureGroups
 from provisioning.audit.recording import record_denied, record_event, record_failed
 from provisioning.engine import statements
 from provisioning.engine.plans import TablePlan, plan_run, require_write_order
@@ -79,6 +80,23 @@ class ProvisioningResult:
     #: The highest auth user id of the last batch (batches are in id order): where a
     #: resumed `provision_all_missing` starts.
     last_user_id: uuid.UUID | None = None
+    #: Every failure counted by table and reason (`not_provisioned` keeps only the first).
+    failures: FailureGroups = field(default_factory=FailureGroups)
+
+    @property
+    def failure_groups(self) -> list[FailureGroup]:
+        return self.failures.groups()
+
+    @property
+    def outcome(self) -> str:
+        """The run's outcome in the audit log's words (`AuditEvent.Outcome`)."""
+        if self.dry_run:
+            return Outcome.DRY_RUN
+        return Outcome.SUCCEEDED if self.ok else Outcome.PARTIAL
+
+    @property
+    def outcome_label(self) -> str:
+        return Outcome(self.outcome).label
 
     @property
     def total_created(self) -> int:
@@ -98,6 +116,8 @@ class ProvisioningResult:
             sample = self.created_sample.setdefault(table, [])
             sample.extend(batch.created_sample.get(table, [])[: max(0, SAMPLE_SIZE - len(sample))])
         self.not_provisioned_count += len(batch.not_provisioned)
+        for item in batch.not_provisioned:
+            self.failures.add(item.table, item.reason, [item.user_id])
         room = max(0, SAMPLE_SIZE - len(self.not_provisioned))
         self.not_provisioned.extend(batch.not_provisioned[:room])
 
@@ -120,7 +140,10 @@ class ProvisioningResult:
         return text
 
     def as_dict(self) -> dict:
+        """The run as JSON, its failures by reason first (every reason, counted)."""
         return {
+            "failures_by_reason": [g.as_dict() for g in self.failure_groups],
+            "outcome": self.outcome,
             "action": self.action,
             "dry_run": self.dry_run,
             "run_id": str(self.run_id),
@@ -309,7 +332,8 @@ def preview_all_missing(
         blocked_total = sum(n for _, n, _ in blocked)
         result.created[plan.name] = missing - blocked_total
         result.not_provisioned_count += blocked_total
-        for reason, _, ids in blocked:
+        for reason, n, ids in blocked:
+            result.failures.add(plan.name, reason, ids, count=n)
             room = SAMPLE_SIZE - len(result.not_provisioned)
             result.not_provisioned += [NotProvisioned(u, plan.name, reason) for u in ids[: max(room, 0)]]
     with connection.cursor() as cursor:
@@ -328,6 +352,7 @@ def preview_all_missing(
                 "would_create": result.created,
                 "users_missing_any": result.users_processed,
                 "not_provisioned_count": result.not_provisioned_count,
+                "failures_by_reason": [g.as_dict() for g in result.failure_groups],
                 "skipped_columns": result.skipped_columns,
                 "preview": True,
             },
@@ -458,6 +483,7 @@ def _run(
                     "would_create": result.created,
                     "users_processed": result.users_processed,
                     "not_provisioned_count": result.not_provisioned_count,
+                    "failures_by_reason": [g.as_dict() for g in result.failure_groups],
                     "skipped_columns": result.skipped_columns,
                 },
                 run_id=result.run_id,

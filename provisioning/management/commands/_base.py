@@ -42,6 +42,23 @@ def add_run_arguments(parser, *, everyone: str, everyone_help: str, dry_run_help
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
+def failure_lines(groups, *, heading: str = "could not be provisioned, by reason") -> list[str]:
+    """The failures by table and reason, each with its count and a few of its users (email or
+    phone): the top of a run's text report, before the capped list, so that no reason is
+    hidden at the end of it."""
+    from provisioning.engine.selectors import person_labels
+
+    if not groups:
+        return []
+    labels = person_labels([u for g in groups for u in g.user_ids])
+    lines = [f"{heading} (users, table: reason):"]
+    for group in groups:
+        people = ", ".join(f"{labels[str(u)]} ({str(u)[:8]})" if str(u) in labels else str(u) for u in group.user_ids)
+        more = f" and {group.count - len(group.user_ids):,} more" if group.count > len(group.user_ids) else ""
+        lines.append(f"  {group.count:>7,}  {group.table_label}: {group.reason}  (for example {people}{more})")
+    return lines
+
+
 def require_batch_size(options: dict) -> None:
     """CommandError (exit 2) for a --batch-size below 1."""
     if options["batch_size"] is not None and options["batch_size"] < 1:

@@ -7,7 +7,14 @@ from django.core.management.base import CommandError
 from provisioning.actors import Actor
 from provisioning.engine import selectors, services
 
-from ._base import EXIT_BAD_INPUT, EXIT_SOME_FAILED, ProvisioningCommand, add_run_arguments, require_batch_size
+from ._base import (
+    EXIT_BAD_INPUT,
+    EXIT_SOME_FAILED,
+    ProvisioningCommand,
+    add_run_arguments,
+    failure_lines,
+    require_batch_size,
+)
 
 
 class Command(ProvisioningCommand):
@@ -59,9 +66,13 @@ class Command(ProvisioningCommand):
                 bar.close()
 
         if options["json"]:
-            self.stdout.write(json.dumps(result.as_dict(), indent=2, sort_keys=True))
+            # In the result's own order: its failures by reason come first.
+            self.stdout.write(json.dumps(result.as_dict(), indent=2))
         else:
-            self.stdout.write(result.summary())
+            # The outcome in the audit log's words, then the failures by reason, then the list.
+            self.stdout.write(f"{result.outcome_label}: {result.summary()}")
+            for line in failure_lines(result.failure_groups):
+                self.stdout.write(line)
             for table, columns in result.skipped_columns.items():
                 self.stdout.write(f"skipped spec columns that public.{table} lacks: {', '.join(columns)}")
             for item in result.not_provisioned:

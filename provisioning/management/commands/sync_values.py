@@ -8,7 +8,14 @@ from provisioning.drift import services
 from provisioning.engine import selectors
 from provisioning.engine.services import ProvisioningFailed
 
-from ._base import EXIT_BAD_INPUT, EXIT_SOME_FAILED, ProvisioningCommand, add_run_arguments, require_batch_size
+from ._base import (
+    EXIT_BAD_INPUT,
+    EXIT_SOME_FAILED,
+    ProvisioningCommand,
+    add_run_arguments,
+    failure_lines,
+    require_batch_size,
+)
 
 
 class Command(ProvisioningCommand):
@@ -55,9 +62,12 @@ class Command(ProvisioningCommand):
                 returncode=EXIT_SOME_FAILED,
             ) from exc
         if options["json"]:
-            self.stdout.write(json.dumps(result.as_dict(), indent=2, sort_keys=True))
+            # In the result's own order: the blocked users by reason come first.
+            self.stdout.write(json.dumps(result.as_dict(), indent=2))
         else:
-            self.stdout.write(result.summary())
+            self.stdout.write(f"{result.outcome_label}: {result.summary()}")
+            for line in failure_lines(result.failure_groups, heading="blocked, by reason"):
+                self.stdout.write(line)
             for change in result.changes:
                 self.stdout.write(
                     f"{'would set' if result.dry_run else 'set'} {change.table}.{change.column} of {change.user_id}: "

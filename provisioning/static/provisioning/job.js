@@ -33,6 +33,8 @@
     text("job-rate", s.users_per_second);
     text("job-eta", duration(s.seconds_left));
     text("job-not-provisioned", s.not_provisioned_count);
+    var users = document.getElementById("job-not-provisioned-link");
+    if (users) users.hidden = !s.not_provisioned_count;
     text("job-attempts", s.attempts);
     var rows = [];
     for (var table in s.rows_created) rows.push(s.rows_created[table] + " " + table);
@@ -55,6 +57,9 @@
       .then(function (s) {
         render(s);
         if (!s.finished) window.setTimeout(poll, delayMs);
+        // Once it ended, load the page again: it lists the failures by reason, read from
+        // the run's audit events.
+        else if (s.not_provisioned_count) window.location.reload();
       })
       .catch(function () {
         // The server restarted or the network blipped: the job lives in the database,

@@ -17,11 +17,13 @@ from django.contrib.admin.views.main import ERROR_FLAG
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DataError
 from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
+from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_safe
 
+from provisioning.audit import failures
 from provisioning.audit.access import record_access
 from provisioning.audit.export import EXPORT_CHUNK, csv_lines
 from provisioning.audit.search import search_audit_events
@@ -62,6 +64,38 @@ class ActorFilter(admin.SimpleListFilter):
         if value is None:
             return queryset
         return queryset.filter(actor_username=str(value).replace("\x00", "")[:150])
+
+
+def _would_create(obj: AuditEvent) -> dict[str, int] | None:
+    """A dry run's rows per table, as it counted them (`rows_created` holds a sample only)."""
+    counts = (obj.detail or {}).get("would_create") if obj.outcome == AuditEvent.Outcome.DRY_RUN else None
+    if not isinstance(counts, dict):
+        return None
+    return {str(t): n for t, n in counts.items() if isinstance(n, int)}
+
+
+def _users_counted(obj: AuditEvent) -> int | None:
+    """How many users a dry run covered (its `target_user_ids` are a sample)."""
+    detail = obj.detail or {}
+    for key in ("users_processed", "users_missing_any"):
+        if isinstance(detail.get(key), int):
+            return detail[key]
+    return None
+
+
+def _sync_changes(obj: AuditEvent) -> list[tuple[str, str, object, object]]:
+    """A sync's changes as (user id, column, old, new), from `detail.changes`
+    ({"public.users.email": [[user id, old, new], ...]})."""
+    changes = (obj.detail or {}).get("changes")
+    if not isinstance(changes, dict):
+        return []
+    return [
+        (str(entry[0]), str(column), entry[1], entry[2])
+        for column, entries in changes.items()
+        if isinstance(entries, list)
+        for entry in entries
+        if isinstance(entry, list) and len(entry) == 3
+    ]
 
 
 def _links(user_ids: list) -> str:
@@ -107,12 +141,33 @@ class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "rows_created_by_table",
         "users_not_provisioned",
         "detail_json",
+        "failures_by_reason",
+        "values_changed",
+        "users_blocked",
     )
     fieldsets = (
         (None, {"fields": ("when", "actor_username", "actor", "channel", "client_address", "run_id")}),
         ("What", {"fields": ("action", "outcome", "tables", "target_users")}),
         ("Result", {"fields": ("rows_created_by_table", "users_not_provisioned", "detail_json")}),
     )
+
+    def get_fieldsets(self, request, obj=None):
+        """The failures by reason come first, when there are any; a sync shows its values
+        changed, not rows created."""
+        if obj is None:
+            return self.fieldsets
+        head, what, _ = self.fieldsets
+        sets = [head]
+        if self.failure_groups(obj):
+            title = "Blocked, by reason" if obj.action == AuditEvent.Action.SYNC_VALUES else None
+            sets.append((title or "Could not be provisioned, by reason", {"fields": ("failures_by_reason",)}))
+        sets.append(what)
+        if obj.action == AuditEvent.Action.SYNC_VALUES:
+            sets.append(("Result", {"fields": ("values_changed", "users_blocked")}))
+            sets.append(("Detail", {"fields": ("detail_json",), "classes": ("collapse",)}))
+        else:
+            sets.append(("Result", {"fields": ("rows_created_by_table", "users_not_provisioned", "detail_json")}))
+        return sets
 
     def get_object(self, request, object_id, from_field=None):
         if not str(object_id).isdigit() or len(str(object_id)) > 18:
@@ -180,11 +235,17 @@ class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
     def rows_created_count(self, obj):
         # A dry run wrote nothing: what it would write is not a count of rows created.
         if obj.outcome == AuditEvent.Outcome.DRY_RUN:
-            return format_html('<span class="quiet">would create {}</span>', obj.rows_created_count)
+            n = obj.rows_created_count
+            return format_html('<span class="quiet">would create {} row{}</span>', n, "" if n == 1 else "s")
+        if obj.action == AuditEvent.Action.SYNC_VALUES:
+            n = len(_sync_changes(obj))
+            return format_html('<span class="quiet">{} value{} synced</span>', n, "" if n == 1 else "s")
         return obj.rows_created_count
 
     @admin.display(description="users")
     def targets(self, obj):
+        if obj.outcome == AuditEvent.Outcome.DRY_RUN and (n := _users_counted(obj)) is not None:
+            return n
         return len(obj.target_user_ids or [])
 
     # --- detail page ------------------------------------------------------------------
@@ -198,6 +259,9 @@ class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
     @admin.display(description="rows created")
     def rows_created_by_table(self, obj):
         created = obj.rows_created or {}
+        would = _would_create(obj)
+        if would is not None:
+            return self._would_create_html(obj, would, created)
         if not any(created.values()):
             return "None."
         dry_run = obj.outcome == AuditEvent.Outcome.DRY_RUN
@@ -212,6 +276,73 @@ class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
         if dry_run:
             return format_html("<p><strong>A dry run: nothing was written.</strong> It would create:</p>{}", rows)
         return rows
+
+    def _would_create_html(self, obj, would: dict[str, int], sample: dict) -> str:
+        """A dry run's counts per table (a sample of its users linked, where it kept one)."""
+        total = sum(would.values())
+        users = _users_counted(obj)
+        who = f" for {users} user{'' if users == 1 else 's'}" if users is not None else ""
+        items = format_html_join(
+            "",
+            "<li><strong>public.{}</strong>: {}{}</li>",
+            (
+                (table, n, format_html(" — for example {}", _links(sample[table])) if sample.get(table) else "")
+                for table, n in sorted(would.items(), key=lambda item: _table_order(obj, item[0]))
+            ),
+        )
+        return format_html(
+            "<p><strong>A dry run: nothing was written.</strong> It would create {} row{}{}:</p><ul>{}</ul>",
+            total,
+            "" if total == 1 else "s",
+            who,
+            items,
+        )
+
+    def failure_groups(self, obj) -> list:
+        """The event's failures by table and reason: a dry run counted them all (its
+        `not_provisioned` is a sample); a batch lists every one of its own."""
+        kept = (obj.detail or {}).get("failures_by_reason")
+        if isinstance(kept, list):
+            return failures.groups_of_dicts(kept)
+        return failures.groups_of_items(item for item in (obj.not_provisioned or []) if isinstance(item, dict))
+
+    @admin.display(description="by reason")
+    def failures_by_reason(self, obj):
+        groups = self.failure_groups(obj)
+        people = selectors.person_labels([u for g in groups for u in g.user_ids])
+        return render_to_string("admin/provisioning/_failure_groups.html", {"failure_groups": groups, "people": people})
+
+    @admin.display(description="values changed")
+    def values_changed(self, obj):
+        changes = _sync_changes(obj)
+        if not changes:
+            return "None."
+        shown = changes[:LINKS_SHOWN]
+        labels = selectors.person_labels([user_id for user_id, *_ in shown])
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    person_in(user_id, labels) if parse_uuid(user_id) else user_id,
+                    column,
+                    _value(old),
+                    _value(new),
+                )
+                for user_id, column, old, new in shown
+            ),
+        )
+        more = format_html("<p>… and {} more (see the CSV export)</p>", len(changes) - LINKS_SHOWN)
+        return format_html(
+            '<table id="values-changed"><thead><tr><th scope="col">user</th><th scope="col">column</th>'
+            '<th scope="col">old</th><th scope="col">new</th></tr></thead><tbody>{}</tbody></table>{}',
+            rows,
+            more if len(changes) > LINKS_SHOWN else "",
+        )
+
+    @admin.display(description="blocked")
+    def users_blocked(self, obj):
+        return self.users_not_provisioned(obj)
 
     @admin.display(description="not provisioned")
     def users_not_provisioned(self, obj):
@@ -243,3 +374,18 @@ class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
         if not obj.detail:
             return "—"
         return format_html("<pre>{}</pre>", json.dumps(obj.detail, indent=2, sort_keys=True, default=str))
+
+
+def _value(value) -> str:
+    """An old or new value as a cell: NULL said as such, an empty string as empty quotes."""
+    if value is None:
+        return format_html('<span class="quiet">NULL</span>')
+    if value == "":
+        return format_html('<span class="quiet">""</span>')
+    return str(value)
+
+
+def _table_order(obj: AuditEvent, table: str) -> tuple[int, str]:
+    """The event's tables in the order it names them (parents first); others after."""
+    tables = list(obj.tables or [])
+    return (tables.index(table) if table in tables else len(tables), table)

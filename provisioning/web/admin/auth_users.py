@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import PAGE_VAR, ChangeList
+from django.db.models.expressions import RawSQL
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -14,13 +15,14 @@ from django.utils.html import format_html
 import provisioning.web.admin.drift as drift_views
 from provisioning import diagnostics
 from provisioning.actors import Actor, may_provision
+from provisioning.audit import failures
 from provisioning.drift import selectors as drift_selectors
 from provisioning.drift import services as drift_services
 from provisioning.drift.columns import by_table, copied_columns
 from provisioning.engine import confirmation, rows, selectors, services
 from provisioning.engine.plans import SpecCycle
 from provisioning.ids import parse_uuid
-from provisioning.models import AuthUser
+from provisioning.models import AuthUser, ProvisioningJob
 from provisioning.spec import SPEC, TABLE_NAMES, table_spec
 from provisioning.web.admin.base import (
     COUNT_CAP,
@@ -131,6 +133,39 @@ class AccountKindFilter(admin.SimpleListFilter):
         if value is not None:
             _unknown_filter_value(request, self, value)
         return selectors.population(queryset)
+
+
+class JobFilter(admin.SimpleListFilter):
+    """`?job=<id>`: exactly the users a provisioning job could not provision, read from the
+    `not_provisioned` lists of its batches' audit events (its run id). The job page links
+    here from its "could not be provisioned" count."""
+
+    title = "provisioning job"
+    parameter_name = "job"
+
+    def lookups(self, request, model_admin):
+        # Only the job asked for is a choice (the filter shows only then); a filter with no
+        # choice would not be applied at all.
+        value = self.value()
+        if value is None:
+            return []
+        job = self._job()
+        return [(value, f"Could not be provisioned by job {job.pk}" if job else f"No job {value[:40]}")]
+
+    def _job(self):
+        value = self.value()
+        if value is None or not value.isdigit() or len(value) > 18:
+            return None
+        return ProvisioningJob.objects.filter(pk=int(value)).first()
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        job = self._job()
+        if job is None:
+            messages.warning(request, f"There is no job {self.value()[:40]}: no user is shown.")
+            return queryset.none()
+        return queryset.filter(pk__in=RawSQL(*failures.not_provisioned_of_run(job.run_id)))  # noqa: S611 - composed, values as parameters
 
 
 class StatusChangeList(ChangeList):
@@ -252,7 +287,7 @@ class AuthUserAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "last_sign_in",
     )
     list_display_links = ("display_name",)
-    list_filter = (ProvisioningStatusFilter, AccountKindFilter)
+    list_filter = (ProvisioningStatusFilter, AccountKindFilter, JobFilter)
     search_fields = ("email",)
     search_help_text = "An email (any part, any case), a phone number, a user id or its 8-character short id."
     show_full_result_count = False
@@ -481,6 +516,9 @@ class AuthUserAdmin(ReadOnlyMixin, admin.ModelAdmin):
             "tables": _result_tables(result),
             "sample_users": _sample_users(result),
             "people": selectors.person_labels([item.user_id for item in result.not_provisioned]),
+            # Every reason with its count, before the users one by one.
+            "failure_groups": result.failure_groups,
+            "failure_people": selectors.person_labels([u for g in result.failure_groups for u in g.user_ids]),
             **extra,
         }
         return TemplateResponse(request, f"admin/provisioning/authuser/{template}", context)
@@ -494,7 +532,8 @@ class AuthUserAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
             # A refusal (ProvisioningDenied, a PermissionDenied) is the admin's 403.
             job = jobs.start_provision_all_job(actor=actor)
-            messages.success(request, f"Job {job.pk} queued: a background worker provisions every user missing a row.")
+            # No "queued" message: the job page says the job's state, live, and a message
+            # would go on saying "queued" after the job ended.
             return HttpResponseRedirect(reverse("provisioning_job", args=[job.pk]))
         result = _run_or_message(request, services.preview_all_missing, actor=actor)
         if result is None:
@@ -556,10 +595,28 @@ def _report(request, result: services.ProvisioningResult, *, subject: str | None
         messages.info(request, f"Nothing to do: {subject or 'every selected user'} already has every row.")
     else:
         messages.warning(request, result.summary(subject=subject))
+    _report_failure_groups(request, result)
     for item in result.not_provisioned[:10]:
         messages.warning(request, f"Not provisioned: {item.user_id} ({item.table}): {item.reason}")
     if result.not_provisioned_count > 10:
         messages.warning(request, f"… and {result.not_provisioned_count - 10} more; see the audit log.")
+
+
+def _report_failure_groups(request, result: services.ProvisioningResult) -> None:
+    """Before the users one by one (the first ten), every reason with its count: a rare
+    reason is never hidden behind the ten of a common one."""
+    if result.not_provisioned_count < 2:
+        return
+    groups = result.failure_groups
+    people = selectors.person_labels([u for g in groups for u in g.user_ids])
+    for group in groups:
+        named = ", ".join(people.get(str(u), str(u)) for u in group.user_ids)
+        more = f" and {group.more:,} more" if group.more else ""
+        messages.warning(
+            request,
+            f"Could not be provisioned: {group.count:,} {'user' if group.count == 1 else 'users'}, "
+            f"{group.table_label}: {group.reason} (for example {named}{more})",
+        )
 
 
 def _result_tables(result: services.ProvisioningResult) -> list[dict]:

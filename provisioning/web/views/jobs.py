@@ -17,6 +17,8 @@ from django.views.decorators.http import require_POST
 
 from provisioning import jobs
 from provisioning.actors import VIEW_PERMISSION, Actor, may_provision
+from provisioning.audit import failures
+from provisioning.engine import selectors
 from provisioning.models import ProvisioningJob
 
 LIST_SIZE = 50
@@ -73,7 +75,8 @@ def job_status(job: ProvisioningJob) -> dict:
     return {
         "id": job.pk,
         "state": job.state,
-        "state_label": job.get_state_display(),
+        "state_label": job.state_label,
+        "outcome": job.outcome,
         "finished": job.finished,
         "cancel_requested": job.cancel_requested,
         "tables": job.tables,
@@ -113,10 +116,14 @@ def job_list_view(request):
 def job_detail_view(request, pk: int):
     _require_view(request)
     job = get_object_or_404(ProvisioningJob, pk=pk)
+    groups = failures.groups_of_run(job.run_id) if job.not_provisioned_count else []
     context = {
         **admin.site.each_context(request),
         "title": f"Provisioning job {job.pk}",
         "job": job,
+        "failure_groups": groups,
+        "people": selectors.person_labels([u for g in groups for u in g.user_ids]),
+        "not_provisioned_url": reverse("admin:provisioning_authuser_changelist") + f"?job={job.pk}",
         "status": job_status(job),
         "can_cancel": may_provision(request.user) and not job.finished,
         "audit_url": reverse("admin:provisioning_auditevent_changelist") + f"?run_id={job.run_id}",
