@@ -64,6 +64,23 @@ def test_watchdog_exit_codes_for_cron():
     assert bad_code == 2
 
 
+def test_the_watchdog_line_names_its_window_beside_the_totals(viewer_client):
+    from django.urls import reverse
+
+    disable_trigger()
+    make_auth_user(keep=(), created_at=minutes_ago(60 * 48))  # missing rows, outside the window
+    watchdog.run(grace=60, notify=lambda text: None)
+
+    home = viewer_client.get(reverse("admin:index")).content.decode()
+    line = home.split('id="watchdog-status"')[1].split("</div>")[0]
+    assert "in the last 24 hours, 0 sign-ups older than 60 s were still without rows" in " ".join(line.split())
+    assert "Older sign-ups missing rows are in the totals" in line
+
+    watchdog.run(grace=60, window=3600, notify=lambda text: None)
+    health = viewer_client.get(reverse("provisioning-health")).content.decode()
+    assert "in the last hour, 0 sign-ups" in " ".join(health.split())
+
+
 def test_home_and_health_pages_show_the_watchdogs_last_run_and_an_open_incident(viewer_client):
     from django.urls import reverse
 
