@@ -48,6 +48,16 @@ def test_a_late_sign_up_is_alerted_once_healed_and_resolved(cli_actor):
     assert watchdog.open_incident() is None
 
 
+def test_the_alert_names_a_phone_only_sign_up_by_its_phone():
+    disable_trigger()
+    make_auth_user(None, phone="15550003333", keep=(), created_at=minutes_ago(5))
+    sent: list[str] = []
+
+    watchdog.run(grace=60, window=86_400, notify=sent.append)
+
+    assert "phone 15550003333" in sent[0]
+
+
 def test_watchdog_exit_codes_for_cron():
     disable_trigger()
     make_auth_user(keep=(), created_at=minutes_ago(3))

@@ -294,6 +294,17 @@ def test_a_run_that_writes_nothing_is_never_shown_as_a_success(provisioner_clien
     assert "success" not in levels and "warning" in levels
 
 
+def test_a_phone_only_user_not_provisioned_is_named_by_the_phone(provisioner_client):
+    phone_only = make_auth_user(None, phone="15550002222", keep=())
+    data = {"action": "provision_selected", "_selected_action": [str(phone_only)], "post": "yes"}
+
+    bulk = provisioner_client.post(reverse(CHANGELIST), data, follow=True)
+
+    (refusal,) = [text for _, text in _messages(bulk) if text.startswith("Not provisioned:")]
+    assert refusal.startswith(f"Not provisioned: phone 15550002222 ({str(phone_only)[:8]}), public.users: ")
+    assert str(phone_only) not in refusal
+
+
 def test_times_follow_the_staff_members_own_time_zone_with_utc_on_hover(viewer_client):
     user_id = make_auth_user(created_at="2026-03-01 20:00+00")
     url = reverse("admin:provisioning_authuser_change", args=[user_id])

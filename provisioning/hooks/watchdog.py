@@ -24,7 +24,7 @@ from django.utils import timezone
 from provisioning.actors import Actor
 from provisioning.audit.recording import record_event
 from provisioning.engine import confirmation, selectors, services
-from provisioning.models import AuditEvent, AuthUser, WatchdogState
+from provisioning.models import AuditEvent, WatchdogState
 from provisioning.spec import TABLE_NAMES
 
 logger = logging.getLogger(__name__)
@@ -201,8 +201,8 @@ def duration_text(seconds: int) -> str:
 
 def alert_text(finding: Finding, *, grace: int) -> str:
     tables = ", ".join(f"{n} {t}" for t, n in finding.missing.items())
-    names = dict(AuthUser.objects.filter(pk__in=finding.late[:NAMED]).values_list("pk", "email"))
-    who = ", ".join(names.get(i) or str(i)[:8] for i in finding.late[:NAMED])
+    names = selectors.person_labels(finding.late[:NAMED])
+    who = ", ".join(names.get(str(i)) or str(i)[:8] for i in finding.late[:NAMED])
     more = f" and {finding.count - NAMED} more" if finding.count > NAMED else ""
     oldest = timezone.localtime(finding.oldest).strftime("%Y-%m-%d %H:%M %Z") if finding.oldest else "?"
     text = (

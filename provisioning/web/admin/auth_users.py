@@ -556,8 +556,13 @@ def _report(request, result: services.ProvisioningResult, *, subject: str | None
         messages.info(request, f"Nothing to do: {subject or 'every selected user'} already has every row.")
     else:
         messages.warning(request, result.summary(subject=subject))
-    for item in result.not_provisioned[:10]:
-        messages.warning(request, f"Not provisioned: {item.user_id} ({item.table}): {item.reason}")
+    shown = result.not_provisioned[:10]
+    people = selectors.person_labels([item.user_id for item in shown])
+    for item in shown:
+        name = people.get(str(item.user_id))
+        who = f"{name} ({str(item.user_id)[:8]})" if name else str(item.user_id)
+        table = table_spec(item.table).qualified_name if item.table in TABLE_NAMES else "every table"
+        messages.warning(request, f"Not provisioned: {who}, {table}: {item.reason}")
     if result.not_provisioned_count > 10:
         messages.warning(request, f"… and {result.not_provisioned_count - 10} more; see the audit log.")
 
