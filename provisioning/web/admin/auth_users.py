@@ -9,7 +9,8 @@ from django.contrib.admin.views.main import PAGE_VAR, ChangeList
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 import provisioning.web.admin.drift as drift_views
 from provisioning import diagnostics
@@ -187,6 +188,14 @@ class StatusChangeList(ChangeList):
         return queryset
 
     def get_results(self, request):
+        self._page_results(request)
+        if request.GET.get(ProvisioningStatusFilter.parameter_name) == "drifted":
+            # The "Values differ" list shows what differs: one query per table for the page.
+            found = drift_selectors.differences([user.pk for user in self.result_list])
+            for user in self.result_list:
+                user.drift_values = found.get(user.pk, [])
+
+    def _page_results(self, request):
         if not self.keyset:
             super().get_results(request)
             self.result_list = selectors.annotate_statuses(list(self.result_list))
@@ -224,6 +233,18 @@ def _unknown_filter_value(request, list_filter: admin.SimpleListFilter, value: s
     messages.warning(
         request,
         f"“{value[:80]}” is not a choice of the “{list_filter.title}” filter ({offered}): it was ignored.",
+    )
+
+
+def _drift_values(obj, side: str):
+    """The differing values of one side ("app" or "auth"), one per line with its column."""
+    values = getattr(obj, "drift_values", [])
+    if not values:
+        return "—"
+    return format_html_join(
+        mark_safe("<br>"),
+        "<code>{}</code> {}",
+        ((d["column"], "(empty)" if d[side] is None else d[side]) for d in values),
     )
 
 
@@ -368,6 +389,20 @@ class AuthUserAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     def get_search_results(self, request, queryset, search_term):
         return selectors.search_auth_users(queryset, search_term), False
+
+    def get_list_display(self, request):
+        shown = super().get_list_display(request)
+        if request.GET.get(ProvisioningStatusFilter.parameter_name) == "drifted":
+            return (shown[0], "app_value", "auth_value", *shown[1:])
+        return shown
+
+    @admin.display(description="App value")
+    def app_value(self, obj):
+        return _drift_values(obj, "app")
+
+    @admin.display(description="Auth value")
+    def auth_value(self, obj):
+        return _drift_values(obj, "auth")
 
     @admin.display(description="Sign-up", ordering="email")
     def display_name(self, obj):
