@@ -358,6 +358,33 @@ def block_reasons(user_id: uuid.UUID) -> dict[str, str | None]:
     return reasons
 
 
+def next_steps(reasons: dict[str, str | None]) -> list[dict]:
+    """What can be done about a user's blocked rows (`block_reasons`), where there is a
+    known way: for a value the auth user lacks that a NOT NULL column needs (a phone-only
+    sign-up and public.users.email, say), what to ask the person for, and the SQL that lets
+    the column be empty (for an administrator to review: the app may rely on it)."""
+    blocked = [reason for reason in reasons.values() if reason]
+    steps = []
+    for plan in plans_module.plan_tables(SPEC):
+        for blocker in plan.blockers:
+            if blocker.kind != "null" or not any(blocker.reason in reason for reason in blocked):
+                continue
+            (column,) = blocker.columns
+            value = plan.columns[column].describe().split(".")[-1]
+            ask = {"email": "an email address", "phone": "a phone number"}.get(value, f"a value for {value}")
+            relax = psql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL;").format(
+                plan.spec.identifier(), psql.Identifier(column)
+            )
+            steps.append(
+                {
+                    "ask": ask,
+                    "column": f"{plan.spec.qualified_name}.{column}",
+                    "sql": statements.as_text(relax),
+                }
+            )
+    return steps
+
+
 def person_labels(user_ids) -> dict[str, str]:
     """{user id (text): how a person is named on a page}: the email, else the phone, else
     "anonymous sign-up"; ids of no auth user are left out. One query."""

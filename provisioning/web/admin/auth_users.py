@@ -487,6 +487,7 @@ class AuthUserAdmin(ReadOnlyMixin, admin.ModelAdmin):
                 if reason
             ],
             "writable_count": sum(reason is None for reason in reasons.values()),
+            "next_steps": selectors.next_steps(reasons),
             "audit_events": selectors.audit_events_for(obj.pk)[:50],
             "can_provision": self.has_provision_permission(request),
             "drift": [row for row in drift_selectors.user_drift(obj.pk) if row["differs"]],
