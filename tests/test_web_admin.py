@@ -321,6 +321,18 @@ def test_a_phone_only_user_gets_a_next_step_and_an_administrator_the_sql(provisi
     assert sql in admin
 
 
+def test_the_preview_counts_rows_it_cannot_write_as_rows(provisioner_client):
+    from tests.factories import make_chained_shape
+
+    make_auth_user(keep=())
+    make_auth_user(keep=())
+    make_chained_shape()
+
+    page = provisioner_client.get(reverse("admin:provisioning_authuser_provision_all")).content.decode()
+
+    assert "Cannot be provisioned (6 missing rows)" in page
+
+
 def test_times_follow_the_staff_members_own_time_zone_with_utc_on_hover(viewer_client):
     user_id = make_auth_user(created_at="2026-03-01 20:00+00")
     url = reverse("admin:provisioning_authuser_change", args=[user_id])
