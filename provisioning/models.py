@@ -290,6 +290,8 @@ class WatchdogState(models.Model):
     last_run_at = models.DateTimeField(null=True, blank=True)
     late = models.PositiveIntegerField(default=0)
     grace_seconds = models.PositiveIntegerField(default=60)
+    #: How far back the last run looked (its --window): older sign-ups are not its concern.
+    window_seconds = models.PositiveIntegerField(default=86_400)
 
     class Meta:
         verbose_name = "watchdog state"

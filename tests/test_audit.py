@@ -185,6 +185,26 @@ def test_export_streams_the_filtered_list_and_is_audited(viewer_client, viewer):
     assert export.detail["filters"] == "action=login&actor=bob"
 
 
+def test_list_and_export_name_the_person_of_a_single_user_event(viewer_client):
+    phone_only = make_auth_user(None, phone="15550004444", keep=())
+    with_email = make_auth_user("someone@example.com")
+    one = event(target_user_ids=[phone_only])
+    other = event(target_user_ids=[with_email])
+    many = event(action=Action.PROVISION_SELECTED, target_user_ids=[phone_only, with_email])
+
+    html = viewer_client.get(reverse(CHANGELIST)).content.decode()
+    rows = {int(r["id"]): r for r in csv_rows(viewer_client.get(reverse("admin:provisioning_auditevent_export")))}
+
+    change = reverse("admin:provisioning_auditevent_change", args=[one.pk])
+    row = html.split(f'href="{change}"')[1].split("</tr>")[0]
+    assert "phone 15550004444" in row
+    assert f'href="{reverse("admin:provisioning_authuser_change", args=[phone_only])}"' in row
+    assert "someone@example.com" in html
+    assert rows[one.pk]["person"] == "phone 15550004444"
+    assert rows[other.pk]["person"] == "someone@example.com"
+    assert rows[many.pk]["person"] == ""  # several users: the ids column lists them
+
+
 def test_export_link_on_the_changelist_keeps_filters_and_search(viewer_client):
     event(action=Action.LOGIN, actor_username="bob")
     page = viewer_client.get(reverse(CHANGELIST), {"action": "login", "q": "bob", "p": "0"})

@@ -138,10 +138,29 @@ def test_status_counts_each_user_once_when_profiles_has_duplicates():
     assert (data["auth_users"], data["missing"]["profiles"], data["missing_any"]) == (2, 1, 1)
 
 
+def test_status_counts_a_user_blocked_in_several_tables_once():
+    from tests.factories import make_chained_shape
+
+    make_auth_user(keep=())
+    phone_only = make_auth_user(None, phone="15550112", keep=())
+    make_auth_user(keep=("users",))
+    make_chained_shape()
+
+    data = json.loads(run("provisioning_status", "--json")[1])
+    code, out = run("provisioning_status")
+
+    assert data["cannot_provision_users"] == 2
+    assert sum(data["cannot_provision"].values()) == 6  # rows: users, by table and reason
+    assert code == 0
+    assert "cannot be provisioned (users):   2" in out
+    assert "missing rows they lack:          6" in out
+    assert f"  {phone_only}  phone 15550112  users: " in out
+
+
 def test_status_text_lists_the_users_that_cannot_be_provisioned():
     phone_only = make_auth_user(phone="15550111", keep=())
 
     code, out = run("provisioning_status")
 
     assert code == 0
-    assert f"  {phone_only}  (no email)  users: auth user has no email" in out
+    assert f"  {phone_only}  phone 15550111  users: auth user has no email" in out

@@ -26,6 +26,7 @@ from tests.factories import (
     drop_owner_policy,
     execute,
     make_auth_user,
+    make_chained_shape,
     make_profiles_shape_b,
     run_command,
 )
@@ -273,6 +274,17 @@ def test_users_that_cannot_be_provisioned_are_grouped_by_reason():
     assert result.details["rows"] == [
         {"reason": "users: auth user has no email; public.users.email is NOT NULL", "rows": 2}
     ]
+
+
+def test_the_health_check_counts_people_once_and_rows_apart():
+    make_auth_user(keep=())
+    make_auth_user(None, phone="15550125", keep=())
+    make_chained_shape()
+
+    result = diagnostics.check_cannot_provision()
+
+    assert result.found.startswith("2 users cannot be provisioned (6 missing rows): ")
+    assert result.details["users"] == 2
 
 
 # --- the simulated sign-up -----------------------------------------------------------------

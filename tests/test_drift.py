@@ -334,6 +334,26 @@ def test_the_list_filter_the_bulk_action_and_sync_all(provisioner_client):
     assert 'id="no-drift"' in provisioner_client.get(reverse("admin:provisioning_authuser_sync_all")).content.decode()
 
 
+def test_the_drifted_list_shows_the_app_value_and_the_auth_value_as_columns(viewer_client):
+    import re
+
+    from django.urls import reverse
+
+    moved = make_auth_user("column-old@example.com")
+    change_email(moved, "column-new@example.com")
+    make_auth_user("steady@example.com")
+
+    html = viewer_client.get(reverse(CHANGELIST), {"status": "drifted"}).content.decode()
+    plain = viewer_client.get(reverse(CHANGELIST)).content.decode()
+
+    assert 'class="column-app_value"' in html and 'class="column-auth_value"' in html
+    (app,) = re.findall(r'<td class="field-app_value">(.*?)</td>', html, re.S)
+    (auth,) = re.findall(r'<td class="field-auth_value">(.*?)</td>', html, re.S)
+    assert "public.users.email" in app and "column-old@example.com" in app and "column-new" not in app
+    assert "public.users.email" in auth and "column-new@example.com" in auth
+    assert "column-app_value" not in plain  # only the "Values differ" list has them
+
+
 def test_the_orphans_page_previews_and_only_the_permission_removes(provisioner_client, provisioner):
     from django.contrib.auth.models import Permission
     from django.urls import reverse

@@ -9,7 +9,7 @@ from django.test import override_settings
 
 from provisioning.engine import selectors
 from provisioning.hooks import watchdog
-from tests.factories import disable_trigger, make_auth_user
+from tests.factories import disable_trigger, make_auth_user, make_chained_shape
 
 pytestmark = pytest.mark.django_db
 
@@ -60,6 +60,7 @@ def test_metrics_equal_provisioning_status_and_the_watchdog(client):
         assert value(text, f'eloity_missing_rows{{table="{table}"}}') == n
     assert value(text, "eloity_missing_any") == counts.missing_any
     assert value(text, "eloity_cannot_provision_rows") == sum(counts.blocked.values()) == 1
+    assert value(text, "eloity_cannot_provision_users") == counts.blocked_users == 1
     assert value(text, "eloity_missing_awaiting_confirmation") == 0  # provisioning runs at sign-up here
     assert value(text, "eloity_oldest_unprovisioned_signup_age_seconds") >= 0
     assert value(text, 'eloity_doctor_check_status{check="Sign-up trigger"}') == 2  # disabled: a problem
@@ -67,6 +68,20 @@ def test_metrics_equal_provisioning_status_and_the_watchdog(client):
     assert value(text, "eloity_watchdog_open_incidents") == 0
     assert value(text, 'eloity_jobs{state="running"}') == 0
     assert value(text, 'eloity_webhook_deliveries{outcome="succeeded"}') == 0
+
+
+@override_settings(METRICS_TOKEN=TOKEN)
+def test_metrics_count_a_user_blocked_in_several_tables_once(client):
+    make_auth_user(keep=())
+    make_auth_user(keep=())
+    make_auth_user(keep=("users",))
+    make_chained_shape()
+
+    text = scrape(client, HTTP_AUTHORIZATION=f"Bearer {TOKEN}").content.decode()
+
+    assert value(text, "eloity_cannot_provision_users") == 2
+    assert value(text, "eloity_cannot_provision_rows") == 6
+    assert "# HELP eloity_cannot_provision_users Live sign-ups" in text
 
 
 @override_settings(METRICS_TOKEN=TOKEN)

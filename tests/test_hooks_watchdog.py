@@ -48,6 +48,16 @@ def test_a_late_sign_up_is_alerted_once_healed_and_resolved(cli_actor):
     assert watchdog.open_incident() is None
 
 
+def test_the_alert_names_a_phone_only_sign_up_by_its_phone():
+    disable_trigger()
+    make_auth_user(None, phone="15550003333", keep=(), created_at=minutes_ago(5))
+    sent: list[str] = []
+
+    watchdog.run(grace=60, window=86_400, notify=sent.append)
+
+    assert "phone 15550003333" in sent[0]
+
+
 def test_watchdog_exit_codes_for_cron():
     disable_trigger()
     make_auth_user(keep=(), created_at=minutes_ago(3))
@@ -62,6 +72,23 @@ def test_watchdog_exit_codes_for_cron():
     assert "alert: Resolved" in healed_out
     assert (calm_code, calm_out.strip()) == (0, "no late sign-ups")
     assert bad_code == 2
+
+
+def test_the_watchdog_line_names_its_window_beside_the_totals(viewer_client):
+    from django.urls import reverse
+
+    disable_trigger()
+    make_auth_user(keep=(), created_at=minutes_ago(60 * 48))  # missing rows, outside the window
+    watchdog.run(grace=60, notify=lambda text: None)
+
+    home = viewer_client.get(reverse("admin:index")).content.decode()
+    line = home.split('id="watchdog-status"')[1].split("</div>")[0]
+    assert "in the last 24 hours, 0 sign-ups older than 60 s were still without rows" in " ".join(line.split())
+    assert "Older sign-ups missing rows are in the totals" in line
+
+    watchdog.run(grace=60, window=3600, notify=lambda text: None)
+    health = viewer_client.get(reverse("provisioning-health")).content.decode()
+    assert "in the last hour, 0 sign-ups" in " ".join(health.split())
 
 
 def test_home_and_health_pages_show_the_watchdogs_last_run_and_an_open_incident(viewer_client):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import uuid
 
 import pytest
@@ -292,6 +293,44 @@ def test_a_run_that_writes_nothing_is_never_shown_as_a_success(provisioner_clien
     refused = provisioner_client.post(reverse("admin:provisioning_authuser_provision", args=[phone_only]), follow=True)
     levels = [level for level, _ in _messages(refused)]
     assert "success" not in levels and "warning" in levels
+
+
+def test_a_phone_only_user_not_provisioned_is_named_by_the_phone(provisioner_client):
+    phone_only = make_auth_user(None, phone="15550002222", keep=())
+    data = {"action": "provision_selected", "_selected_action": [str(phone_only)], "post": "yes"}
+
+    bulk = provisioner_client.post(reverse(CHANGELIST), data, follow=True)
+
+    (refusal,) = [text for _, text in _messages(bulk) if text.startswith("Not provisioned:")]
+    assert refusal.startswith(f"Not provisioned: phone 15550002222 ({str(phone_only)[:8]}), public.users: ")
+    assert str(phone_only) not in refusal
+
+
+def test_a_phone_only_user_gets_a_next_step_and_an_administrator_the_sql(provisioner_client, admin_client):
+    phone_only = make_auth_user(None, phone="15550005555", keep=("profiles", "wallets"))
+    url = reverse("admin:provisioning_authuser_change", args=[phone_only])
+
+    support = html.unescape(provisioner_client.get(url).content.decode())
+    admin = html.unescape(admin_client.get(url).content.decode())
+
+    sql = 'ALTER TABLE "public"."users" ALTER COLUMN "email" DROP NOT NULL;'
+    for page in (support, admin):
+        step = page.split('id="next-steps"')[1].split("</div>")[0]
+        assert "Ask them for an email address" in step and "then provision again" in step
+    assert sql not in support and "an administrator can let the column be empty" in support
+    assert sql in admin
+
+
+def test_the_preview_counts_rows_it_cannot_write_as_rows(provisioner_client):
+    from tests.factories import make_chained_shape
+
+    make_auth_user(keep=())
+    make_auth_user(keep=())
+    make_chained_shape()
+
+    page = provisioner_client.get(reverse("admin:provisioning_authuser_provision_all")).content.decode()
+
+    assert "Cannot be provisioned (6 missing rows)" in page
 
 
 def test_times_follow_the_staff_members_own_time_zone_with_utc_on_hover(viewer_client):

@@ -364,6 +364,53 @@ def test_the_detail_page_and_the_list_read_cleanly_at_1280_px(page, live_server,
     screenshot(page, "list_missing_profile_wide")
 
 
+@pytest.fixture
+def chained_demo(demo_data):
+    """The demo on the chained shape (`load_demo --shape chained`), undone afterwards: the
+    live server commits, so the shape's DDL would otherwise outlive the test."""
+    from tests.factories import execute, make_chained_shape
+
+    make_chained_shape()
+    cache.clear()
+    yield
+    execute(
+        "ALTER TABLE public.profiles DROP CONSTRAINT IF EXISTS profiles_user_id_users_fkey;"
+        "ALTER TABLE public.wallets DROP CONSTRAINT IF EXISTS wallets_user_id_users_fkey;"
+        "ALTER TABLE public.users DROP COLUMN IF EXISTS password"
+    )
+
+
+def test_the_home_page_counts_people_and_the_drifted_list_shows_both_values(page, live_server, chained_demo):
+    from tests.factories import execute
+
+    blocked = selectors.population().filter(selectors.cannot_be_provisioned_q()).count()
+    rows = sum(selectors.cannot_provision(sample=0)[0].values())
+    assert rows > blocked > 0  # on this shape a blocked user lacks several rows
+    log_in(page, live_server, PROVISIONER)
+    page.locator("#home-dashboard").wait_for()
+    card = page.locator("#total-cannot-provision")
+    assert card.locator(".value").inner_text() == str(blocked)
+    assert f"{rows} missing rows" in card.inner_text()
+    card.evaluate("e => e.scrollIntoView({block: 'start'})")
+    screenshot(page, "home_chained_counts")
+    page.locator("#home-cannot-provision").evaluate("e => e.scrollIntoView({block: 'start'})")
+    screenshot(page, "home_chained_cannot_provision")
+    card.click()
+    page.wait_for_url(re.compile(r"status=cannot"))
+    assert page.locator("#result_list tbody tr").count() == min(blocked, 50)
+
+    moved = user_id_of(INCIDENT_ADDRESSES[0])
+    execute("UPDATE auth.users SET email = 'moved-on@example.com' WHERE id = %s", [moved])
+    page.goto(f"{live_server.url}/admin/provisioning/authuser/?status=drifted&recheck=1")
+    row = page.locator("#result_list tbody tr", has_text="moved-on@example.com")
+    assert row.locator("td.field-app_value").inner_text() == f"public.users.email {INCIDENT_ADDRESSES[0]}"
+    assert row.locator("td.field-auth_value").inner_text() == "public.users.email moved-on@example.com"
+    row.evaluate("e => e.scrollIntoView({block: 'center'})")
+    screenshot(page, "list_drifted_values")
+    table = page.locator("#result_list").bounding_box()
+    assert table["width"] <= page.locator("#changelist .results").bounding_box()["width"] + 1  # fits 1280 px
+
+
 #: WCAG 2.1 A and AA: the rules axe-core tags with these (axe-playwright-python bundles it).
 WCAG_21_AA = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
 

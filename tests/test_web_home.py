@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from provisioning.engine import selectors, services
 from provisioning.web import dashboard
-from tests.factories import make_auth_user
+from tests.factories import make_auth_user, make_chained_shape
 
 pytestmark = pytest.mark.django_db
 
@@ -278,6 +278,28 @@ def test_the_home_page_leads_to_every_tool_a_support_person_uses(viewer_client, 
     assert f'href="{reverse("admin:provisioning_auditevent_changelist")}"' in tools
     for name in ("provisioning-health", "provisioning_jobs"):
         assert viewer_client.get(reverse(name)).status_code == 200
+
+
+def test_cannot_be_provisioned_counts_each_person_once_on_the_chained_shape(viewer_client):
+    # On the chained shape public.users cannot be written (its password is NOT NULL), so
+    # profiles and wallets, which need it, cannot either: three rows, one person.
+    make_auth_user(keep=())
+    make_auth_user(keep=())
+    make_auth_user(None, phone="15550009999", keep=())
+    make_auth_user(keep=("users",))  # its profile and wallet can be written
+    make_chained_shape()
+
+    html = viewer_client.get(reverse(HOME) + "?recount=1").content.decode()
+
+    listed = selectors.population().filter(selectors.cannot_be_provisioned_q()).count()
+    assert figure(html, "total-cannot-provision") == listed == 3
+    card = re.search(r'<a[^>]*id="total-cannot-provision".*?</a>', html, re.S).group(0)
+    assert f'href="{dashboard.list_url("cannot")}"' in card and "9 missing rows" in card
+    section = html.split('id="home-cannot-provision"')[1].split('<div class="home-side">')[0]
+    assert "Cannot be provisioned (3 users, 9 missing rows)" in section
+    assert "Users, by table and reason" in section
+    # A phone-only sign-up is named by its phone, never "(no email)".
+    assert "phone 15550009999" in section and "(no email)" not in section
 
 
 def test_rows_that_cannot_be_provisioned_are_left_out_of_the_alerts(viewer_client):

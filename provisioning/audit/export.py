@@ -7,7 +7,8 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 
 from provisioning.models import AuditEvent
 
@@ -22,6 +23,7 @@ EXPORT_COLUMNS = (
     "outcome",
     "tables",
     "target_user_ids",
+    "person",
     "rows_created",
     "not_provisioned",
     "detail",
@@ -65,8 +67,9 @@ def cell(value) -> str:
     return neutralise_formulas(text)
 
 
-def event_row(event: AuditEvent) -> list[str]:
-    """One event as CSV cells, in EXPORT_COLUMNS order, formulas neutralised."""
+def event_row(event: AuditEvent, person: str = "") -> list[str]:
+    """One event as CSV cells, in EXPORT_COLUMNS order, formulas neutralised. `person`: how
+    the one user of a single-user event is named (email, else phone), else empty."""
     return [
         cell(event.pk),
         cell(event.created_at),
@@ -76,6 +79,7 @@ def event_row(event: AuditEvent) -> list[str]:
         cell(event.outcome),
         cell(" ".join(event.tables or [])),
         cell(" ".join(str(i) for i in event.target_user_ids or [])),
+        cell(person),
         cell(event.rows_created),
         cell(event.not_provisioned),
         cell(event.detail),
@@ -84,9 +88,23 @@ def event_row(event: AuditEvent) -> list[str]:
     ]
 
 
-def csv_lines(events: Iterable[AuditEvent]) -> Iterator[str]:
-    """The header, then one CSV line per event, produced as they are read (no buffer)."""
+def single_user(event: AuditEvent) -> str | None:
+    """The id (text) of the one user a single-user event touched, else None."""
+    ids = event.target_user_ids or []
+    return str(ids[0]) if len(ids) == 1 else None
+
+
+def csv_lines(
+    events: Iterable[AuditEvent], people: Callable[[list[str]], dict[str, str]] | None = None
+) -> Iterator[str]:
+    """The header, then one CSV line per event, produced as they are read (no buffer).
+    `people` names users ({id: label} for ids, `selectors.person_labels`): one call per
+    EXPORT_CHUNK events, for the single-user events among them."""
     writer = csv.writer(Echo())
     yield writer.writerow(EXPORT_COLUMNS)
-    for event in events:
-        yield writer.writerow(event_row(event))
+    events = iter(events)
+    while chunk := list(islice(events, EXPORT_CHUNK)):
+        ids = [i for i in map(single_user, chunk) if i]
+        labels = people(ids) if people and ids else {}
+        for event in chunk:
+            yield writer.writerow(event_row(event, labels.get(single_user(event) or "", "")))

@@ -17,7 +17,7 @@ from provisioning.spec import SPEC
 CHAIN_MARK = "needs its "
 
 
-def check_write_order(blocked: Callable[[], tuple] | None = None) -> Check:
+def check_write_order(blocked: Callable[[], selectors.Blocked] | None = None) -> Check:
     """Foreign keys among the spec's tables: the order rows are written in, a cycle that
     refuses every run, and how many users a chain blocks."""
     plans = plan_tables(SPEC)
@@ -37,7 +37,7 @@ def check_write_order(blocked: Callable[[], tuple] | None = None) -> Check:
             "Drop or defer one of the foreign keys on the cycle, or leave one of its tables out of the spec.",
             details,
         )
-    counts, _ = blocked() if blocked else selectors.cannot_provision(sample=SAMPLE, plans=plans)
+    counts = (blocked() if blocked else selectors.blocked_summary(sample=SAMPLE, plans=plans)).rows
     chained = {reason: n for reason, n in counts.items() if CHAIN_MARK in reason}
     order = ", then ".join(p.spec.qualified_name for p in plans)
     if not chained:

@@ -168,7 +168,7 @@ def check_confirmation_gate() -> Check:
     )
 
 
-def check_coverage(blocked: Callable[[], tuple] | None = None) -> Check:
+def check_coverage(blocked: Callable[[], selectors.Blocked] | None = None) -> Check:
     """Live sign-ups missing app rows, by week of sign-up: when the trigger stopped working.
     Where provisioning waits for confirmation, unconfirmed sign-ups are no alarm."""
     plans = plan_tables(SPEC)
@@ -199,7 +199,7 @@ def check_coverage(blocked: Callable[[], tuple] | None = None) -> Check:
             f" In {len(all_missing)} week(s) a table got no row for any sign-up (the trigger was off or broken), "
             f"most recently the week of {all_missing[0]}."
         )
-    counts, _ = blocked() if blocked else selectors.cannot_provision(sample=0, plans=plans)
+    counts = (blocked() if blocked else selectors.blocked_summary(sample=0, plans=plans)).rows
     blocked_rows = sum(counts.values())
     fixable = sum(totals.values()) - blocked_rows
     if gate is not None:
@@ -221,18 +221,21 @@ def check_coverage(blocked: Callable[[], tuple] | None = None) -> Check:
     return Check("Sign-ups missing rows", WARNING, found, advice, {"rows": weeks[:60], "missing": totals})
 
 
-def check_cannot_provision(blocked: Callable[[], tuple] | None = None) -> Check:
-    """Users missing a row that provisioning cannot write, grouped by reason. `blocked`
-    gives `selectors.cannot_provision(sample=SAMPLE)` when the report already has it."""
-    counts, sample = blocked() if blocked else selectors.cannot_provision(sample=SAMPLE)
+def check_cannot_provision(blocked: Callable[[], selectors.Blocked] | None = None) -> Check:
+    """Users missing a row that provisioning cannot write (each counted once), and the rows
+    they lack grouped by table and reason. `blocked` gives
+    `selectors.blocked_summary(sample=SAMPLE)` when the report already has it."""
+    found = blocked() if blocked else selectors.blocked_summary(sample=SAMPLE)
+    counts, sample = found.rows, found.sample
     if not counts:
         return Check("Users that cannot be provisioned", OK, "Every missing row can be provisioned.", "", {})
     total = sum(counts.values())
     return Check(
         "Users that cannot be provisioned",
         WARNING,
-        f"{total} missing row(s) cannot be provisioned: " + counted_reasons(counts) + ".",
+        f"{found.users} user{'' if found.users == 1 else 's'} cannot be provisioned ({total} missing "
+        f"row{'' if total == 1 else 's'}): " + counted_reasons(counts) + ".",
         "Expected for phone-only sign-ups where public.users.email is NOT NULL; otherwise fix the data "
         "(a colliding orphan row, say) and provision again.",
-        {"rows": [{"reason": r, "rows": n} for r, n in counts.items()], "sample": sample},
+        {"rows": [{"reason": r, "rows": n} for r, n in counts.items()], "users": found.users, "sample": sample},
     )

@@ -106,6 +106,27 @@ def user_drift(user_id: uuid.UUID) -> list[dict]:
     return rows
 
 
+def differences(user_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[dict]]:
+    """{user id: the copied values that differ, each {"column": "public.users.email", "app":
+    ..., "auth": ...}} for a list page's users: one query per table, whatever the page's
+    size. Users in step are left out."""
+    found: dict[uuid.UUID, list[dict]] = {}
+    if not user_ids:
+        return found
+    with connection.cursor() as cursor:
+        for name, columns in by_table(copied_columns()).items():
+            spec = table_spec(name)
+            cursor.execute(statements.users_values(spec, columns), {"ids": list(user_ids)})
+            for key, *values in cursor.fetchall():
+                for i, column in enumerate(columns):
+                    app, auth, differs = values[3 * i : 3 * i + 3]
+                    if differs:
+                        found.setdefault(key, []).append(
+                            {"column": f"{spec.qualified_name}.{column.column}", "app": app, "auth": auth}
+                        )
+    return found
+
+
 def removal_order() -> list[TableSpec]:
     """The spec's tables children first (the reverse of the write order), so that a child
     row is removed, and recorded, before a cascade from its parent could take it."""

@@ -93,6 +93,20 @@ def user_values(spec: TableSpec, columns: list[CopiedColumn]) -> sql.Composed:
     )
 
 
+def users_values(spec: TableSpec, columns: list[CopiedColumn]) -> sql.Composed:
+    """`user_values` for the live users `%(ids)s` (a list page's): the key first, then each
+    column's app value, auth value (text) and whether they differ; rows where any does."""
+    return sql.SQL("SELECT x.{k}, {pairs} FROM {joined} WHERE {of_users} AND ({any})").format(
+        k=sql.Identifier(spec.key),
+        pairs=sql.SQL(", ").join(
+            sql.SQL("{}::text, {}::text, {}").format(c.app_value(), c.auth_value(), c.differs()) for c in columns
+        ),
+        joined=_joined(spec),
+        of_users=_of_users(spec),
+        any=sql.SQL(" OR ").join(c.differs() for c in columns),
+    )
+
+
 def unique_clashes(spec: TableSpec, column: CopiedColumn) -> sql.Composed:
     """For the users `%(ids)s` whose value in a unique `column` would change: the new value
     (text), the key of another row already holding it (or NULL), and how many of these

@@ -139,8 +139,12 @@ class StatusCounts:
     auth_users: int
     missing: dict[str, int]
     missing_any: int
+    #: Missing rows provisioning cannot write, by "table: reason" (users blocked in that
+    #: table: one user may be counted under several tables).
     blocked: dict[str, int] = field(default_factory=dict)
     blocked_sample: list[dict] = field(default_factory=list)
+    #: Users who cannot be provisioned, each counted once.
+    blocked_users: int = 0
     #: Where provisioning waits for confirmation: users missing rows who are unconfirmed
     #: (expected), and the gate's description; None and "" elsewhere.
     awaiting_confirmation: int | None = None
@@ -157,6 +161,7 @@ class StatusCounts:
             "missing": self.missing,
             "missing_any": self.missing_any,
             "cannot_provision": self.blocked,
+            "cannot_provision_users": self.blocked_users,
             "cannot_provision_sample": self.blocked_sample,
             "awaiting_confirmation": self.awaiting_confirmation,
             "confirmation_gate": self.gate,
@@ -181,13 +186,14 @@ def status_counts(*, sample: int = 20) -> StatusCounts:
         row = list(cursor.fetchone())
     awaiting = row.pop() if gate else None
     live, *per_table, missing_any = row
-    blocked, blocked_sample = cannot_provision(sample=sample, plans=plans)
+    blocked = blocked_summary(sample=sample, plans=plans)
     return StatusCounts(
         auth_users=live,
         missing={plan.name: n for plan, n in zip(plans, per_table, strict=True)},
         missing_any=missing_any,
-        blocked=blocked,
-        blocked_sample=blocked_sample,
+        blocked=blocked.rows,
+        blocked_sample=blocked.sample,
+        blocked_users=blocked.users,
         awaiting_confirmation=awaiting,
         gate=gate.description if gate else "",
     )
@@ -263,34 +269,68 @@ def blocked_by_reason(plan, *, sample: int) -> list[tuple[str, int, list[uuid.UU
 CANNOT_PROVISION_SAMPLE = 20
 
 
-def cannot_provision(*, sample: int = 20, plans=None) -> tuple[dict[str, int], list[dict]]:
-    """Population users that miss a row provisioning cannot write: counts by reason (counted
-    in SQL, so memory stays flat) and the first `sample` of them (at most
-    CANNOT_PROVISION_SAMPLE when shared, `shared_reads`)."""
+@dataclass(frozen=True)
+class Blocked:
+    """Population users who miss a row provisioning cannot write.
+
+    `users` counts each of them once. `rows` counts, per "table: reason", the users blocked
+    there: a user blocked in three tables is in three of them, so these add up to missing
+    rows, not to people. `sample`: the first users, each with its table and reason.
+    """
+
+    rows: dict[str, int]
+    users: int
+    sample: list[dict]
+
+
+def blocked_summary(*, sample: int = 20, plans=None) -> Blocked:
+    """Who cannot be provisioned: users (each once), rows by table and reason, and the first
+    `sample` of them; one statement, counted in SQL (`statements.blocked_summary`), so memory
+    stays flat. Shared within `shared_reads` (then at most CANNOT_PROVISION_SAMPLE listed)."""
     plans = plans or plans_module.plan_tables(SPEC)
     if _SHARED.get() is None or sample > CANNOT_PROVISION_SAMPLE:
-        return _cannot_provision(sample=sample, plans=plans)
-    counts, rows = _shared(
+        return _blocked_summary(sample=sample, plans=plans)
+    found = _shared(
         ("cannot", tuple(p.name for p in plans)),
-        lambda: _cannot_provision(sample=CANNOT_PROVISION_SAMPLE, plans=plans),
+        lambda: _blocked_summary(sample=CANNOT_PROVISION_SAMPLE, plans=plans),
     )
-    return counts, rows[:sample]
+    return Blocked(rows=found.rows, users=found.users, sample=found.sample[:sample])
 
 
-def _cannot_provision(*, sample: int, plans) -> tuple[dict[str, int], list[dict]]:
+def cannot_provision(*, sample: int = 20, plans=None) -> tuple[dict[str, int], list[dict]]:
+    """`blocked_summary`'s rows by "table: reason" (users blocked there; one user may be in
+    several) and its sample: for callers that count rows, not people."""
+    found = blocked_summary(sample=sample, plans=plans)
+    return found.rows, found.sample
+
+
+def _blocked_summary(*, sample: int, plans) -> Blocked:
     counts: dict[str, int] = {}
     wanted: list[tuple[uuid.UUID, str, str]] = []
-    for plan in plans:
-        for reason, n, ids in blocked_by_reason(plan, sample=sample):
-            counts[f"{plan.name}: {reason}"] = n
-            wanted += [(user_id, plan.name, reason) for user_id in ids]
+    users = 0
+    with connection.cursor() as cursor:
+        cursor.execute(statements.blocked_summary(plans), {"limit": max(sample, 1)})
+        for index, reason, n, ids in cursor.fetchall():
+            if index is None:
+                users = n
+                continue
+            name = plans[index].name
+            counts[f"{name}: {reason}"] = n
+            wanted += [(user_id, name, reason) for user_id in list(ids or [])[:sample]]
     wanted = wanted[:sample]
+    people = person_labels([w[0] for w in wanted])
     emails = dict(AuthUser.objects.filter(pk__in=[w[0] for w in wanted]).values_list("pk", "email"))
     rows = [
-        {"user_id": str(user_id), "email": emails.get(user_id), "table": table, "reason": reason}
+        {
+            "user_id": str(user_id),
+            "email": emails.get(user_id),
+            "person": people.get(str(user_id), str(user_id)),
+            "table": table,
+            "reason": reason,
+        }
         for user_id, table, reason in wanted
     ]
-    return counts, rows
+    return Blocked(rows=counts, users=users, sample=rows)
 
 
 def cannot_be_provisioned_q() -> Q:
@@ -311,6 +351,33 @@ def block_reasons(user_id: uuid.UUID) -> dict[str, str | None]:
             for _, reason in cursor.fetchall():
                 reasons[plan.name] = reason
     return reasons
+
+
+def next_steps(reasons: dict[str, str | None]) -> list[dict]:
+    """What can be done about a user's blocked rows (`block_reasons`), where there is a
+    known way: for a value the auth user lacks that a NOT NULL column needs (a phone-only
+    sign-up and public.users.email, say), what to ask the person for, and the SQL that lets
+    the column be empty (for an administrator to review: the app may rely on it)."""
+    blocked = [reason for reason in reasons.values() if reason]
+    steps = []
+    for plan in plans_module.plan_tables(SPEC):
+        for blocker in plan.blockers:
+            if blocker.kind != "null" or not any(blocker.reason in reason for reason in blocked):
+                continue
+            (column,) = blocker.columns
+            value = plan.columns[column].describe().split(".")[-1]
+            ask = {"email": "an email address", "phone": "a phone number"}.get(value, f"a value for {value}")
+            relax = psql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL;").format(
+                plan.spec.identifier(), psql.Identifier(column)
+            )
+            steps.append(
+                {
+                    "ask": ask,
+                    "column": f"{plan.spec.qualified_name}.{column}",
+                    "sql": statements.as_text(relax),
+                }
+            )
+    return steps
 
 
 def person_labels(user_ids) -> dict[str, str]:

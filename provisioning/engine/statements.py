@@ -480,6 +480,31 @@ def blocked_by_reason(plan: TablePlan) -> sql.Composed:
     )
 
 
+def blocked_summary(plans: list[TablePlan]) -> sql.Composed:
+    """Who cannot be provisioned, in one pass: a row (plan index, reason, users, the first
+    `%(limit)s` user ids) per table and reason, in plan order, most users first; then one
+    row (NULL, NULL, users, NULL) counting the users blocked in any table once each (a user
+    blocked in three tables is three rows above, one here).
+
+    Run it with parameters: reasons are literals with `%` doubled.
+    """
+    parts = [
+        sql.SQL("SELECT {i} AS t, b.id, b.reason FROM ({blocked}) b").format(
+            i=sql.Literal(i), blocked=_blocked_in_population(plan, "u.id, r.reason", "")
+        )
+        for i, plan in enumerate(plans)
+        if plan.may_block_live_users
+    ]
+    if not parts:
+        return sql.SQL("SELECT NULL::int, NULL::text, 0::bigint, NULL::uuid[]")
+    return sql.SQL(
+        "WITH blocked AS MATERIALIZED ({parts}) "
+        "SELECT t, reason, count(*) AS n, (array_agg(id ORDER BY id))[1:%(limit)s] FROM blocked GROUP BY t, reason "
+        "UNION ALL SELECT NULL, NULL, count(DISTINCT id), NULL FROM blocked "
+        "ORDER BY t NULLS LAST, n DESC, reason"
+    ).format(parts=sql.SQL(" UNION ALL ").join(parts))
+
+
 def _joined(plan: TablePlan, alias: str, after: sql.Composable | None = None) -> sql.Composable:
     """LEFT JOIN the plan's table keys as `alias`.k: NULL where the user has no row.
     `after`: only keys above it (the caller reads only auth users above it)."""

@@ -48,7 +48,14 @@ def _compute() -> bytes:
     for table, n in counts.missing.items():
         missing.labels(table).set(n)
     gauge("eloity_missing_any", "Live sign-ups missing a row in any app table.").set(counts.missing_any)
-    gauge("eloity_cannot_provision_rows", "Missing rows provisioning cannot write.").set(sum(counts.blocked.values()))
+    gauge(
+        "eloity_cannot_provision_users",
+        "Live sign-ups missing a row provisioning cannot write, each counted once.",
+    ).set(counts.blocked_users)
+    gauge(
+        "eloity_cannot_provision_rows",
+        "Missing rows provisioning cannot write (a sign-up blocked in three tables counts three times).",
+    ).set(sum(counts.blocked.values()))
     gauge(
         "eloity_missing_awaiting_confirmation",
         "Of eloity_missing_any, unconfirmed sign-ups where provisioning waits for confirmation (expected; 0 "

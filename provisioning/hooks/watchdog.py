@@ -24,7 +24,7 @@ from django.utils import timezone
 from provisioning.actors import Actor
 from provisioning.audit.recording import record_event
 from provisioning.engine import confirmation, selectors, services
-from provisioning.models import AuditEvent, AuthUser, WatchdogState
+from provisioning.models import AuditEvent, WatchdogState
 from provisioning.spec import TABLE_NAMES
 
 logger = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ def run(*, grace: int = 60, window: int = 86_400, heal: bool = False, notify=Non
     configured email and webhook, else the log)."""
     notify = notify or send_alert
     finding = find_late(grace=grace, window=window)
-    remember(finding, grace=grace)
+    remember(finding, grace=grace, window=window)
     result = RunResult(finding)
     actor = Actor(username=WATCHDOG_ACTOR, channel=AuditEvent.Channel.CLI)
     incident = open_incident()
@@ -133,7 +133,7 @@ def run(*, grace: int = 60, window: int = 86_400, heal: bool = False, notify=Non
         result.healed = healed.created
         finding = find_late(grace=grace, window=window)
         result.finding = finding
-        remember(finding, grace=grace)
+        remember(finding, grace=grace, window=window)
     if not finding.count and (incident is not None or result.alerted):
         text = "Resolved: every live sign-up has its app rows again."
         record_event(
@@ -145,10 +145,16 @@ def run(*, grace: int = 60, window: int = 86_400, heal: bool = False, notify=Non
     return result
 
 
-def remember(finding: Finding, *, grace: int) -> None:
+def remember(finding: Finding, *, grace: int, window: int = 86_400) -> None:
     """Record this run for the home and health pages and /metrics (one row, overwritten)."""
     WatchdogState.objects.update_or_create(
-        id=1, defaults={"last_run_at": timezone.now(), "late": finding.count, "grace_seconds": grace}
+        id=1,
+        defaults={
+            "last_run_at": timezone.now(),
+            "late": finding.count,
+            "grace_seconds": grace,
+            "window_seconds": window,
+        },
     )
 
 
@@ -158,6 +164,12 @@ class Status:
     late: int
     grace_seconds: int
     incident: AuditEvent | None
+    window_seconds: int = 86_400
+
+    @property
+    def window_text(self) -> str:
+        """The window as the pages say it: "the last 24 hours", "the last hour"."""
+        return f"the last {duration_text(self.window_seconds)}"
 
     @property
     def stale(self) -> bool:
@@ -173,13 +185,24 @@ def status() -> Status:
         late=state.late if state else 0,
         grace_seconds=state.grace_seconds if state else 60,
         incident=open_incident(),
+        window_seconds=state.window_seconds if state else 86_400,
     )
+
+
+def duration_text(seconds: int) -> str:
+    """`86400` as "24 hours", `3600` as "hour", `604800` as "7 days", `90` as "90 seconds"
+    (days from three on: "48 hours" reads better than "2 days" for a look-back)."""
+    for unit, size, least in (("day", 86_400, 3 * 86_400), ("hour", 3600, 3600), ("minute", 60, 60)):
+        if seconds >= least and seconds % size == 0:
+            n = seconds // size
+            return unit if n == 1 else f"{n} {unit}s"
+    return f"{seconds} seconds"
 
 
 def alert_text(finding: Finding, *, grace: int) -> str:
     tables = ", ".join(f"{n} {t}" for t, n in finding.missing.items())
-    names = dict(AuthUser.objects.filter(pk__in=finding.late[:NAMED]).values_list("pk", "email"))
-    who = ", ".join(names.get(i) or str(i)[:8] for i in finding.late[:NAMED])
+    names = selectors.person_labels(finding.late[:NAMED])
+    who = ", ".join(names.get(str(i)) or str(i)[:8] for i in finding.late[:NAMED])
     more = f" and {finding.count - NAMED} more" if finding.count > NAMED else ""
     oldest = timezone.localtime(finding.oldest).strftime("%Y-%m-%d %H:%M %Z") if finding.oldest else "?"
     text = (

@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 #: How long the counts may be reused, in seconds.
 COUNTS_TTL = 60
-COUNTS_CACHE_KEY = "provisioning:home:counts:v1"
+COUNTS_CACHE_KEY = "provisioning:home:counts:v2"
 HEALTH_CACHE_KEY = "provisioning:home:health:v1"
 #: The chart shows at most this many weeks, ending with the latest sign-up.
 CHART_WEEKS = 52
@@ -50,7 +50,11 @@ class HomeFigures:
     auth_users: int
     missing: dict[str, int]
     missing_any: int
+    #: Users who cannot be provisioned, each once (`selectors.blocked_summary`).
     cannot_provision: int
+    #: The missing rows they lack (a user blocked in three tables: three rows).
+    cannot_provision_rows: int
+    #: Users blocked, by "table: reason" (a user may be under several tables).
     cannot_provision_reasons: dict[str, int]
     cannot_provision_sample: list[dict]
     weeks: list[WeekFigures]
@@ -85,14 +89,14 @@ class Health:
 
 def compute_figures() -> HomeFigures:
     """Count now, bypassing the cache: `selectors.status_counts` grouped by week (one pass
-    over auth.users) plus the cannot-provision check. The totals are the sums of the weekly
+    over auth.users) plus who cannot be provisioned (one more). The totals are the sums of the weekly
     counts, so they agree with the chart (and with `selectors.status_counts()`)."""
     started = time.monotonic()
     by_week = selectors.status_counts_by_week(timezone.get_current_timezone_name())
     signups = {week: live for week, (live, _, _) in by_week.items()}
     missing_any = {week: n for week, (_, _, n) in by_week.items()}
     missing = {table: {week: per_table[table] for week, (_, per_table, _) in by_week.items()} for table in TABLES}
-    reasons, sample = selectors.cannot_provision(sample=10)
+    blocked = selectors.blocked_summary(sample=10)
 
     dated = sorted(week for week in signups if week is not None)
     weeks: list[WeekFigures] = []
@@ -115,9 +119,10 @@ def compute_figures() -> HomeFigures:
         auth_users=sum(signups.values()),
         missing={table: sum(missing[table].values()) for table in TABLES},
         missing_any=sum(missing_any.values()),
-        cannot_provision=sum(reasons.values()),
-        cannot_provision_reasons=reasons,
-        cannot_provision_sample=sample,
+        cannot_provision=blocked.users,
+        cannot_provision_rows=sum(blocked.rows.values()),
+        cannot_provision_reasons=blocked.rows,
+        cannot_provision_sample=blocked.sample,
         weeks=weeks,
         missing_outside_chart=sum(missing_any.values()) - charted,
         estimated_auth_rows=selectors.estimated_auth_users(),

@@ -25,14 +25,16 @@ class Command(ProvisioningCommand):
             self.stdout.write(
                 f"  of which awaiting confirmation: {counts.awaiting_confirmation} (expected: {counts.gate})"
             )
-        total = sum(counts.blocked.values())
-        self.stdout.write(f"cannot be provisioned:           {total}")
+        rows = sum(counts.blocked.values())
+        self.stdout.write(f"{'cannot be provisioned (users):':<33}{counts.blocked_users}")
+        self.stdout.write(f"{'missing rows they lack:':<33}{rows}")
+        if counts.blocked:
+            self.stdout.write("users, by table and reason (a user blocked in several tables is in each):")
         for reason, n in counts.blocked.items():
             self.stdout.write(f"  {n:>6}  {reason}")
         if counts.blocked_sample:
             shown = len(counts.blocked_sample)
-            self.stdout.write(f"users that cannot be provisioned ({'first ' if shown < total else ''}{shown}):")
+            first = "first " if shown < rows else ""
+            self.stdout.write(f"users that cannot be provisioned, by table ({first}{shown}):")
             for row in counts.blocked_sample:
-                self.stdout.write(
-                    f"  {row['user_id']}  {row['email'] or '(no email)'}  {row['table']}: {row['reason']}"
-                )
+                self.stdout.write(f"  {row['user_id']}  {row['person']}  {row['table']}: {row['reason']}")

@@ -13,7 +13,7 @@ import logging
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.contrib.admin.views.main import ERROR_FLAG
+from django.contrib.admin.views.main import ERROR_FLAG, ChangeList
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DataError
 from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
@@ -25,14 +25,14 @@ from django.views.decorators.http import require_safe
 
 from provisioning.audit import failures
 from provisioning.audit.access import record_access
-from provisioning.audit.export import EXPORT_CHUNK, csv_lines
+from provisioning.audit.export import EXPORT_CHUNK, csv_lines, single_user
 from provisioning.audit.search import search_audit_events
 from provisioning.engine import selectors
 from provisioning.errors import first_line
 from provisioning.ids import parse_uuid
 from provisioning.models import AuditEvent
 from provisioning.web.admin.base import CappedCountPaginator, ReadOnlyMixin, time_field
-from provisioning.web.templatetags.eloity import people_html, person_in
+from provisioning.web.templatetags.eloity import people_html, person_html, person_in
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +102,17 @@ def _links(user_ids: list) -> str:
     """The event's users by name (email or phone), linked; a long list collapsed."""
     shown = user_ids[:LINKS_SHOWN]
     return people_html(shown, selectors.person_labels(shown), more=len(user_ids) - len(shown))
+
+
+class AuditChangeList(ChangeList):
+    """The audit list: the person of each single-user event on the page is named (email,
+    else phone) with one query for the page."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        labels = selectors.person_labels([i for i in map(single_user, self.result_list) if i])
+        for event in self.result_list:
+            event.person_label = labels.get(single_user(event) or "")
 
 
 @admin.register(AuditEvent)
@@ -220,7 +231,8 @@ class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
             detail={"filters": request.GET.urlencode()[:2000]},
         )
         response = StreamingHttpResponse(
-            csv_lines(events.iterator(chunk_size=EXPORT_CHUNK)), content_type="text/csv; charset=utf-8"
+            csv_lines(events.iterator(chunk_size=EXPORT_CHUNK), people=selectors.person_labels),
+            content_type="text/csv; charset=utf-8",
         )
         stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
         response["Content-Disposition"] = f'attachment; filename="audit-log-{stamp}.csv"'
@@ -242,11 +254,19 @@ class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
             return format_html('<span class="quiet">{} value{} synced</span>', n, "" if n == 1 else "s")
         return obj.rows_created_count
 
+    def get_changelist(self, request, **kwargs):
+        return AuditChangeList
+
     @admin.display(description="users")
     def targets(self, obj):
+        """The person, for a single-user event; otherwise how many users (a dry run: how
+        many it counted)."""
         if obj.outcome == AuditEvent.Outcome.DRY_RUN and (n := _users_counted(obj)) is not None:
             return n
-        return len(obj.target_user_ids or [])
+        user_id = single_user(obj)
+        if user_id is None:
+            return len(obj.target_user_ids or [])
+        return person_html(user_id, getattr(obj, "person_label", None))
 
     # --- detail page ------------------------------------------------------------------
     @admin.display(description="users targeted")

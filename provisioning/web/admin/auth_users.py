@@ -10,7 +10,8 @@ from django.db.models.expressions import RawSQL
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 import provisioning.web.admin.drift as drift_views
 from provisioning import diagnostics
@@ -222,6 +223,14 @@ class StatusChangeList(ChangeList):
         return queryset
 
     def get_results(self, request):
+        self._page_results(request)
+        if request.GET.get(ProvisioningStatusFilter.parameter_name) == "drifted":
+            # The "Values differ" list shows what differs: one query per table for the page.
+            found = drift_selectors.differences([user.pk for user in self.result_list])
+            for user in self.result_list:
+                user.drift_values = found.get(user.pk, [])
+
+    def _page_results(self, request):
         if not self.keyset:
             super().get_results(request)
             self.result_list = selectors.annotate_statuses(list(self.result_list))
@@ -259,6 +268,18 @@ def _unknown_filter_value(request, list_filter: admin.SimpleListFilter, value: s
     messages.warning(
         request,
         f"“{value[:80]}” is not a choice of the “{list_filter.title}” filter ({offered}): it was ignored.",
+    )
+
+
+def _drift_values(obj, side: str):
+    """The differing values of one side ("app" or "auth"), one per line with its column."""
+    values = getattr(obj, "drift_values", [])
+    if not values:
+        return "—"
+    return format_html_join(
+        mark_safe("<br>"),
+        "<code>{}</code> {}",
+        ((d["column"], "(empty)" if d[side] is None else d[side]) for d in values),
     )
 
 
@@ -404,6 +425,22 @@ class AuthUserAdmin(ReadOnlyMixin, admin.ModelAdmin):
     def get_search_results(self, request, queryset, search_term):
         return selectors.search_auth_users(queryset, search_term), False
 
+    def get_list_display(self, request):
+        shown = super().get_list_display(request)
+        if request.GET.get(ProvisioningStatusFilter.parameter_name) == "drifted":
+            # The values take the room of the phone and the times: the list fits 1280 px.
+            rest = [column for column in shown[1:] if column not in ("phone", "signed_up", "last_sign_in")]
+            return (shown[0], "app_value", "auth_value", *rest)
+        return shown
+
+    @admin.display(description="App value")
+    def app_value(self, obj):
+        return _drift_values(obj, "app")
+
+    @admin.display(description="Auth value")
+    def auth_value(self, obj):
+        return _drift_values(obj, "auth")
+
     @admin.display(description="Sign-up", ordering="email")
     def display_name(self, obj):
         if obj.email:
@@ -487,6 +524,7 @@ class AuthUserAdmin(ReadOnlyMixin, admin.ModelAdmin):
                 if reason
             ],
             "writable_count": sum(reason is None for reason in reasons.values()),
+            "next_steps": selectors.next_steps(reasons),
             "audit_events": selectors.audit_events_for(obj.pk)[:50],
             "can_provision": self.has_provision_permission(request),
             "drift": [row for row in drift_selectors.user_drift(obj.pk) if row["differs"]],
@@ -596,8 +634,13 @@ def _report(request, result: services.ProvisioningResult, *, subject: str | None
     else:
         messages.warning(request, result.summary(subject=subject))
     _report_failure_groups(request, result)
-    for item in result.not_provisioned[:10]:
-        messages.warning(request, f"Not provisioned: {item.user_id} ({item.table}): {item.reason}")
+    shown = result.not_provisioned[:10]
+    people = selectors.person_labels([item.user_id for item in shown])
+    for item in shown:
+        name = people.get(str(item.user_id))
+        who = f"{name} ({str(item.user_id)[:8]})" if name else str(item.user_id)
+        table = table_spec(item.table).qualified_name if item.table in TABLE_NAMES else "every table"
+        messages.warning(request, f"Not provisioned: {who}, {table}: {item.reason}")
     if result.not_provisioned_count > 10:
         messages.warning(request, f"… and {result.not_provisioned_count - 10} more; see the audit log.")
 

@@ -70,5 +70,6 @@ def home_context(request) -> dict:
             "audit_events": dashboard.latest_audit_events(10),
             "ttl": dashboard.COUNTS_TTL,
             "watchdog": watchdog.status(),
+            "cannot_provision_url": dashboard.list_url("cannot"),
         }
     }
