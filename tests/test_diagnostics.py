@@ -273,6 +273,70 @@ def test_users_that_cannot_be_provisioned_are_grouped_by_reason():
     ]
 
 
+PHONE_ONLY = "users: auth user has no email; public.users.email is NOT NULL"
+NO_NETWORK = "wallets: public.wallets.network is NOT NULL with no default and the spec does not fill it"
+
+
+def add_wallets_network_without_default() -> None:
+    execute("ALTER TABLE public.wallets ADD COLUMN network text NOT NULL DEFAULT 'solana'")
+    execute("ALTER TABLE public.wallets ALTER COLUMN network DROP DEFAULT")
+
+
+def test_a_column_no_one_fills_gets_its_own_advice_not_the_phone_only_one():
+    make_auth_user(keep=("users", "profiles"))  # lacks only a wallet
+    add_wallets_network_without_default()
+
+    result = diagnostics.check_cannot_provision()
+
+    assert [row["reason"] for row in result.details["rows"]] == [NO_NETWORK]
+    assert "phone" not in result.advice.lower()
+    assert "ALTER TABLE public.wallets ALTER COLUMN network SET DEFAULT" in result.advice
+    assert result.details["advice"] == {NO_NETWORK: result.advice}
+
+
+def test_each_reason_a_user_cannot_be_provisioned_gets_its_own_advice():
+    make_auth_user(phone="15550123", keep=())
+    make_auth_user(keep=("users", "profiles"))
+    add_wallets_network_without_default()
+
+    result = diagnostics.check_cannot_provision()
+    advice = result.details["advice"]
+
+    assert set(advice) == {PHONE_ONLY, NO_NETWORK}
+    assert "phone-only" in advice[PHONE_ONLY]
+    assert "ALTER TABLE public.users ALTER COLUMN email DROP NOT NULL" in advice[PHONE_ONLY]
+    assert "phone" not in advice[NO_NETWORK].lower()
+    assert "SET DEFAULT" in advice[NO_NETWORK] and "SET DEFAULT" not in advice[PHONE_ONLY]
+    for reason, text in advice.items():  # the advice names the reason it answers
+        assert f"“{reason}”: {text}" in result.advice
+
+
+def test_a_value_another_row_holds_and_a_chain_get_advice_of_their_own():
+    from tests.factories import make_chained_shape
+
+    make_chained_shape()  # profiles and wallets need the user's public.users row
+    execute("ALTER TABLE public.users ALTER COLUMN password SET DEFAULT 'unused'")
+    disable_trigger()
+    make_auth_user(phone="15550125")
+    taken = make_auth_user()
+    with connection.cursor() as cursor:  # an orphaned row holds the second user's email
+        cursor.execute(
+            "INSERT INTO public.users (id, email) SELECT gen_random_uuid(), email FROM auth.users WHERE id = %s",
+            [taken],
+        )
+
+    advice = diagnostics.check_cannot_provision().details["advice"]
+
+    collided = "users: email already used by another public.users row (users_email_key)"
+    assert "orphan" in advice[collided].lower() and "phone" not in advice[collided].lower()
+    chained = {r: a for r, a in advice.items() if r.startswith("profiles: needs its public.users row")}
+    assert len(chained) == 2, advice
+    for reason, text in chained.items():
+        assert text.startswith("Fix the public.users row first: ")
+        assert ("phone-only" in text) == ("has no email" in reason), (reason, text)
+        assert ("orphan" in text.lower()) == ("already used" in reason), (reason, text)
+
+
 # --- the simulated sign-up -----------------------------------------------------------------
 
 
