@@ -517,6 +517,77 @@ def test_health_page_names_a_disabled_trigger(viewer_client):
     assert "ALTER TABLE auth.users ENABLE TRIGGER on_auth_user_created;" in body
 
 
+def page_text(body: str) -> str:
+    """What a person reads: the page without its tags, scripts and styles, unescaped."""
+    import html
+    import re
+
+    body = re.sub(r"<(script|style)\b.*?</\1>", " ", body, flags=re.S)
+    return html.unescape(re.sub(r"<[^>]+>", " ", body))
+
+
+def test_the_health_page_shows_code_as_code_never_a_backtick(provisioner_client):
+    make_auth_user(phone="15550126", keep=())
+    break_schema("trigger writes a missing column")
+    break_schema("orphan wallet")
+    make_profiles_shape_b()
+    url = reverse("provisioning-health")
+
+    body = provisioner_client.get(
+        url, {"message": "Could not find the 'user_id' column of 'wallets' in the schema cache"}
+    ).content.decode()
+    body += provisioner_client.post(reverse("provisioning-health-simulate-signup")).content.decode()
+
+    assert "`" not in page_text(body)
+    assert "<code>manage.py remove_orphans --dry-run</code>" in body
+    assert "<code>NOTIFY pgrst, &#x27;reload schema&#x27;;</code>" in body
+    assert "<code>column &quot;sol_balance&quot; of relation &quot;wallets&quot; does not exist</code>" in body
+
+
+def test_the_schema_cache_answer_names_the_reload_button_where_it_is(provisioner_client):
+    body = provisioner_client.get(
+        reverse("provisioning-health"),
+        {"message": "Could not find the 'user_id' column of 'wallets' in the schema cache"},
+    ).content.decode()
+
+    assert "button below" not in body
+    answer = body.index("PostgREST&#x27;s schema cache is stale")
+    assert body.index('value="Reload PostgREST schema cache"') < answer  # the button is above the answer
+    assert "the “Reload PostgREST schema cache” button under Actions" in page_text(body)
+
+
+@pytest.mark.parametrize(
+    "broken", ["trigger dropped", "trigger writes a missing column", "trigger and function dropped"]
+)
+def test_the_sign_up_fix_shows_the_generated_sql_on_the_page_with_a_copy_button(provisioner_client, broken):
+    import html
+    import re
+
+    from provisioning.engine import triggergen
+
+    break_schema(broken)
+
+    body = provisioner_client.get(reverse("provisioning-health")).content.decode()
+    body += provisioner_client.post(reverse("provisioning-health-simulate-signup")).content.decode()
+
+    blocks = re.findall(r'<details class="generated-trigger">(.*?)</details>', body, flags=re.S)
+    assert blocks, "the generated SQL is on the page, collapsed"
+    expected = triggergen.trigger_sql().split("\n", 2)[2]  # past the two lines that name the time
+    for block in blocks:
+        copy = re.search(r'<button type="button" class="copy-id copy-sql" data-copy="([^"]*)"', block)
+        assert copy, "with a copy button"
+        assert expected in html.unescape(copy.group(1))
+        assert expected in html.unescape(re.search(r"<pre[^>]*>(.*?)</pre>", block, flags=re.S).group(1))
+    assert "run <code>manage.py provisioning_trigger_sql</code>" not in body
+    assert "“Generated SQL” under this check" in page_text(body)
+
+
+def test_the_generated_sql_is_not_offered_where_the_trigger_is_fine(viewer_client):
+    body = viewer_client.get(reverse("provisioning-health")).content.decode()
+
+    assert 'class="generated-trigger"' not in body
+
+
 def test_health_page_answers_a_schema_cache_question(viewer_client):
     make_profiles_shape_b()
     url = reverse("provisioning-health")

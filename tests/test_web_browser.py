@@ -522,6 +522,31 @@ def test_the_health_page_lines_up_on_a_broken_database(page, live_server, broken
         assert badge.inner_text().strip() == status
         assert abs(badge.bounding_box()["x"] - status_left) <= 1, status
     assert_tables_line_up(page)
+    assert "`" not in page.locator("#content-main").inner_text()  # code spans are <code>
+
+    # The sign-up function's fix is on the page: the generated SQL, collapsed, copyable.
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    function_row = checks.locator("tbody > tr", has=page.get_by_role("rowheader", name="Sign-up function", exact=True))
+    generated = function_row.locator("details.generated-trigger")
+    assert generated.get_attribute("open") is None
+    generated.locator("summary").click()
+    assert "CREATE OR REPLACE FUNCTION public.handle_new_user()" in generated.locator("pre").inner_text()
+    generated.locator("button.copy-sql").click()
+    generated.locator("button.copy-sql[data-copied]").wait_for()
+    function_row.evaluate("e => e.scrollIntoView({block: 'start'})")
+    screenshot(page, "health_generated_sql")
+    assert_tables_line_up(page)
+
+    # Each reason a user cannot be provisioned has its own advice beside it.
+    cannot = checks.locator("tbody > tr", has=page.get_by_role("rowheader", name="Users that cannot be provisioned"))
+    items = cannot.locator("ul.health-advice li")
+    reasons = [items.nth(i).locator("strong").inner_text() for i in range(items.count())]
+    advice = {r: text[len(r) + 2 :] for r, text in zip(reasons, items.all_inner_texts(), strict=True)}
+    network = advice["wallets: public.wallets.network is NOT NULL with no default and the spec does not fill it"]
+    assert "phone" not in network.lower() and "SET DEFAULT" in network
+    assert "phone-only" in advice["users: auth user has no email; public.users.email is NOT NULL"]
+    cannot.evaluate("e => e.scrollIntoView({block: 'start'})")
+    screenshot(page, "health_cannot_be_provisioned")
 
     page.get_by_role("button", name="Simulate a sign-up").click()
     page.get_by_role("heading", name="Simulated sign-up (rolled back)").wait_for()

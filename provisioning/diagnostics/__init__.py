@@ -51,6 +51,7 @@ from provisioning.diagnostics.drift import check_key_index, check_table, key_ind
 from provisioning.diagnostics.findings import (
     AUTH_SCHEMA,
     AUTH_TABLE,
+    GENERATED_TRIGGER,
     OK,
     PROBLEM,
     SAMPLE,
@@ -93,6 +94,7 @@ from provisioning.spec import SPEC
 __all__ = [
     "AUTH_SCHEMA",
     "AUTH_TABLE",
+    "GENERATED_TRIGGER",
     "OK",
     "PROBLEM",
     "SAMPLE",
