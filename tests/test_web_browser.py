@@ -553,6 +553,15 @@ def test_the_health_page_lines_up_on_a_broken_database(page, live_server, broken
     assert_tables_line_up(page)
     screenshot(page, "health_simulated_signup_broken")
 
+    from tests.factories import execute
+
+    execute("DROP TRIGGER on_auth_user_created ON auth.users")  # the fixture puts it back
+    page.goto(f"{live_server.url}/admin/tools/health/")
+    trigger_row = checks.locator("tbody > tr", has=page.get_by_role("rowheader", name="Sign-up trigger", exact=True))
+    assert trigger_row.locator("td").first.inner_text().strip() == "problem"
+    assert trigger_row.locator("details.generated-trigger").count() == 1
+    assert_tables_line_up(page)
+
 
 def test_every_tools_page_lines_up(page, live_server, demo_data):
     """The pages the other tests do not reach, each under the page fixture's layout check:
