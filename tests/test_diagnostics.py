@@ -287,6 +287,70 @@ def test_the_health_check_counts_people_once_and_rows_apart():
     assert result.details["users"] == 2
 
 
+PHONE_ONLY = "users: auth user has no email; public.users.email is NOT NULL"
+NO_NETWORK = "wallets: public.wallets.network is NOT NULL with no default and the spec does not fill it"
+
+
+def add_wallets_network_without_default() -> None:
+    execute("ALTER TABLE public.wallets ADD COLUMN network text NOT NULL DEFAULT 'solana'")
+    execute("ALTER TABLE public.wallets ALTER COLUMN network DROP DEFAULT")
+
+
+def test_a_column_no_one_fills_gets_its_own_advice_not_the_phone_only_one():
+    make_auth_user(keep=("users", "profiles"))  # lacks only a wallet
+    add_wallets_network_without_default()
+
+    result = diagnostics.check_cannot_provision()
+
+    assert [row["reason"] for row in result.details["rows"]] == [NO_NETWORK]
+    assert "phone" not in result.advice.lower()
+    assert "ALTER TABLE public.wallets ALTER COLUMN network SET DEFAULT" in result.advice
+    assert result.details["advice"] == {NO_NETWORK: result.advice}
+
+
+def test_each_reason_a_user_cannot_be_provisioned_gets_its_own_advice():
+    make_auth_user(phone="15550123", keep=())
+    make_auth_user(keep=("users", "profiles"))
+    add_wallets_network_without_default()
+
+    result = diagnostics.check_cannot_provision()
+    advice = result.details["advice"]
+
+    assert set(advice) == {PHONE_ONLY, NO_NETWORK}
+    assert "phone-only" in advice[PHONE_ONLY]
+    assert "ALTER TABLE public.users ALTER COLUMN email DROP NOT NULL" in advice[PHONE_ONLY]
+    assert "phone" not in advice[NO_NETWORK].lower()
+    assert "SET DEFAULT" in advice[NO_NETWORK] and "SET DEFAULT" not in advice[PHONE_ONLY]
+    for reason, text in advice.items():  # the advice names the reason it answers
+        assert f"“{reason}”: {text}" in result.advice
+
+
+def test_a_value_another_row_holds_and_a_chain_get_advice_of_their_own():
+    from tests.factories import make_chained_shape
+
+    make_chained_shape()  # profiles and wallets need the user's public.users row
+    execute("ALTER TABLE public.users ALTER COLUMN password SET DEFAULT 'unused'")
+    disable_trigger()
+    make_auth_user(phone="15550125")
+    taken = make_auth_user()
+    with connection.cursor() as cursor:  # an orphaned row holds the second user's email
+        cursor.execute(
+            "INSERT INTO public.users (id, email) SELECT gen_random_uuid(), email FROM auth.users WHERE id = %s",
+            [taken],
+        )
+
+    advice = diagnostics.check_cannot_provision().details["advice"]
+
+    collided = "users: email already used by another public.users row (users_email_key)"
+    assert "orphan" in advice[collided].lower() and "phone" not in advice[collided].lower()
+    chained = {r: a for r, a in advice.items() if r.startswith("profiles: needs its public.users row")}
+    assert len(chained) == 2, advice
+    for reason, text in chained.items():
+        assert text.startswith("Fix the public.users row first: ")
+        assert ("phone-only" in text) == ("has no email" in reason), (reason, text)
+        assert ("orphan" in text.lower()) == ("already used" in reason), (reason, text)
+
+
 # --- the simulated sign-up -----------------------------------------------------------------
 
 
@@ -465,6 +529,77 @@ def test_health_page_names_a_disabled_trigger(viewer_client):
 
     assert "health-badge-problem" in body
     assert "ALTER TABLE auth.users ENABLE TRIGGER on_auth_user_created;" in body
+
+
+def page_text(body: str) -> str:
+    """What a person reads: the page without its tags, scripts and styles, unescaped."""
+    import html
+    import re
+
+    body = re.sub(r"<(script|style)\b.*?</\1>", " ", body, flags=re.S)
+    return html.unescape(re.sub(r"<[^>]+>", " ", body))
+
+
+def test_the_health_page_shows_code_as_code_never_a_backtick(provisioner_client):
+    make_auth_user(phone="15550126", keep=())
+    break_schema("trigger writes a missing column")
+    break_schema("orphan wallet")
+    make_profiles_shape_b()
+    url = reverse("provisioning-health")
+
+    body = provisioner_client.get(
+        url, {"message": "Could not find the 'user_id' column of 'wallets' in the schema cache"}
+    ).content.decode()
+    body += provisioner_client.post(reverse("provisioning-health-simulate-signup")).content.decode()
+
+    assert "`" not in page_text(body)
+    assert "<code>manage.py remove_orphans --dry-run</code>" in body
+    assert "<code>NOTIFY pgrst, &#x27;reload schema&#x27;;</code>" in body
+    assert "<code>column &quot;sol_balance&quot; of relation &quot;wallets&quot; does not exist</code>" in body
+
+
+def test_the_schema_cache_answer_names_the_reload_button_where_it_is(provisioner_client):
+    body = provisioner_client.get(
+        reverse("provisioning-health"),
+        {"message": "Could not find the 'user_id' column of 'wallets' in the schema cache"},
+    ).content.decode()
+
+    assert "button below" not in body
+    answer = body.index("PostgREST&#x27;s schema cache is stale")
+    assert body.index('value="Reload PostgREST schema cache"') < answer  # the button is above the answer
+    assert "the “Reload PostgREST schema cache” button under Actions" in page_text(body)
+
+
+@pytest.mark.parametrize(
+    "broken", ["trigger dropped", "trigger writes a missing column", "trigger and function dropped"]
+)
+def test_the_sign_up_fix_shows_the_generated_sql_on_the_page_with_a_copy_button(provisioner_client, broken):
+    import html
+    import re
+
+    from provisioning.engine import triggergen
+
+    break_schema(broken)
+
+    body = provisioner_client.get(reverse("provisioning-health")).content.decode()
+    body += provisioner_client.post(reverse("provisioning-health-simulate-signup")).content.decode()
+
+    blocks = re.findall(r'<details class="generated-trigger">(.*?)</details>', body, flags=re.S)
+    assert blocks, "the generated SQL is on the page, collapsed"
+    expected = triggergen.trigger_sql().split("\n", 2)[2]  # past the two lines that name the time
+    for block in blocks:
+        copy = re.search(r'<button type="button" class="copy-id copy-sql" data-copy="([^"]*)"', block)
+        assert copy, "with a copy button"
+        assert expected in html.unescape(copy.group(1))
+        assert expected in html.unescape(re.search(r"<pre[^>]*>(.*?)</pre>", block, flags=re.S).group(1))
+    assert "run <code>manage.py provisioning_trigger_sql</code>" not in body
+    assert "“Generated SQL” under this check" in page_text(body)
+
+
+def test_the_generated_sql_is_not_offered_where_the_trigger_is_fine(viewer_client):
+    body = viewer_client.get(reverse("provisioning-health")).content.decode()
+
+    assert 'class="generated-trigger"' not in body
 
 
 def test_health_page_answers_a_schema_cache_question(viewer_client):

@@ -21,6 +21,7 @@ from django.core.cache import cache
 
 from provisioning import demo
 from provisioning.engine import selectors
+from tests.browser_layout import assert_tables_line_up, table_layout_problems, watch_table_layout
 from tests.factories import count, truncate_app_tables
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -66,9 +67,11 @@ def browser():
 
 @pytest.fixture
 def page(browser):
-    """A page that fails its test if anything it loaded broke the Content-Security-Policy."""
+    """A page that fails its test if anything it loaded broke the Content-Security-Policy, or
+    had a table whose rows do not line up with its header (tests/browser_layout.py)."""
     context = browser.new_context(viewport=VIEWPORT, timezone_id="UTC", locale="en-US")
     context.set_default_timeout(TIMEOUT_MS)
+    misaligned = watch_table_layout(context)
     page = context.new_page()
     violations: list[str] = []
     page.on(
@@ -77,8 +80,11 @@ def page(browser):
     )
     page.csp_violations = violations
     yield page
+    if page.url.startswith("http"):
+        misaligned += [f"{page.url}: {problem}" for problem in table_layout_problems(page)]
     context.close()
     assert violations == [], "the Content-Security-Policy blocked something on the page"
+    assert misaligned == [], "tables that do not line up with their header:\n" + "\n".join(dict.fromkeys(misaligned))
 
 
 @pytest.fixture
@@ -567,3 +573,167 @@ def test_a_sync_event_reads_as_user_column_old_new_and_a_preview_as_what_it_coun
     page.goto(f"{live_server.url}/admin/provisioning/auditevent/")
     assert f"would create {would} rows" in page.locator("#result_list tbody tr").first.inner_text()
     screenshot(page, "audit_log_with_a_preview")
+
+
+# --- tables line up with their header (tests/browser_layout.py) ------------------------------
+
+#: The health page's checks table as it was rendered, with the rule that broke it.
+MISALIGNED_TABLE = """<!doctype html><html><head><style>
+  .health-ok::before { content: "✓ "; }
+  table { width: 600px; }
+</style></head><body>
+<table id="checks">
+  <thead><tr><th>Status</th><th>Check</th><th>Found</th></tr></thead>
+  <tbody>
+    <tr class="health-ok"><td>ok</td><th scope="row">Sign-up trigger</th><td>fires</td></tr>
+    <tr class="health-problem"><td>problem</td><th scope="row">Sign-up function</th><td>broken</td></tr>
+  </tbody>
+</table>
+<table id="spans">
+  <thead><tr><th colspan="2">Who</th><th>What</th></tr></thead>
+  <tbody>
+    <tr><td rowspan="2">a</td><td>b</td><td>c</td></tr>
+    <tr><td>d</td><td>e</td></tr>
+    <tr><td colspan="2">f</td><td>g</td></tr>
+  </tbody>
+</table>
+</body></html>"""
+
+
+def test_the_layout_check_catches_a_generated_box_on_a_table_row(browser):
+    """The check fails on the health page's old CSS (a `::before` box on `<tr class="health-ok">`)
+    and passes rowspan and colspan that do line up."""
+    page = browser.new_page(viewport=VIEWPORT)
+    try:
+        page.set_content(MISALIGNED_TABLE)
+        problems = table_layout_problems(page)
+        page.add_style_tag(content=".health-ok::before { content: none; }")
+        fixed = table_layout_problems(page)
+    finally:
+        page.close()
+
+    assert any("#checks: row 2" in p and "4 boxes, the header 3 columns" in p and "::before" in p for p in problems)
+    assert any("#checks: row 2" in p and "column 1" in p for p in problems), problems
+    assert not any("#spans" in p for p in problems), problems
+    assert not any("row 3" in p for p in problems), problems  # the problem row has no extra box
+    assert fixed == []
+
+
+def test_the_real_stylesheet_adds_no_box_to_a_health_table_row(page, live_server, demo_data):
+    """eloity.css's ✓/✗/? marks stay off table rows of each status the health page uses."""
+    log_in(page, live_server, VIEWER)
+    page.goto(f"{live_server.url}/admin/tools/health/")
+    for status in ("ok", "warning", "problem", "bad", "unknown"):
+        content = page.evaluate(
+            """(status) => {
+                const row = document.createElement("tr");
+                row.className = "health-" + status;
+                document.querySelector("#content-main tbody").appendChild(row);
+                const content = getComputedStyle(row, "::before").content;
+                row.remove();
+                return content;
+            }""",
+            status,
+        )
+        assert content in ("none", "normal"), (status, content)
+
+
+@pytest.fixture
+def broken_database(demo_data):
+    """The demo with a sign-up function that writes a column wallets lacks, and a NOT NULL
+    column no one fills (committed: the live server reads it); restored afterwards."""
+    from tests.factories import SOL_BALANCE_TRIGGER, execute
+
+    execute(SOL_BALANCE_TRIGGER)
+    execute("ALTER TABLE public.wallets ADD COLUMN network text NOT NULL DEFAULT 'solana'")
+    execute("ALTER TABLE public.wallets ALTER COLUMN network DROP DEFAULT")
+    cache.clear()
+    yield
+    execute("ALTER TABLE public.wallets DROP COLUMN IF EXISTS network")
+    demo.install_schema()
+    cache.clear()
+
+
+def test_the_health_page_lines_up_on_a_broken_database(page, live_server, broken_database):
+    """The one moment people read the page: problem rows and ok rows under their headings."""
+    log_in(page, live_server, PROVISIONER)
+    page.goto(f"{live_server.url}/admin/tools/health/")
+    assert "problem" in page.locator("#health-headline").inner_text()
+    page.locator("#health-checks").evaluate("e => e.scrollIntoView({block: 'start'})")
+    screenshot(page, "health_broken_database")
+    checks = page.locator("#health-checks")
+    status_left = checks.locator("thead th").first.bounding_box()["x"]
+    for status in ("ok", "warning", "problem"):
+        badge = checks.locator(f"tbody > tr.health-{status} > td").first
+        assert badge.inner_text().strip() == status
+        assert abs(badge.bounding_box()["x"] - status_left) <= 1, status
+    assert_tables_line_up(page)
+    assert "`" not in page.locator("#content-main").inner_text()  # code spans are <code>
+
+    # The sign-up function's fix is on the page: the generated SQL, collapsed, copyable.
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    function_row = checks.locator("tbody > tr", has=page.get_by_role("rowheader", name="Sign-up function", exact=True))
+    generated = function_row.locator("details.generated-trigger")
+    assert generated.get_attribute("open") is None
+    generated.locator("summary").click()
+    assert "CREATE OR REPLACE FUNCTION public.handle_new_user()" in generated.locator("pre").inner_text()
+    generated.locator("button.copy-sql").click()
+    generated.locator("button.copy-sql[data-copied]").wait_for()
+    function_row.evaluate("e => e.scrollIntoView({block: 'start'})")
+    screenshot(page, "health_generated_sql")
+    assert_tables_line_up(page)
+
+    # Each reason a user cannot be provisioned has its own advice beside it.
+    cannot = checks.locator("tbody > tr", has=page.get_by_role("rowheader", name="Users that cannot be provisioned"))
+    items = cannot.locator("ul.health-advice li")
+    reasons = [items.nth(i).locator("strong").inner_text() for i in range(items.count())]
+    advice = {r: text[len(r) + 2 :] for r, text in zip(reasons, items.all_inner_texts(), strict=True)}
+    network = advice["wallets: public.wallets.network is NOT NULL with no default and the spec does not fill it"]
+    assert "phone" not in network.lower() and "SET DEFAULT" in network
+    assert "phone-only" in advice["users: auth user has no email; public.users.email is NOT NULL"]
+    cannot.evaluate("e => e.scrollIntoView({block: 'start'})")
+    screenshot(page, "health_cannot_be_provisioned")
+
+    page.get_by_role("button", name="Simulate a sign-up").click()
+    page.get_by_role("heading", name="Simulated sign-up (rolled back)").wait_for()
+    assert_tables_line_up(page)
+    screenshot(page, "health_simulated_signup_broken")
+
+    from tests.factories import execute
+
+    execute("DROP TRIGGER on_auth_user_created ON auth.users")  # the fixture puts it back
+    page.goto(f"{live_server.url}/admin/tools/health/")
+    trigger_row = checks.locator("tbody > tr", has=page.get_by_role("rowheader", name="Sign-up trigger", exact=True))
+    assert trigger_row.locator("td").first.inner_text().strip() == "problem"
+    assert trigger_row.locator("details.generated-trigger").count() == 1
+    assert_tables_line_up(page)
+
+
+def test_every_tools_page_lines_up(page, live_server, demo_data):
+    """The pages the other tests do not reach, each under the page fixture's layout check:
+    the list's filters, the orphans page, app table lists, jobs, the audit log."""
+    from tests.factories import execute
+
+    execute("INSERT INTO public.wallets (user_id) VALUES (gen_random_uuid())")  # an orphan to list
+    log_in(page, live_server, PROVISIONER)
+    paths = [
+        "/admin/",
+        "/admin/tools/health/",
+        "/admin/provisioning/authuser/",
+        "/admin/provisioning/authuser/?status=missing_any",
+        "/admin/provisioning/authuser/?status=cannot",
+        "/admin/provisioning/authuser/?q=gmail.com",
+        "/admin/provisioning/authuser/orphans/",
+        "/admin/provisioning/authuser/provision-all/",
+        "/admin/provisioning/authuser/sync-all/",
+        "/admin/provisioning/appuser/",
+        "/admin/provisioning/profile/",
+        "/admin/provisioning/wallet/",
+        "/admin/provisioning/auditevent/",
+        "/admin/tools/jobs/",
+    ]
+    for path in paths:
+        response = page.goto(f"{live_server.url}{path}")
+        assert response.status == 200, path
+        assert page.locator("table").count() > 0 or path.endswith("jobs/"), path
+        assert_tables_line_up(page)

@@ -22,6 +22,7 @@ by name); the checks live in one module per question:
   values that collide on a unique column.
 - `visibility`: rows the app cannot read (row level security, grants), asked as the app.
 - `data`: orphaned and duplicate rows, sign-ups missing rows by week, rows that cannot be provisioned.
+- `reasons`: what to do about each reason a row cannot be provisioned.
 - `findings`: `Check`, the statuses and what the checks share; `audit`: the audit record.
 """
 
@@ -50,6 +51,7 @@ from provisioning.diagnostics.drift import check_key_index, check_table, key_ind
 from provisioning.diagnostics.findings import (
     AUTH_SCHEMA,
     AUTH_TABLE,
+    GENERATED_TRIGGER,
     OK,
     PROBLEM,
     SAMPLE,
@@ -93,6 +95,7 @@ from provisioning.spec import SPEC
 __all__ = [
     "AUTH_SCHEMA",
     "AUTH_TABLE",
+    "GENERATED_TRIGGER",
     "OK",
     "PROBLEM",
     "SAMPLE",

@@ -11,6 +11,7 @@ from psycopg import sql
 
 from provisioning.diagnostics.drift import unique_index_statement
 from provisioning.diagnostics.findings import OK, PROBLEM, SAMPLE, WARNING, Check, counted_reasons, has_key_column
+from provisioning.diagnostics.reasons import advice_by_reason
 from provisioning.drift import selectors as drift_selectors
 from provisioning.engine import confirmation, selectors, statements
 from provisioning.engine.plans import TablePlan, plan_table, plan_tables
@@ -230,12 +231,20 @@ def check_cannot_provision(blocked: Callable[[], selectors.Blocked] | None = Non
     if not counts:
         return Check("Users that cannot be provisioned", OK, "Every missing row can be provisioned.", "", {})
     total = sum(counts.values())
+    # Advice follows the reason: each reason gets its own (a phone-only sign-up's is not a
+    # missing default's), named with it when there are several.
+    advice = advice_by_reason(counts, plan_tables(SPEC))
+    text = next(iter(advice.values())) if len(advice) == 1 else " ".join(f"“{r}”: {a}" for r, a in advice.items())
     return Check(
         "Users that cannot be provisioned",
         WARNING,
         f"{found.users} user{'' if found.users == 1 else 's'} cannot be provisioned ({total} missing "
         f"row{'' if total == 1 else 's'}): " + counted_reasons(counts) + ".",
-        "Expected for phone-only sign-ups where public.users.email is NOT NULL; otherwise fix the data "
-        "(a colliding orphan row, say) and provision again.",
-        {"rows": [{"reason": r, "rows": n} for r, n in counts.items()], "users": found.users, "sample": sample},
+        text,
+        {
+            "rows": [{"reason": r, "rows": n} for r, n in counts.items()],
+            "users": found.users,
+            "sample": sample,
+            "advice": advice,
+        },
     )

@@ -28,6 +28,15 @@ AUTH_SCHEMA, AUTH_TABLE = "auth", "users"
 #: How many sample rows a check shows.
 SAMPLE = 5
 
+#: A check whose fix is the generated sign-up function sets `details[GENERATED_TRIGGER]`;
+#: the health page then shows that SQL with it (collapsed, with a copy button).
+GENERATED_TRIGGER = "generated_trigger"
+#: How advice names that SQL, true on the page and on the command line alike.
+GENERATED_SQL = (
+    "the generated sign-up function and trigger (“Generated SQL” under this check on the health page; "
+    "`manage.py provisioning_trigger_sql` prints the same)"
+)
+
 
 @dataclass
 class Check:

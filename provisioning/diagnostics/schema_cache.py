@@ -24,6 +24,11 @@ _MISSING_TABLE = re.compile(r"could not find the table '(?P<table>[^']+)' in the
 #: schemas" (Settings -> API).
 DEFAULT_EXPOSED_SCHEMAS = ("public", "graphql_public")
 #: When a reload does not help.
+#: Where the reload is: the button sits under Actions, above the answer on the health page.
+RELOAD = (
+    "Reload PostgREST's schema cache (the “Reload PostgREST schema cache” button under Actions on the health "
+    "page, or `NOTIFY pgrst, 'reload schema';`), then retry. "
+)
 RELOAD_DID_NOT_HELP = (
     "If a reload does not help: PostgREST may not listen on the `pgrst` channel (`db-channel-enabled` off, or a "
     "connection pooler in front of it that drops LISTEN): restart the API (Settings -> API, or the project); "
@@ -110,8 +115,7 @@ def check_schema_cache(text: str, table: str = "") -> Check:
             name,
             WARNING,
             f"{qualified}.{column} exists ({live[column].data_type}): PostgREST's schema cache is stale.",
-            "Reload PostgREST's schema cache (the button below, or `NOTIFY pgrst, 'reload schema';`), then retry. "
-            + RELOAD_DID_NOT_HELP,
+            RELOAD + RELOAD_DID_NOT_HELP,
             details,
         )
     close = closest_names(column, list(live))
@@ -186,8 +190,7 @@ def _check_table(name: str, schema: str, table: str, exists: bool, details: dict
         name,
         WARNING,
         f"{qualified} exists in an exposed schema ({', '.join(exposed)}): PostgREST's schema cache is stale.",
-        "Reload PostgREST's schema cache (the button below, or `NOTIFY pgrst, 'reload schema';`), then retry. "
-        + RELOAD_DID_NOT_HELP,
+        RELOAD + RELOAD_DID_NOT_HELP,
         details,
     )
 

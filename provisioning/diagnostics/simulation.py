@@ -14,6 +14,8 @@ from provisioning.diagnostics.audit import Action, Outcome, record
 from provisioning.diagnostics.findings import (
     AUTH_SCHEMA,
     AUTH_TABLE,
+    GENERATED_SQL,
+    GENERATED_TRIGGER,
     OK,
     PROBLEM,
     WARNING,
@@ -56,8 +58,12 @@ def _simulated_insert(user_id: uuid.UUID, email: str) -> None:
         )
 
 
+#: The errors the generated sign-up function does away with.
+_REGENERATE_STATES = ("42703", "42P10", "23502", "42P01")
+
+
 def _advice_for_error(error: dict[str, str]) -> str:
-    regenerate = "`manage.py provisioning_trigger_sql` prints a function that writes only existing columns."
+    regenerate = f"{GENERATED_SQL[0].upper()}{GENERATED_SQL[1:]} writes only existing columns."
     by_state = {
         "42703": f"The trigger writes a column the table lacks. {regenerate}",
         "42P10": "The trigger's ON CONFLICT needs a unique index on the key column: create it (see the table "
@@ -114,6 +120,8 @@ def simulate_signup(*, actor: Actor) -> Check:
     if error is not None:
         trigger_raised = bool(error["context"]) or error["sqlstate"] != "42501"
         if trigger_raised:
+            if error["sqlstate"] in _REGENERATE_STATES:
+                details[GENERATED_TRIGGER] = True
             check = Check(
                 "Simulated sign-up",
                 PROBLEM,
@@ -133,6 +141,7 @@ def simulate_signup(*, actor: Actor) -> Check:
                 details,
             )
     elif missing:
+        details[GENERATED_TRIGGER] = True
         check = Check(
             "Simulated sign-up",
             PROBLEM,
@@ -140,8 +149,7 @@ def simulate_signup(*, actor: Actor) -> Check:
             + ", ".join(f"public.{t}" for t in missing)
             + (f" (it got {', '.join(f'public.{t}' for t in appeared)})." if appeared else ".")
             + ("" if firing else " No INSERT trigger on auth.users fired."),
-            "See the Sign-up trigger and Sign-up function checks; "
-            "`manage.py provisioning_trigger_sql` prints a trigger that writes every table.",
+            f"See the Sign-up trigger and Sign-up function checks; {GENERATED_SQL} writes every table.",
             details,
         )
     else:

@@ -10,6 +10,8 @@ from typing import Any
 from provisioning.diagnostics.findings import (
     AUTH_SCHEMA,
     AUTH_TABLE,
+    GENERATED_SQL,
+    GENERATED_TRIGGER,
     PROBLEM,
     WARNING,
     Check,
@@ -159,13 +161,14 @@ def check_trigger() -> Check:
         "other_triggers_on_auth_users": others,
         "statements": [t.definition for t in candidates],
     }
-    generate = "Review and apply the SQL from `manage.py provisioning_trigger_sql` as a migration"
+    generate = f"Review {GENERATED_SQL} and apply it as a migration"
     backfill = "then provision the users who signed up meanwhile (Provision all missing)."
     if not catalog.table_exists(AUTH_SCHEMA, AUTH_TABLE):
         return Check(
             name, PROBLEM, "auth.users does not exist on this database.", "Point DATABASE_URL at the Supabase database."
         )
     if not candidates:
+        details[GENERATED_TRIGGER] = True
         return Check(
             name,
             PROBLEM,
@@ -231,7 +234,8 @@ def check_function() -> Check:
             name,
             PROBLEM,
             f"The function {qualified} does not exist.",
-            "Review and apply the SQL from `manage.py provisioning_trigger_sql` as a migration.",
+            f"Review {GENERATED_SQL} and apply it as a migration.",
+            {GENERATED_TRIGGER: True},
         )
     inserts = app_table_inserts(function.definition)
     details: dict[str, Any] = {
@@ -239,7 +243,7 @@ def check_function() -> Check:
         "definition": function.definition,
         "writes": {i.table: list(i.columns) for i in inserts},
     }
-    regenerate = "Replace the function with the one `manage.py provisioning_trigger_sql` prints (review it first)."
+    regenerate = f"Replace the function with {GENERATED_SQL}, after reviewing it."
     findings = []
     written = {i.table for i in inserts}
     for table in TABLE_NAMES:
@@ -305,5 +309,7 @@ def check_function() -> Check:
                 "Add `SET search_path = ''` to the function (provisioning_trigger_sql does).",
             )
         )
+    if findings:  # the generated function answers every one of them
+        details[GENERATED_TRIGGER] = True
     tables = ", ".join(f"public.{t}" for t in TABLE_NAMES if t in written)
     return combine(name, findings, f"{qualified} exists and writes only existing columns of {tables}.", details)

@@ -7,6 +7,9 @@
   "copy" button (provisioning/static/provisioning/eloity.js; no CDN).
 - `status_icon`: ✓/✗ as the admin's own icons plus visually-hidden text ("present" /
   "missing"), so a screen reader says what a sighted person sees.
+- `code_spans`: the diagnostics' plain text, where `code` is written in backticks (the CLI
+  prints it so), with each span as `<code>`: a page never shows a literal backtick.
+- `copy_button`: a "copy" button for a whole text (SQL to review), beside it.
 """
 
 from __future__ import annotations
@@ -87,6 +90,31 @@ def status_icon_html(present: bool | None):
         text,
         static(f"admin/img/{icon}"),
         text,
+    )
+
+
+@register.filter
+def code_spans(value):
+    """Text with each `span` in backticks as <code>span</code>, the rest escaped; an unpaired
+    backtick is dropped. Anything but a string passes through as it is."""
+    if not isinstance(value, str):
+        return value
+    parts = value.split("`")
+    if len(parts) % 2 == 0:  # an odd number of backticks: the last one opens nothing
+        parts[-2:] = [parts[-2] + parts[-1]]
+    return format_html_join(
+        "", "{}", ((format_html("<code>{}</code>", part) if i % 2 else part,) for i, part in enumerate(parts))
+    )
+
+
+@register.filter
+def copy_button(value, label="SQL"):
+    """A button that copies `value` (provisioning/static/provisioning/eloity.js)."""
+    return format_html(
+        '<button type="button" class="copy-id copy-sql" data-copy="{0}" aria-label="Copy the {1}" title="Copy the {1}">'
+        '<span class="copy-id-text">copy</span></button>',
+        value,
+        label,
     )
 
 

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from provisioning import diagnostics, spec
 from provisioning.actors import VIEW_PERMISSION, Actor, may_provision
 from provisioning.audit.recording import record_denied
+from provisioning.engine import triggergen
 from provisioning.engine.plans import spec_problems
 from provisioning.hooks import watchdog
 from provisioning.models import AuditEvent, AuthUser
@@ -63,6 +64,7 @@ def _render(request, *, simulation: diagnostics.Check | None = None, status: int
             form.add_error("message", str(exc))
     report = diagnostics.run_checks()
     context = {
+        "generated_trigger_sql": _generated_trigger_sql([*report.checks, *([simulation] if simulation else [])]),
         **admin.site.each_context(request),
         "opts": AuthUser._meta,
         "title": "Provisioning health",
@@ -84,6 +86,17 @@ def _render(request, *, simulation: diagnostics.Check | None = None, status: int
         ],
     }
     return TemplateResponse(request, TEMPLATE, context, status=status)
+
+
+def _generated_trigger_sql(checks: list[diagnostics.Check]) -> str | None:
+    """The sign-up function and trigger `provisioning_trigger_sql` prints, when a check's fix is
+    that SQL (shown with it on the page); None otherwise, or when it cannot be generated."""
+    if not any(check.details.get(diagnostics.GENERATED_TRIGGER) for check in checks):
+        return None
+    try:
+        return triggergen.trigger_sql()
+    except ValueError:  # a spec the generator refuses: the spec checks say why
+        return None
 
 
 @require_GET
