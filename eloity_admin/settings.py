@@ -245,6 +245,22 @@ CONTENT_SECURITY_POLICY = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"one_line_refusals": {"()": "provisioning.web.request_log.OneLineRefusals"}},
+    "formatters": {
+        "django.server": {"()": "django.utils.log.ServerFormatter", "format": "[{server_time}] {message}", "style": "{"}
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        "django.server": {"level": "INFO", "class": "logging.StreamHandler", "formatter": "django.server"},
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="WARNING")},
+    "loggers": {
+        # Django's own console handler (DEBUG on) printed each record a second time beside
+        # the root's: records of `django` reach the console once, through the root.
+        "django": {"handlers": [], "level": env("LOG_LEVEL", default="WARNING"), "propagate": True},
+        # A refused request (403, 400) is one line with its reason, not a traceback.
+        "django.request": {"filters": ["one_line_refusals"], "propagate": True},
+        # runserver's request lines, as Django's default configuration prints them.
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
+    },
 }
