@@ -62,6 +62,9 @@ def manage_env(*, database_url: str | None = None, settings: str = TEST_SETTINGS
         and k != "PYTEST_CURRENT_TEST"
     }
     env["DJANGO_SETTINGS_MODULE"] = settings
+    if clean:
+        # Nor a development .env that `make run` left in the checkout.
+        env["ELOITY_DOTENV"] = str(BASE_DIR / "no-development-dotenv-in-tests")
     if database_url is not None:
         env["DATABASE_URL"] = database_url
     env.update(extra)
