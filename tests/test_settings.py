@@ -109,7 +109,8 @@ def test_a_production_process_never_reads_the_development_dotenv(tmp_path):
     tree = _checkout_copy(tmp_path)
     assert _pasted(tree, "make .env").returncode == 0
     debug = (
-        ". .venv/bin/activate && python manage.py shell -v 0 -c 'from django.conf import settings; print(settings.DEBUG)'"
+        ". .venv/bin/activate && "
+        "python manage.py shell -v 0 -c 'from django.conf import settings; print(settings.DEBUG)'"
     )
     production = {"SECRET_KEY": "p" * 20 + "roduction-secret-key-with-fifty-characters", "ALLOWED_HOSTS": "x.example"}
     database = {"DATABASE_URL": "postgres://nobody@127.0.0.1:1/nothing"}  # settings only: never connects

@@ -11,6 +11,7 @@ from django.utils.html import format_html
 from provisioning.ids import parse_uuid
 from provisioning.models import AppUser, Profile, Wallet
 from provisioning.web.admin.base import CappedCountPaginator, ReadOnlyMixin, time_field, yes_no_field
+from provisioning.web.admin.ignored_input import SaysWhatItIgnored
 
 
 def auth_user_link(field: str):
@@ -28,7 +29,7 @@ def auth_user_link(field: str):
     return show
 
 
-class ReadOnlyAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class ReadOnlyAdmin(SaysWhatItIgnored, ReadOnlyMixin, admin.ModelAdmin):
     """The app tables, keyed by an auth user id: browsed here, written only by services.
     The search box also takes an auth user's id: the row of that user."""
 
