@@ -111,7 +111,9 @@ def stop_cluster(pgdata: Path, *, timeout: float = 30) -> None:
     try:
         from pgserver._commands import pg_ctl
 
-        pg_ctl(["-m", "immediate", "-w", "stop"], pgdata=pgdata, timeout=timeout)
+        # pg_ctl refuses to run as root: as root, run it as the data folder's owner (pgserver's).
+        user = _owner(pgdata) if os.geteuid() == 0 else None
+        pg_ctl(["-m", "immediate", "-w", "stop"], pgdata=pgdata, user=user, timeout=timeout)
     except Exception:  # the kill below is the fallback for any failure
         pass
     try:
@@ -121,6 +123,12 @@ def stop_cluster(pgdata: Path, *, timeout: float = 30) -> None:
         postmaster.wait(timeout=timeout)
     except psutil.NoSuchProcess:
         pass
+
+
+def _owner(path: Path) -> str:
+    import pwd
+
+    return pwd.getpwuid(Path(path).stat().st_uid).pw_name
 
 
 def _postmaster(pgdata: Path):
