@@ -15,7 +15,16 @@ $(STAMP): requirements.txt
 
 setup: $(STAMP)
 
-demo: setup
+# A development .env (git-ignored), written once, never overwritten: with it, the README's
+# `python manage.py ...` lines work by hand once the virtualenv is active. Settings read it
+# only while the environment sets none of DEBUG, SECRET_KEY and ALLOWED_HOSTS (production
+# sets them), and only with its marker line.
+.env:
+	printf '%s\n' '# Local development only, written by make run / make demo (git-ignored).' \
+	  '# Read only while the environment sets none of DEBUG, SECRET_KEY, ALLOWED_HOSTS.' \
+	  'ELOITY_DEVELOPMENT_ONLY=1' 'DEBUG=1' > .env
+
+demo: setup .env
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --noinput
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py load_demo
 

@@ -1,11 +1,14 @@
 """Settings for eloity-admin, read from the environment (django-environ).
 
 DEBUG is off unless DEBUG=1; with DEBUG off, SECRET_KEY and ALLOWED_HOSTS must be set.
+`make run` writes a development .env (DEBUG=1) that is read only when the environment sets
+none of DEBUG, SECRET_KEY and ALLOWED_HOSTS.
 With no DATABASE_URL, an embedded PostgreSQL (pgserver) under .data/ is used.
 """
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,8 +18,28 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-if (BASE_DIR / ".env").exists():
-    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+#: What `make run` and `make demo` write (git-ignored) so that `python manage.py ...` works
+#: by hand in the checkout: DEBUG=1 and this marker line.
+DEVELOPMENT_DOTENV_MARKER = "ELOITY_DEVELOPMENT_ONLY=1"
+
+
+def _read_development_dotenv(path: Path) -> None:
+    """Read the development .env, and nothing else: only a file carrying the marker, and
+    only while the environment sets none of DEBUG, SECRET_KEY and ALLOWED_HOSTS. A
+    production process sets them, so a .env left in its checkout is never read."""
+    if any(name in os.environ for name in ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS")):
+        return
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return
+    if DEVELOPMENT_DOTENV_MARKER in (line.strip() for line in lines):
+        environ.Env.read_env(path, overwrite=False)
+
+
+# ELOITY_DOTENV: another file than the checkout's .env (the tests give one that is absent).
+_read_development_dotenv(Path(os.environ.get("ELOITY_DOTENV") or BASE_DIR / ".env"))
 
 DEBUG = env.bool("DEBUG", default=False)
 
@@ -248,6 +271,22 @@ CONTENT_SECURITY_POLICY = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"one_line_refusals": {"()": "provisioning.web.request_log.OneLineRefusals"}},
+    "formatters": {
+        "django.server": {"()": "django.utils.log.ServerFormatter", "format": "[{server_time}] {message}", "style": "{"}
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        "django.server": {"level": "INFO", "class": "logging.StreamHandler", "formatter": "django.server"},
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="WARNING")},
+    "loggers": {
+        # Django's own console handler (DEBUG on) printed each record a second time beside
+        # the root's: records of `django` reach the console once, through the root.
+        "django": {"handlers": [], "level": env("LOG_LEVEL", default="WARNING"), "propagate": True},
+        # A refused request (403, 400) is one line with its reason, not a traceback.
+        "django.request": {"filters": ["one_line_refusals"], "propagate": True},
+        # runserver's request lines, as Django's default configuration prints them.
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
+    },
 }

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.leftovers import pytest_sessionfinish  # noqa: F401 - fails the run on a leaked process
+
 
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):

@@ -164,3 +164,51 @@ def test_status_text_lists_the_users_that_cannot_be_provisioned():
 
     assert code == 0
     assert f"  {phone_only}  phone 15550111  users: auth user has no email" in out
+
+
+def _with_id(user_id, new_id: str):
+    """Give an auth user (without app rows) a chosen id: two ids sharing a short id."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE auth.users SET id = %s WHERE id = %s", [new_id, user_id])
+    return new_id
+
+
+def test_provision_takes_the_short_id_the_pages_show():
+    user_id = make_auth_user(keep=())
+
+    code, out = run("provision", "--user", str(user_id)[:8])
+
+    assert code == 0, out
+    assert [count(t, [user_id]) for t in ("users", "profiles", "wallets")] == [1, 1, 1]
+
+
+def test_an_ambiguous_short_id_lists_the_matches_and_writes_nothing():
+    first = _with_id(make_auth_user(email="first@example.com", keep=()), "52a34203-0000-4000-8000-000000000001")
+    second = _with_id(make_auth_user(email="second@example.com", keep=()), "52a34203-ffff-4000-8000-000000000002")
+
+    code, message = run("provision", "--user", "52A34203")
+
+    assert code == 2
+    assert "52A34203 matches 2 auth users" in message
+    assert f"{first} (first@example.com)" in message and f"{second} (second@example.com)" in message
+    assert "unknown user" not in message
+    assert count("users", [first, second]) == 0
+
+
+def test_provision_and_sync_take_a_phone_number_as_the_search_box_does():
+    user_id = make_auth_user(email="by.phone@example.com", phone="15550142", keep=("users",))
+
+    code, out = run("provision", "--user", "+1 555-0142")
+    assert code == 0, out
+    assert count("profiles", [user_id]) == 1
+
+    code, out = run("sync_values", "--user", "+1 555-0142", "--dry-run")
+    assert code == 0, out
+
+
+def test_a_short_id_nobody_has_is_unknown():
+    code, message = run("provision", "--user", "00000000")
+    assert code == 2
+    assert message == "unknown user: 00000000"

@@ -370,7 +370,9 @@ def test_the_orphans_page_previews_and_only_the_permission_removes(provisioner_c
     provisioner.user_permissions.add(Permission.objects.get(codename="remove_orphans"))
     provisioner_client.force_login(type(provisioner).objects.get(pk=provisioner.pk))
     assert 'id="remove-orphans-button"' in provisioner_client.get(url).content.decode()
-    provisioner_client.post(url)
+    # A second confirmation names the row count (tests/test_web_orphans.py), then removes.
+    assert "Remove 3 orphaned rows for good?" in provisioner_client.post(url).content.decode()
+    provisioner_client.post(url, {"confirmed_rows": "3"})
     assert [count(t, [gone]) for t in ("users", "profiles", "wallets")] == [0, 0, 0]
     assert 'id="no-orphans"' in provisioner_client.get(url).content.decode()
 

@@ -13,13 +13,12 @@ import signal
 import subprocess
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from tests.processes import database_url, manage_env, run_manage
+from tests.processes import database_url, manage_env, private_cluster, run_manage
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 USERS = 600
@@ -29,18 +28,14 @@ TABLES = ("users", "profiles", "wallets")
 
 @pytest.fixture
 def cluster(tmp_path):
-    """A private PostgreSQL cluster: (server, conninfo of a fresh database on it)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pgserver
-
-        server = pgserver.get_server(tmp_path / "pg", cleanup_mode="stop")
-    info = server.get_postmaster_info()
-    conninfo = {"host": str(info.socket_dir), "port": str(info.port or 5432), "user": "postgres"}
-    with psycopg.connect(**conninfo, dbname="postgres", autocommit=True) as conn:
-        conn.execute("CREATE DATABASE outage")
-    yield server, {**conninfo, "dbname": "outage"}
-    server.cleanup()
+    """A private PostgreSQL cluster: (server, conninfo of a fresh database on it), stopped
+    when the test ends, pass or fail, even after the test restarted it with pg_ctl."""
+    with private_cluster(tmp_path / "pg") as server:
+        info = server.get_postmaster_info()
+        conninfo = {"host": str(info.socket_dir), "port": str(info.port or 5432), "user": "postgres"}
+        with psycopg.connect(**conninfo, dbname="postgres", autocommit=True) as conn:
+            conn.execute("CREATE DATABASE outage")
+        yield server, {**conninfo, "dbname": "outage"}
 
 
 def _env(conninfo: dict) -> dict:
@@ -251,6 +246,7 @@ def test_worker_outlives_a_database_restart_and_a_dropped_connection(cluster, tm
             worker.wait(timeout=20)
         except subprocess.TimeoutExpired:
             worker.kill()
+            worker.wait()
 
     output = log.read_text()
     assert "Traceback" not in output, output

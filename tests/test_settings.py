@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -35,3 +36,95 @@ def test_a_command_without_the_settings_it_needs_says_so_in_one_line():
         "ImproperlyConfigured: With DEBUG off, SECRET_KEY and ALLOWED_HOSTS must be set in the environment "
         "(or set DEBUG=1 for local development)."
     ]
+
+
+def _checkout_copy(tmp_path: Path) -> Path:
+    """The checkout as a newcomer has it after cloning: the code, the Makefile and the
+    project's virtualenv (linked), no .env."""
+    import shutil
+
+    tree = tmp_path / "checkout"
+    tree.mkdir()
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("eloity_admin", "provisioning", "templates"):
+        shutil.copytree(ROOT / name, tree / name, ignore=ignore)
+    for name in ("manage.py", "Makefile", "requirements.txt"):
+        shutil.copy(ROOT / name, tree / name)
+    (tree / ".venv").symlink_to(ROOT / ".venv")
+    return tree
+
+
+def _pasted(tree: Path, line: str, **extra) -> subprocess.CompletedProcess:
+    """`line` typed into a fresh shell in `tree`: the user's PATH without the virtualenv,
+    none of the settings variables (`extra` adds some)."""
+    path = ":".join(p for p in os.environ["PATH"].split(":") if ".venv" not in p)
+    env = {"PATH": path, "HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8", **extra}
+    return subprocess.run(["bash", "-c", line], cwd=tree, env=env, capture_output=True, text=True, timeout=180)
+
+
+#: A runnable form of each command in the README's "Command line at a glance" (a new line
+#: there needs one here); None: a long-running or data-replacing command, shown with --help.
+README_COMMANDS = {
+    "provisioning_status": "provisioning_status --json",
+    "provision": "provision --all-missing --dry-run",
+    "provisioning_doctor": "provisioning_doctor",
+    "sync_values": "sync_values --all-drifted --dry-run",
+    "remove_orphans": "remove_orphans --dry-run",
+    "provisioning_trigger_sql": "provisioning_trigger_sql",
+    "provisioning_webhook_sql": "provisioning_webhook_sql --url https://dashboard.example.com/hooks/signup/",
+    "provisioning_watchdog": None,
+    "db_worker": None,
+    "resume_jobs": "resume_jobs",
+    "load_demo": None,
+}
+
+
+def _readme_commands() -> list[str]:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Command line at a glance", 1)[1].split("\n## ", 1)[0]
+    return [line.split()[2] for line in section.splitlines() if line.startswith("python manage.py ")]
+
+
+def test_the_readme_command_lines_work_as_pasted_after_make_run(clean_app_tables, tmp_path):
+    from tests.processes import current_database_url
+
+    tree = _checkout_copy(tmp_path)
+    commands = _readme_commands()
+    assert commands and set(commands) == set(README_COMMANDS)
+    # The one step the README names: `make run` (or `make demo`) writes the development .env.
+    made = _pasted(tree, "make .env")
+    assert made.returncode == 0, made.stdout + made.stderr
+
+    # The test database, not a new embedded server; the webhook's SQL needs its secret.
+    database = {"DATABASE_URL": current_database_url(), "SIGNUP_WEBHOOK_SECRET": "w" * 40}
+    for name in commands:
+        line = f"python manage.py {README_COMMANDS[name] or name + ' --help'}"
+        done = _pasted(tree, f". .venv/bin/activate && {line}", **database)
+        allowed = {0, 1} if name == "provisioning_doctor" else {0}
+        assert done.returncode in allowed, (line, done.stdout[-2000:], done.stderr[-2000:])
+        assert "Traceback" not in done.stderr, (line, done.stderr)
+
+
+def test_a_production_process_never_reads_the_development_dotenv(tmp_path):
+    tree = _checkout_copy(tmp_path)
+    assert _pasted(tree, "make .env").returncode == 0
+    debug = (
+        ". .venv/bin/activate && "
+        "python manage.py shell -v 0 -c 'from django.conf import settings; print(settings.DEBUG)'"
+    )
+    production = {"SECRET_KEY": "p" * 20 + "roduction-secret-key-with-fifty-characters", "ALLOWED_HOSTS": "x.example"}
+    database = {"DATABASE_URL": "postgres://nobody@127.0.0.1:1/nothing"}  # settings only: never connects
+
+    # DEBUG off in the environment: the .env's DEBUG=1 is not read, and it still refuses.
+    refused = _pasted(tree, debug, DEBUG="0", **database)
+    assert refused.returncode == 2
+    assert "SECRET_KEY and ALLOWED_HOSTS must be set" in refused.stderr
+    # Production's variables set, DEBUG unset: DEBUG stays off.
+    assert _pasted(tree, debug, **production, **database).stdout.strip() == "False"
+    # A developer's shell, nothing set: the .env's DEBUG=1.
+    assert _pasted(tree, debug, **database).stdout.strip() == "True"
+    # A .env that does not say it is for development is not read.
+    (tree / ".env").write_text("DEBUG=1\n")
+    unmarked = _pasted(tree, debug, **database)
+    assert unmarked.returncode == 2
+    assert "SECRET_KEY and ALLOWED_HOSTS must be set" in unmarked.stderr

@@ -532,4 +532,4 @@ def test_a_bad_keyset_cursor_is_the_first_page_with_a_message(viewer_client):
     assert response.status_code == 200
     assert [u.pk for u in response.context["cl"].result_list] == [user]
     assert response.context["cl"].first_shown == 1
-    assert "page marker in the address was not valid" in response.content.decode()
+    assert "“after=not-a-uuid” in the address is not a page marker of this list" in response.content.decode()

@@ -391,30 +391,49 @@ def person_labels(user_ids) -> dict[str, str]:
     }
 
 
-def resolve_users(identifiers: list[str]) -> tuple[list[uuid.UUID], list[str]]:
-    """Map ids or emails (case-insensitive) to auth user ids. Returns (ids, not found or
-    ambiguous): an email several auth users share resolves to none of them."""
+#: How many matches an ambiguous identifier lists.
+AMBIGUOUS_SHOWN = 10
+
+
+def resolve_users(identifiers: list[str]) -> tuple[list[uuid.UUID], list[str], list[str]]:
+    """Map what the search box takes to auth user ids, one user per identifier: an id, an
+    email (case-insensitive, exact first), the 8-character short id the pages show, a phone
+    number as shown, a part of an email. Returns (ids, unknown identifiers, ambiguous ones,
+    each naming its matches): an identifier several auth users match resolves to none of
+    them, since acting on "the first" could fix the wrong account. Reads only."""
     found: list[uuid.UUID] = []
     unknown: list[str] = []
+    ambiguous: list[str] = []
     for ident in identifiers:
-        as_uuid = parse_uuid(ident)
+        cleaned = clean_typed(ident)
+        as_uuid = parse_uuid(cleaned)
         if as_uuid is not None:
-            match = AuthUser.objects.filter(pk=as_uuid).values_list("id", flat=True).first()
+            query = AuthUser.objects.filter(pk=as_uuid)
+        elif not cleaned:
+            query = AuthUser.objects.none()
         else:
-            cleaned = ident.replace("\x00", "").strip()
-            matches = (
-                list(AuthUser.objects.filter(email__iexact=cleaned).values_list("id", flat=True)[:2]) if cleaned else []
-            )
-            if len(matches) > 1:
-                # SSO sign-ups may share an email: acting on "the first" could fix the wrong account.
-                unknown.append(f"{ident} (several auth users have this email: give the id)")
-                continue
-            match = matches[0] if matches else None
-        if match is None:
+            # An exact email first: "ada@example.com" is not also "bada@example.com".
+            query = AuthUser.objects.filter(email__iexact=cleaned)
+            if not query.exists():
+                query = search_auth_users(AuthUser.objects.all(), cleaned)
+        matches = list(query.order_by("pk").values_list("id", flat=True)[: AMBIGUOUS_SHOWN + 1])
+        if not matches:
             unknown.append(ident)
-        elif match not in found:
-            found.append(match)
-    return found, unknown
+        elif len(matches) > 1:
+            total = query.count() if len(matches) > AMBIGUOUS_SHOWN else len(matches)
+            labels = person_labels(matches[:AMBIGUOUS_SHOWN])
+            shown = ", ".join(f"{pk} ({labels.get(str(pk), 'no email or phone')})" for pk in matches[:AMBIGUOUS_SHOWN])
+            more = f" and {total - AMBIGUOUS_SHOWN} more" if total > AMBIGUOUS_SHOWN else ""
+            ambiguous.append(f"{ident} matches {total} auth users: {shown}{more}; give the id")
+        elif matches[0] not in found:
+            found.append(matches[0])
+    return found, unknown, ambiguous
+
+
+def unresolved_message(unknown: list[str], ambiguous: list[str]) -> str:
+    """One line for the identifiers `resolve_users` could not map to one user."""
+    parts = [f"unknown user: {', '.join(unknown)}"] if unknown else []
+    return "; ".join([*parts, *ambiguous])
 
 
 def audit_events_for(user_id: uuid.UUID) -> QuerySet:

@@ -48,9 +48,9 @@ class Command(ProvisioningCommand):
                 kwargs["progress"] = _bar_updater(bar)
                 result = services.provision_all_missing(**kwargs)
             else:
-                ids, unknown = selectors.resolve_users(options["user"])
-                if unknown:
-                    raise CommandError(f"unknown user: {', '.join(unknown)}", returncode=EXIT_BAD_INPUT)
+                ids, unknown, ambiguous = selectors.resolve_users(options["user"])
+                if unknown or ambiguous:
+                    raise CommandError(selectors.unresolved_message(unknown, ambiguous), returncode=EXIT_BAD_INPUT)
                 bar = self._progress_bar(lambda: len(ids), options["json"])
                 kwargs["progress"] = _bar_updater(bar)
                 result = services.provision_users(user_ids=ids, **kwargs)

@@ -50,9 +50,9 @@ class Command(ProvisioningCommand):
             if options["all_drifted"]:
                 result = services.sync_values(all_drifted=True, **kwargs)
             else:
-                ids, unknown = selectors.resolve_users(options["user"])
-                if unknown:
-                    raise CommandError(f"unknown user: {', '.join(unknown)}", returncode=EXIT_BAD_INPUT)
+                ids, unknown, ambiguous = selectors.resolve_users(options["user"])
+                if unknown or ambiguous:
+                    raise CommandError(selectors.unresolved_message(unknown, ambiguous), returncode=EXIT_BAD_INPUT)
                 result = services.sync_values(user_ids=ids, **kwargs)
         except ValueError as exc:
             raise CommandError(str(exc), returncode=EXIT_BAD_INPUT) from exc

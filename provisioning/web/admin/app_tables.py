@@ -22,6 +22,7 @@ from provisioning.engine import rows
 from provisioning.ids import clean_typed, parse_uuid
 from provisioning.models import AppUser, AuthUser, Profile, Wallet
 from provisioning.web.admin.base import CappedCountPaginator, ReadOnlyMixin
+from provisioning.web.admin.ignored_input import SaysWhatItIgnored
 from provisioning.web.templatetags.eloity import app_value
 
 
@@ -51,7 +52,7 @@ def live_column(index: int, name: str):
     return show
 
 
-class ReadOnlyAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class ReadOnlyAdmin(SaysWhatItIgnored, ReadOnlyMixin, admin.ModelAdmin):
     """An app table keyed by an auth user id: browsed here, written only by services.
     The search box takes an auth user's id (the row of that user) or part of the table's
     email, username or name, where the live table has those columns."""

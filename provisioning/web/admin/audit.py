@@ -12,10 +12,8 @@ import json
 import logging
 
 from django.contrib import admin
-from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ERROR_FLAG, ChangeList
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import DataError
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
 from django.template.loader import render_to_string
 from django.urls import path, reverse
@@ -32,6 +30,7 @@ from provisioning.errors import first_line
 from provisioning.ids import parse_uuid
 from provisioning.models import AuditEvent
 from provisioning.web.admin.base import CappedCountPaginator, ReadOnlyMixin, time_field
+from provisioning.web.admin.ignored_input import UNUSABLE, SaysWhatItIgnored
 from provisioning.web.templatetags.eloity import people_html, person_html, person_in
 
 logger = logging.getLogger(__name__)
@@ -116,7 +115,7 @@ class AuditChangeList(ChangeList):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class AuditEventAdmin(SaysWhatItIgnored, ReadOnlyMixin, admin.ModelAdmin):
     """Read-only for everyone, superusers included: the audit log is append-only."""
 
     list_display = (
@@ -210,19 +209,16 @@ class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied("You do not have permission to view the audit log.")
         try:
-            events = self.get_changelist_instance(request).queryset
+            events = self.changelist_as_given(request).queryset
             # Ask the database for one row before anything is sent or audited: a filter
             # value it cannot take (`?client_address=notanip`, a broken regex) fails here,
             # not halfway through a streamed response. (Not the stream's own cursor: a
             # response nobody reads must not leave a server-side cursor open.)
             list(events[:1])
-        except IncorrectLookupParameters:
-            # The changelist explains unknown or malformed filters itself.
-            return self._back_to_the_list()
-        except (ValueError, OverflowError, DataError, ValidationError) as exc:
-            # What the list answers for the same filters (see middleware): back to it, ?e=1.
+        except UNUSABLE as exc:
+            # The list names what it cannot use and shows the rest: back to it, same address.
             logger.warning("unusable audit export filter: %s", first_line(exc))
-            return self._back_to_the_list()
+            return self._back_to_the_list(request)
         record_access(
             request=request,
             action=AuditEvent.Action.EXPORT_AUDIT,
@@ -239,8 +235,11 @@ class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
         response["Cache-Control"] = "no-store"
         return response
 
-    def _back_to_the_list(self) -> HttpResponseRedirect:
-        return HttpResponseRedirect(reverse("admin:provisioning_auditevent_changelist") + f"?{ERROR_FLAG}=1")
+    def _back_to_the_list(self, request) -> HttpResponseRedirect:
+        query = request.GET.urlencode()
+        return HttpResponseRedirect(
+            reverse("admin:provisioning_auditevent_changelist") + (f"?{query}" if query else "")
+        )
 
     # --- list columns -----------------------------------------------------------------
     @admin.display(description="rows created")

@@ -34,6 +34,7 @@ from provisioning.web.admin.base import (
     time_field,
     yes_no_field,
 )
+from provisioning.web.admin.ignored_input import SaysWhatItIgnored, ignored_note
 from provisioning.web.templatetags.eloity import local_time, status_icon_html
 
 #: Above this many auth users (planner estimate), the list is ordered by the indexed id and
@@ -296,7 +297,7 @@ def _status_column(field: str, label: str):
 
 
 @admin.register(AuthUser)
-class AuthUserAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class AuthUserAdmin(SaysWhatItIgnored, ReadOnlyMixin, admin.ModelAdmin):
     """auth.users belongs to Supabase Auth: read-only here, always."""
 
     # The ✓/✗ columns come first after the sign-up: they are what staff scan for.
@@ -391,11 +392,14 @@ class AuthUserAdmin(ReadOnlyMixin, admin.ModelAdmin):
         request.eloity_list_keyset = self.uses_keyset()
         request.eloity_list_after = None
         cursor = request.GET.get(AFTER_VAR)
-        if request.eloity_list_keyset and cursor is not None:
-            request.eloity_list_after = parse_uuid(cursor)
+        if cursor is not None:
+            request.eloity_list_after = parse_uuid(cursor) if request.eloity_list_keyset else None
             if request.eloity_list_after is None:
+                # Not a marker, or one from a large list's keyset pages on a list that
+                # pages by number: either way, said.
                 messages.warning(
-                    request, "The list's page marker in the address was not valid: back to the first page."
+                    request,
+                    ignored_note(AFTER_VAR, cursor, "is not a page marker of this list: showing the first page."),
                 )
         return super().get_changelist_instance(request)
 

@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.dateparse import parse_datetime
 
 from provisioning.actors import REMOVE_ORPHANS_PERMISSION, Actor, may_provision
 from provisioning.drift import selectors as drift_selectors
@@ -133,19 +134,25 @@ def sync_selected(model_admin, request, queryset):
 
 
 def orphans_view(model_admin, request):
-    """GET: the orphaned rows, counted per table, a sample in full; POST (with the
-    permission): remove them all, audited."""
-    if request.method == "POST":
-        try:
-            result = drift_services.remove_orphans(actor=Actor.from_request(request))
-        except ProvisioningFailed as exc:
-            messages.error(request, f"Nothing was removed: {exc}")
-        else:
-            messages.success(request, result.summary() + " Every removed row is kept in the audit event.")
-        return HttpResponseRedirect(reverse("admin:provisioning_authuser_orphans"))
+    """GET: the orphaned rows, counted per table, a sample in full. POST (with the
+    permission): first a confirmation naming the row count and the secret columns whose
+    values are lost; then, posted back with that count (`confirmed_rows`), the removal of
+    them all, audited. A POST without the permission goes to the service, which audits the
+    refusal (403)."""
     if not request.user.has_perm("provisioning.view_authuser"):
         raise PermissionDenied
     found = drift_selectors.orphaned_rows()
+    total = sum(v["count"] for v in found.values())
+    confirmed = request.POST.get("confirmed_rows") if request.method == "POST" else None
+    actor = Actor.from_request(request) if request.method == "POST" else None
+    if request.method == "POST" and (not actor.may_remove_orphans() or (total and confirmed == str(total))):
+        try:
+            result = drift_services.remove_orphans(actor=actor)
+        except ProvisioningFailed as exc:
+            messages.error(request, f"Nothing was removed: {exc}")
+        else:
+            messages.success(request, result.summary() + " The audit event keeps every removed row but its secrets.")
+        return HttpResponseRedirect(reverse("admin:provisioning_authuser_orphans"))
     return _page(
         model_admin,
         request,
@@ -161,7 +168,7 @@ def orphans_view(model_admin, request):
                     {
                         "key": row.get(values["key"]),
                         "email": row.get("email") or row.get("username") or "",
-                        "created_at": row.get("created_at") or "",
+                        "created_at": _timestamp(row.get("created_at")),
                         "full": json.dumps(row, indent=1, sort_keys=True, default=str),
                     }
                     for row in values["sample"]
@@ -169,6 +176,21 @@ def orphans_view(model_admin, request):
             }
             for name, values in found.items()
         ],
-        total=sum(v["count"] for v in found.values()),
+        total=total,
+        # The columns whose values no audit event keeps: lost for good with their rows.
+        withheld=[f"{name}.{column}" for name, values in found.items() for column in values["withheld"]],
         may_remove=request.user.has_perm(REMOVE_ORPHANS_PERMISSION),
+        confirming=request.method == "POST" and bool(total),
+        confirmed_other=confirmed if confirmed not in (None, str(total)) else None,
     )
+
+
+def _timestamp(value):
+    """A row's timestamp as read from its JSON (ISO text) as a datetime, shown as on every
+    other page (`local_time`); anything else as it is."""
+    if isinstance(value, str):
+        try:
+            return parse_datetime(value) or value
+        except ValueError:
+            return value
+    return value

@@ -20,6 +20,7 @@ from provisioning.actors import VIEW_PERMISSION, Actor, may_provision
 from provisioning.audit import failures
 from provisioning.engine import selectors
 from provisioning.models import ProvisioningJob
+from provisioning.web.admin.ignored_input import ignored_note
 
 LIST_SIZE = 50
 
@@ -105,6 +106,11 @@ def job_status(job: ProvisioningJob) -> dict:
 
 def job_list_view(request):
     _require_view(request)
+    # The list has no filters or pages: anything in the address is said to be ignored.
+    for key in request.GET:
+        messages.warning(
+            request, ignored_note(key, request.GET[key], f"was ignored: this list shows the {LIST_SIZE} newest jobs.")
+        )
     context = {
         **admin.site.each_context(request),
         "title": "Provisioning jobs",
