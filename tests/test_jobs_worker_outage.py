@@ -12,6 +12,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,10 +28,15 @@ TABLES = ("users", "profiles", "wallets")
 
 
 @pytest.fixture
-def cluster(tmp_path):
+def cluster():
     """A private PostgreSQL cluster: (server, conninfo of a fresh database on it), stopped
-    when the test ends, pass or fail, even after the test restarted it with pg_ctl."""
-    with private_cluster(tmp_path / "pg") as server:
+    when the test ends, pass or fail, even after the test restarted it with pg_ctl.
+
+    Its data lives outside pytest's own temporary folder: as root, the server runs as
+    pgserver's user, which must traverse every parent folder, and any pytest session that
+    starts meanwhile sets /tmp/pytest-of-root back to 0700 (a restart then fails with
+    "could not access directory ... Permission denied")."""
+    with tempfile.TemporaryDirectory(prefix="eloity-outage-") as folder, private_cluster(Path(folder) / "pg") as server:
         info = server.get_postmaster_info()
         conninfo = {"host": str(info.socket_dir), "port": str(info.port or 5432), "user": "postgres"}
         with psycopg.connect(**conninfo, dbname="postgres", autocommit=True) as conn:

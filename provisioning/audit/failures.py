@@ -80,6 +80,26 @@ class FailureGroups:
         return bool(self._groups)
 
 
+class ReportedRun:
+    """What the result of a provisioning run and of a sync share: their failures by table
+    and reason, and their outcome in the audit log's words (`AuditEvent.Outcome`). The
+    result has `dry_run`, `ok` and `failures` (a FailureGroups)."""
+
+    @property
+    def failure_groups(self) -> list[FailureGroup]:
+        return self.failures.groups()
+
+    @property
+    def outcome(self) -> str:
+        if self.dry_run:
+            return AuditEvent.Outcome.DRY_RUN
+        return AuditEvent.Outcome.SUCCEEDED if self.ok else AuditEvent.Outcome.PARTIAL
+
+    @property
+    def outcome_label(self) -> str:
+        return AuditEvent.Outcome(self.outcome).label
+
+
 def ordered(groups: Iterable[FailureGroup]) -> list[FailureGroup]:
     """Most frequent first, then by table and reason: every group is shown, so order is only
     for reading."""

@@ -21,7 +21,7 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from provisioning.actors import Actor
-from provisioning.audit.failures import FailureGroup, FailureGroups
+from provisioning.audit.failures import FailureGroups, ReportedRun
 from provisioning.audit.recording import record_denied, record_event, record_failed
 from provisioning.drift import statements
 from provisioning.drift.columns import CopiedColumn, by_table, copied_columns, withheld_columns
@@ -70,7 +70,7 @@ Blocked = NotProvisioned
 
 
 @dataclass
-class SyncResult:
+class SyncResult(ReportedRun):
     dry_run: bool
     columns: list[str]  # users.email
     run_id: uuid.UUID
@@ -87,21 +87,6 @@ class SyncResult:
     @property
     def ok(self) -> bool:
         return self.blocked_count == 0
-
-    @property
-    def failure_groups(self) -> list[FailureGroup]:
-        return self.failures.groups()
-
-    @property
-    def outcome(self) -> str:
-        """The run's outcome in the audit log's words (`AuditEvent.Outcome`)."""
-        if self.dry_run:
-            return Outcome.DRY_RUN
-        return Outcome.SUCCEEDED if self.ok else Outcome.PARTIAL
-
-    @property
-    def outcome_label(self) -> str:
-        return Outcome(self.outcome).label
 
     @property
     def total_changed(self) -> int:

@@ -18,7 +18,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models.expressions import RawSQL
 
 from provisioning.actors import Actor
-from provisioning.audit.failures import FailureGroup, FailureGroups
+from provisioning.audit.failures import FailureGroups, ReportedRun
 from provisioning.audit.recording import record_denied, record_event, record_failed
 from provisioning.engine import statements
 from provisioning.engine.plans import TablePlan, plan_run, require_write_order
@@ -63,7 +63,7 @@ class NotProvisioned:
 
 
 @dataclass
-class ProvisioningResult:
+class ProvisioningResult(ReportedRun):
     action: str
     dry_run: bool
     tables: list[str]
@@ -82,21 +82,6 @@ class ProvisioningResult:
     last_user_id: uuid.UUID | None = None
     #: Every failure counted by table and reason (`not_provisioned` keeps only the first).
     failures: FailureGroups = field(default_factory=FailureGroups)
-
-    @property
-    def failure_groups(self) -> list[FailureGroup]:
-        return self.failures.groups()
-
-    @property
-    def outcome(self) -> str:
-        """The run's outcome in the audit log's words (`AuditEvent.Outcome`)."""
-        if self.dry_run:
-            return Outcome.DRY_RUN
-        return Outcome.SUCCEEDED if self.ok else Outcome.PARTIAL
-
-    @property
-    def outcome_label(self) -> str:
-        return Outcome(self.outcome).label
 
     @property
     def total_created(self) -> int:
