@@ -124,12 +124,18 @@ class Row:
             raise AttributeError(name) from None
 
     @property
-    def label(self) -> str:
+    def name(self) -> str:
+        """What names the row for a person (its email, username or name), or ""."""
         for column in LABEL_COLUMNS:
             value = self.values.get(column)
             if value not in (None, ""):
                 return str(value)
-        return str(self.values.get(self.table.key, ""))
+        return ""
+
+    @property
+    def label(self) -> str:
+        """The row's name, else its key."""
+        return self.name or str(self.values.get(self.table.key, ""))
 
     @property
     def withheld(self) -> tuple[str, ...]:
