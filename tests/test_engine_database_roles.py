@@ -248,14 +248,25 @@ def test_the_runtime_role_cannot_rewrite_empty_or_alter_the_audit_log(migrated, 
     assert kept == (1,)
 
 
-def test_a_missing_grant_is_one_line_naming_the_grant(migrated):
+def test_a_missing_grant_is_one_line_naming_the_grant_in_commands_and_on_pages(migrated):
     runtime = migrated["runtime"]
+    grant = f"GRANT SELECT ON public.profiles TO {runtime};"
+    script = (
+        "from django.contrib.auth.models import User; from django.test import Client; "
+        "from django.test.utils import setup_test_environment; setup_test_environment(); "
+        "u = User.objects.create(username='grant-check', is_staff=True, is_superuser=True); "
+        "c = Client(raise_request_exception=False); c.force_login(u); "
+        "r = c.get('/admin/provisioning/authuser/'); print(r.status_code, r.get('Location')); "
+        "print(r.content.decode()); u.delete()"
+    )
     superuser_query(migrated, sql.SQL("REVOKE SELECT ON public.profiles FROM {}").format(sql.Identifier(runtime)))
     try:
         done = run_manage("provisioning_status", env=migrated["runtime_env"])
+        page = run_manage("shell", "-v", "0", "-c", script, env=migrated["runtime_env"])
     finally:
         superuser_query(migrated, sql.SQL("GRANT SELECT ON public.profiles TO {}").format(sql.Identifier(runtime)))
 
     line = one_line_failure(done)
-    assert f"GRANT SELECT ON public.profiles TO {runtime};" in line, line
-    assert "permission denied for table profiles" in line
+    assert line == f"CommandError: database error: permission denied for table profiles; as postgres, run: {grant}"
+    assert page.stdout.splitlines()[0] == "503 None", page.stdout + page.stderr
+    assert "lacks a privilege" in page.stdout and grant in page.stdout and "Traceback" not in page.stderr
