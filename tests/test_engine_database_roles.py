@@ -6,9 +6,7 @@ the GRANT to run."""
 from __future__ import annotations
 
 import json
-import re
 import uuid
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -17,25 +15,9 @@ from psycopg import sql
 
 from eloity_admin.embedded import DEMO_MARKER
 from tests.processes import database_url, manage_env, run_manage
+from tests.readme_sql import roles_sql
 
-ROOT = Path(__file__).resolve().parent.parent
-README_OWNER = "eloity_admin_owner"
-README_RUNTIME = "eloity_admin"
 WEBHOOK_SECRET = "roles-test-webhook-secret-0123456789"
-
-
-def readme_roles_sql(owner: str, runtime: str, password: str) -> str:
-    """The SQL block of the README's "Connecting to a real Supabase project", with the two
-    roles renamed (roles are cluster-wide: each run uses its own) and a real password. The
-    schema keeps its name `eloity_admin`: it is written after SCHEMA or before a dot."""
-    section = README_TEXT.split("## Connecting to a real Supabase project", 1)[1]
-    block = re.search(r"```sql\n(.*?)```", section, re.S).group(1)
-    block = re.sub(rf"\b{README_OWNER}\b", owner, block)
-    block = re.sub(rf"(?<!SCHEMA )\b{README_RUNTIME}\b(?![.\w])", runtime, block)
-    return re.sub(r"PASSWORD '<[^>]*>'", f"PASSWORD '{password}'", block)
-
-
-README_TEXT = (ROOT / "README.md").read_text()
 
 
 def superuser_conninfo(dbname: str) -> dict:
@@ -61,7 +43,7 @@ def roles():
         loaded = run_manage("shell", "-v", "0", "-c", "from provisioning import demo; demo.load(60)", env=env)
         assert loaded.returncode == 0, loaded.stderr
         with psycopg.connect(**superuser, autocommit=True) as conn:
-            conn.execute(readme_roles_sql(names["owner"], names["runtime"], password))
+            conn.execute(roles_sql(names["owner"], names["runtime"], password))
         yield {
             **names,
             "superuser": superuser,
