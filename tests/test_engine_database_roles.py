@@ -252,3 +252,51 @@ def test_a_missing_grant_is_one_line_naming_the_grant_in_commands_and_on_pages(m
     assert line == f"CommandError: database error: permission denied for table profiles; as postgres, run: {grant}"
     assert page.stdout.splitlines()[0] == "503 None", page.stdout + page.stderr
     assert "lacks a privilege" in page.stdout and grant in page.stdout and "Traceback" not in page.stderr
+
+
+# --- migrate's schema check, in the test database (no second database needed) -------------------
+
+
+def schema_owner(schema: str) -> str | None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = %s", [schema])
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+@pytest.mark.django_db
+def test_migrate_by_a_role_that_does_not_own_the_schema_is_one_line_naming_the_owner():
+    from django.core.management.base import CommandError
+
+    from provisioning.signals import create_django_schema
+    from tests.factories import execute
+
+    owner = schema_owner(settings.DJANGO_SCHEMA)
+    execute(f"CREATE ROLE roles_not_owner NOLOGIN; GRANT USAGE ON SCHEMA {settings.DJANGO_SCHEMA} TO roles_not_owner")
+    execute("SET LOCAL ROLE roles_not_owner")
+    with pytest.raises(CommandError) as refused:
+        create_django_schema(sender=None)
+    execute("RESET ROLE")
+    assert str(refused.value).startswith(f"run migrate as the owner role (DATABASE_URL of {owner}): it owns schema")
+    assert refused.value.returncode == 2
+    create_django_schema(sender=None)  # the owner (here the test database's superuser) may
+
+
+@pytest.mark.django_db
+def test_a_missing_schema_the_role_may_not_create_is_one_line_naming_the_create_schema(settings):
+    from django.core.management.base import CommandError
+
+    from provisioning.signals import create_django_schema
+    from tests.factories import execute
+
+    settings.DJANGO_SCHEMA = "roles_missing_schema"
+    execute("CREATE ROLE roles_no_create NOLOGIN")
+    execute("SET LOCAL ROLE roles_no_create")
+    with pytest.raises(CommandError) as refused:
+        create_django_schema(sender=None)
+    execute("RESET ROLE")
+    assert "as postgres, run CREATE SCHEMA roles_missing_schema AUTHORIZATION roles_no_create;" in str(refused.value)
+    assert "permission denied for database" in str(refused.value)
+    assert schema_owner("roles_missing_schema") is None
