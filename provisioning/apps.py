@@ -58,11 +58,12 @@ class ProvisioningConfig(AppConfig):
     def ready(self) -> None:
         checks.register(spec_file_check, "provisioning")
         checks.register(model_columns_check, checks.Tags.database)
-        from django.db.models.signals import pre_migrate
+        from django.db.models.signals import post_migrate, pre_migrate
 
         from provisioning import signals
 
         pre_migrate.connect(signals.create_django_schema, dispatch_uid="eloity_create_django_schema")
+        post_migrate.connect(signals.keep_audit_log_append_only, dispatch_uid="eloity_audit_log_append_only")
 
         from provisioning.audit import access
 

@@ -9,24 +9,17 @@ from django.db import DatabaseError, connection, transaction
 
 from provisioning.engine import selectors, services
 from tests.factories import count, execute, make_auth_user
+from tests.readme_sql import runtime_role_sql
 
 pytestmark = pytest.mark.django_db
 
 ROLE = "eloity_admin_least_privilege_test"
-GRANTS = f"""
-CREATE ROLE {ROLE} NOLOGIN BYPASSRLS;
-GRANT USAGE ON SCHEMA auth TO {ROLE};
-GRANT SELECT (id, email, phone, created_at, updated_at, last_sign_in_at, email_confirmed_at,
-              phone_confirmed_at, banned_until, deleted_at, is_anonymous, is_sso_user,
-              raw_user_meta_data, raw_app_meta_data) ON auth.users TO {ROLE};
-GRANT USAGE ON SCHEMA public TO {ROLE};
-GRANT SELECT, INSERT ON public.users, public.profiles, public.wallets TO {ROLE};
-GRANT UPDATE (email) ON public.users TO {ROLE};
-GRANT DELETE ON public.users, public.profiles, public.wallets TO {ROLE};
-GRANT USAGE ON SCHEMA {settings.DJANGO_SCHEMA} TO {ROLE};
-GRANT SELECT, INSERT ON {settings.DJANGO_SCHEMA}.provisioning_auditevent TO {ROLE};
-GRANT USAGE ON ALL SEQUENCES IN SCHEMA {settings.DJANGO_SCHEMA} TO {ROLE};
-"""
+# The README's runtime role, as the README writes it; the dashboard's tables here belong to the
+# test database's superuser, so the grants the owner's default privileges give are spelled out.
+GRANTS = runtime_role_sql(ROLE).replace("SCHEMA eloity_admin,", f"SCHEMA {settings.DJANGO_SCHEMA},") + (
+    f"GRANT SELECT, INSERT ON {settings.DJANGO_SCHEMA}.provisioning_auditevent TO {ROLE};"
+    f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {settings.DJANGO_SCHEMA} TO {ROLE};"
+)
 
 
 def test_status_and_provisioning_work_with_the_readme_grants(cli_actor):

@@ -1,5 +1,6 @@
 """Middleware: faults a view did not handle become readable pages instead of a traceback
-or a 500 (a lost database connection: 503; malformed input that reached the ORM: 400; an
+or a 500 (a lost database connection: 503; a privilege the database role lacks: 503 naming
+the GRANT; malformed input that reached the ORM: 400; an
 admin list filter value the database cannot take: back to the list, as the admin does),
 and times are shown in the staff member's time zone."""
 
@@ -10,14 +11,14 @@ import zoneinfo
 
 from django.contrib.admin.views.main import ERROR_FLAG
 from django.core.exceptions import ValidationError
-from django.db import DataError, InterfaceError, OperationalError
+from django.db import DatabaseError, DataError, InterfaceError, OperationalError
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.views.defaults import bad_request
 
-from provisioning.errors import drop_connections, first_line
+from provisioning.errors import drop_connections, first_line, missing_grant
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ class DatabaseUnavailableMiddleware:
             # they are built, not this. Answer as the admin does for a bad lookup.
             logger.warning("unusable list filter on %s: %s", request.path, first_line(exception))
             return HttpResponseRedirect(f"{request.path}?{ERROR_FLAG}=1")
+        if isinstance(exception, DatabaseError) and not isinstance(exception, (OperationalError, InterfaceError)):
+            return _missing_privilege_page(request, exception)
         if not isinstance(exception, (OperationalError, InterfaceError)):
             return None
         # One line, no traceback: the message names the host at most, never a password.
@@ -49,6 +52,21 @@ class DatabaseUnavailableMiddleware:
         response = TemplateResponse(request, "provisioning/database_unavailable.html", _page_context(), status=503)
         response["Retry-After"] = "10"
         return response.render()
+
+
+def _missing_privilege_page(request, exception):
+    """For "permission denied for table X": a 503 page with the error's first line and, for
+    staff, the GRANT to run (the log always names it). None for any other database error."""
+    grant = missing_grant(exception)
+    if not grant:
+        return None
+    logger.error("missing privilege: %s; as postgres, run: %s", first_line(exception), grant)
+    try:
+        staff = bool(request.user.is_staff)
+    except DatabaseError:  # the session or user tables may be what the role cannot read
+        staff = False
+    context = {**_page_context(), "problem": first_line(exception), "grant": grant if staff else ""}
+    return TemplateResponse(request, "provisioning/missing_privilege.html", context, status=503).render()
 
 
 def _page_context() -> dict:

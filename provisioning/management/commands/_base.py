@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, InterfaceError, OperationalError
 
-from provisioning.errors import first_line
+from provisioning.errors import describe, first_line
 
 EXIT_SOME_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -73,4 +73,4 @@ class ProvisioningCommand(BaseCommand):
         except (OperationalError, InterfaceError) as exc:
             raise CommandError(f"database unreachable: {first_line(exc)}", returncode=EXIT_BAD_INPUT) from exc
         except DatabaseError as exc:
-            raise CommandError(f"database error: {first_line(exc)}", returncode=EXIT_BAD_INPUT) from exc
+            raise CommandError(f"database error: {describe(exc)}", returncode=EXIT_BAD_INPUT) from exc
