@@ -507,3 +507,12 @@ def test_a_spec_cycle_is_a_json_500_naming_its_audit_event(hook):
     assert "cycle" in answer["error"] and "cycle" in event.detail["error"]
     assert event.target_user_ids == [user_id] and event.client_address == "10.2.3.4"
     assert [count(t, [user_id]) for t in TABLES] == [0, 0, 0]
+
+
+def test_a_content_length_that_is_not_a_number_is_a_400(hook):
+    user_id = make_auth_user(keep=())
+
+    response = post(hook, delivery(user_id), **bearer(), CONTENT_LENGTH="12abc")
+
+    assert response.status_code == 400 and response.json() == {"error": "the Content-Length header is not a number"}
+    assert [count(t, [user_id]) for t in TABLES] == [0, 0, 0]
