@@ -5,6 +5,7 @@ with every change to an account, a group or their permissions recorded in the au
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
@@ -29,10 +30,7 @@ class AuditedChanges:
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         if request.method != "POST" or object_id is None:
             return super().changeform_view(request, object_id, form_url, extra_context)
-        try:
-            pk = self.model._meta.pk.to_python(object_id)
-        except ValidationError:
-            pk = None  # Django's own view answers a malformed id
+        pk = _pk_or_none(self.model, object_id)  # a malformed id: Django's view answers it
         with transaction.atomic():
             before = self.state(pk)
             response = super().changeform_view(request, object_id, form_url, extra_context)
@@ -61,6 +59,13 @@ class AuditedChanges:
                 self._record(request, pk, before, None)
 
 
+def _pk_or_none(model, object_id):
+    try:
+        return model._meta.pk.to_python(unquote(str(object_id)))
+    except ValidationError:
+        return None
+
+
 def _account_record(*, actor, pk, before, after):
     return staff.record_account_change(actor=actor, account_id=pk, before=before, after=after)
 
@@ -74,13 +79,14 @@ class AuditedUserAdmin(AuditedChanges, UserAdmin):
     record = staticmethod(_account_record)
 
     def user_change_password(self, request, id, form_url=""):
-        if request.method != "POST":
-            return super().user_change_password(request, id, form_url)
+        pk = _pk_or_none(self.model, id)
+        if request.method != "POST" or pk is None:
+            return super().user_change_password(request, id, form_url)  # a malformed id: its 404
         User = get_user_model()
         with transaction.atomic():
-            before = User.objects.filter(pk=id).values_list("password", flat=True).first()
+            before = User.objects.filter(pk=pk).values_list("password", flat=True).first()
             response = super().user_change_password(request, id, form_url)
-            account = User.objects.filter(pk=id).first()
+            account = User.objects.filter(pk=pk).first()
             if account is not None and before is not None and account.password != before:
                 staff.record_password_change(
                     actor=Actor.from_request(request), account_id=account.pk, usable=account.has_usable_password()
