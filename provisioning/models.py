@@ -139,6 +139,14 @@ class AuditEvent(models.Model):
         WATCHDOG_RESOLVED = "watchdog_resolved", "Watchdog: resolved"
         SYNC_VALUES = "sync_values", "Sync values from auth"
         REMOVE_ORPHANS = "remove_orphans", "Remove orphaned rows"
+        # Staff accounts and their rights, changed in the admin (audit/staff.py).
+        STAFF_ACCOUNT_ADDED = "staff_account_added", "Staff account added"
+        STAFF_ACCOUNT_CHANGED = "staff_account_changed", "Staff account changed"
+        STAFF_ACCOUNT_DELETED = "staff_account_deleted", "Staff account deleted"
+        STAFF_PASSWORD_CHANGED = "staff_password_changed", "Staff password changed"
+        STAFF_GROUP_ADDED = "staff_group_added", "Staff group added"
+        STAFF_GROUP_CHANGED = "staff_group_changed", "Staff group changed"
+        STAFF_GROUP_DELETED = "staff_group_deleted", "Staff group deleted"
 
     class Outcome(models.TextChoices):
         SUCCEEDED = "succeeded", "Succeeded"
@@ -331,3 +339,38 @@ class DriftedUser(models.Model):
 
     def __str__(self) -> str:
         return str(self.user_id)
+
+
+class WebhookRefusals(models.Model):
+    """Refused sign-up webhook deliveries, counted per source address and minute by every
+    server process (one upsert per refusal: hooks/deliveries.py). The audit log gets one
+    "denied" event per row, at its first refusal; the total is this row's."""
+
+    source = models.CharField(max_length=45, blank=True)  # "" when the address is unknown
+    minute = models.DateTimeField()
+    refusals = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "webhook refusals"
+        verbose_name_plural = "webhook refusals"
+        default_permissions = ()
+        constraints = [models.UniqueConstraint(fields=["source", "minute"], name="webhook_refusals_source_minute")]
+
+    def __str__(self) -> str:
+        return f"{self.refusals} refusal(s) from {self.source or 'an unknown address'} at {self.minute}"
+
+
+class WebhookDelivery(models.Model):
+    """A Standard Webhooks message id the endpoint accepted, kept while its signature could
+    still be replayed (hooks/deliveries.py): a second delivery of it provisions nothing."""
+
+    message_id = models.CharField(max_length=255, primary_key=True)
+    received_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        verbose_name = "webhook delivery"
+        verbose_name_plural = "webhook deliveries"
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return self.message_id

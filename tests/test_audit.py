@@ -446,3 +446,161 @@ def test_an_event_names_people_by_email_or_phone_and_collapses_a_long_list(viewe
     assert f'href="{reverse("admin:provisioning_authuser_change", args=[people[0]])}"' in html
     assert "<summary>13 users</summary>" in html  # a long list is collapsed behind its count
     assert f"<code>{people[0]}</code>" not in html  # no bare id where a person's name belongs
+
+
+# --- staff accounts and their rights (issue 23, item 8) ----------------------------------
+
+
+def _account_form(account, **changes) -> dict:
+    """What the admin's user change form posts for `account`, with `changes`."""
+    data = {
+        "username": account.username,
+        "email": account.email,
+        "first_name": "",
+        "last_name": "",
+        "is_active": "on",
+        "is_staff": "on",
+        "groups": [str(g.pk) for g in account.groups.all()],
+        "user_permissions": [str(p.pk) for p in account.user_permissions.all()],
+        "date_joined_0": "2026-01-01",
+        "date_joined_1": "00:00:00",
+        "last_login_0": "",
+        "last_login_1": "",
+    }
+    data.update(changes)
+    return {key: value for key, value in data.items() if value is not None}
+
+
+@pytest.fixture
+def boss(django_user_model):
+    return django_user_model.objects.create_superuser("boss", password="boss-password-123")
+
+
+@pytest.fixture
+def boss_client(client, boss):
+    client.force_login(boss)
+    return client
+
+
+def test_a_group_membership_change_in_the_admin_is_an_audit_event(boss_client, boss, viewer, support_groups):
+    from django.contrib.auth.models import Group
+
+    provisioners = Group.objects.get(name="Support provisioners")
+    url = reverse("admin:auth_user_change", args=[viewer.pk])
+
+    response = boss_client.post(url, _account_form(viewer, groups=[str(provisioners.pk)]), REMOTE_ADDR="192.0.2.50")
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    event = AuditEvent.objects.get(action=Action.STAFF_ACCOUNT_CHANGED)
+    assert (event.actor_id, event.actor_username, event.channel, event.client_address) == (
+        boss.pk,
+        "boss",
+        "web",
+        "192.0.2.50",
+    )
+    assert event.detail == {
+        "account": "view",
+        "account_id": viewer.pk,
+        "changes": {"groups": {"added": ["Support provisioners"], "removed": ["Support viewers"]}},
+    }
+
+
+def test_granting_remove_orphans_to_a_group_is_an_audit_event(boss_client, support_groups):
+    from django.contrib.auth.models import Group, Permission
+
+    group = Group.objects.get(name="Support provisioners")
+    orphans = Permission.objects.get(codename="remove_orphans")
+    permissions = [str(p.pk) for p in group.permissions.all()] + [str(orphans.pk)]
+
+    response = boss_client.post(
+        reverse("admin:auth_group_change", args=[group.pk]), {"name": group.name, "permissions": permissions}
+    )
+
+    assert response.status_code == 302
+    event = AuditEvent.objects.get(action=Action.STAFF_GROUP_CHANGED)
+    assert event.actor_username == "boss"
+    assert event.detail == {
+        "group": "Support provisioners",
+        "group_id": group.pk,
+        "changes": {"permissions": {"added": ["provisioning.remove_orphans"], "removed": []}},
+    }
+
+
+def test_a_saved_form_that_changes_nothing_records_nothing(boss_client, viewer):
+    boss_client.post(reverse("admin:auth_user_change", args=[viewer.pk]), _account_form(viewer))
+
+    assert not AuditEvent.objects.filter(action=Action.STAFF_ACCOUNT_CHANGED).exists()
+
+
+def test_adding_a_staff_account_and_setting_its_password_are_audit_events_without_the_password(boss_client, boss):
+    from django.contrib.auth import get_user_model
+
+    added = boss_client.post(
+        reverse("admin:auth_user_add"),
+        {
+            "username": "newcomer",
+            "usable_password": "true",
+            "password1": "Pw-newcomer-1234",
+            "password2": "Pw-newcomer-1234",
+        },
+    )
+    assert added.status_code == 302
+    account = get_user_model().objects.get(username="newcomer")
+    changed = boss_client.post(
+        reverse("admin:auth_user_password_change", args=[account.pk]),
+        {"password1": "Pw-another-98765", "password2": "Pw-another-98765"},
+    )
+    assert changed.status_code == 302
+
+    event = AuditEvent.objects.get(action=Action.STAFF_ACCOUNT_ADDED)
+    assert event.actor_username == "boss" and event.detail["account"] == "newcomer"
+    assert event.detail["state"]["is_superuser"] is False and event.detail["state"]["groups"] == []
+    password = AuditEvent.objects.get(action=Action.STAFF_PASSWORD_CHANGED)
+    assert password.detail == {"account": "newcomer", "account_id": account.pk, "password": "set"}
+    stored = str(list(AuditEvent.objects.values_list("detail", flat=True)))
+    assert "Pw-" not in stored and account.password not in stored
+
+
+@pytest.mark.parametrize("how", ["delete page", "bulk delete action"])
+def test_a_deleted_staff_account_is_an_audit_event_and_its_events_keep_its_name(boss_client, viewer, how):
+    from django.contrib.auth import get_user_model
+
+    earlier = services.provision_users  # a refusal the viewer leaves behind
+    user_id = make_auth_user(keep=())
+    with pytest.raises(services.ProvisioningDenied):
+        earlier(actor=Actor(username=viewer.username, channel="web", user=viewer), user_ids=[user_id])
+    refused = AuditEvent.objects.get(outcome=Outcome.DENIED)
+
+    if how == "delete page":
+        response = boss_client.post(reverse("admin:auth_user_delete", args=[viewer.pk]), {"post": "yes"})
+    else:
+        response = boss_client.post(
+            reverse("admin:auth_user_changelist"),
+            {"action": "delete_selected", "_selected_action": [str(viewer.pk)], "post": "yes"},
+        )
+
+    assert response.status_code == 302
+    assert not get_user_model().objects.filter(pk=viewer.pk).exists()
+    deleted = AuditEvent.objects.get(action=Action.STAFF_ACCOUNT_DELETED)
+    assert deleted.actor_username == "boss"
+    assert deleted.detail["account"] == "view" and deleted.detail["account_id"] == viewer.pk
+    assert deleted.detail["state"]["groups"] == ["Support viewers"]
+    refused = AuditEvent.objects.get(pk=refused.pk)
+    assert refused.actor_username == "view" and refused.actor_id == viewer.pk
+    page = boss_client.get(reverse("admin:provisioning_auditevent_change", args=[refused.pk])).content.decode()
+    assert "view" in page and f"deleted (was account id {viewer.pk}" in page
+
+
+def test_deleting_a_group_is_an_audit_event(boss_client, support_groups):
+    from django.contrib.auth.models import Group
+
+    group = Group.objects.get(name="Support viewers")
+
+    response = boss_client.post(reverse("admin:auth_group_delete", args=[group.pk]), {"post": "yes"})
+
+    assert response.status_code == 302
+    event = AuditEvent.objects.get(action=Action.STAFF_GROUP_DELETED)
+    assert (
+        event.detail["group"] == "Support viewers"
+        and "provisioning.view_authuser" in event.detail["state"]["permissions"]
+    )

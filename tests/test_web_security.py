@@ -264,6 +264,47 @@ def test_viewer_posts_write_nothing_and_provisioning_urls_refuse(client, viewer,
     assert not new_events.filter(outcome="succeeded").exclude(action__in=["login", "logout"]).exists()
 
 
+@pytest.mark.parametrize("confirmed", [False, True])
+@pytest.mark.parametrize(
+    ("bulk_action", "audited_as"), [("provision_selected", "provision_selected"), ("sync_selected", "sync_values")]
+)
+@pytest.mark.parametrize("who", ["viewer", "staff without a group"])
+def test_a_refused_bulk_action_is_a_403_and_a_denied_event(
+    client, viewer, django_user_model, who, bulk_action, audited_as, confirmed
+):
+    staff = viewer if who == "viewer" else django_user_model.objects.create_user("bare", password="x", is_staff=True)
+    client.force_login(staff)
+    targets = [make_auth_user(keep=()), make_auth_user(keep=("users",))]
+    before = table_counts()
+    data = {"action": bulk_action, "_selected_action": [str(i) for i in targets], "index": "0"}
+    if confirmed:  # the confirmation page's form: no index, "post": "yes"
+        data = {"action": bulk_action, "_selected_action": [str(i) for i in targets], "post": "yes"}
+
+    response = client.post(reverse("admin:provisioning_authuser_changelist"), data, REMOTE_ADDR="192.0.2.44")
+
+    assert response.status_code == 403
+    assert table_counts() == before
+    event = AuditEvent.objects.get(outcome="denied")
+    assert (event.action, event.actor_id, event.actor_username, event.channel) == (
+        audited_as,
+        staff.pk,
+        staff.username,
+        "web",
+    )
+    assert sorted(event.target_user_ids) == sorted(targets) and event.client_address == "192.0.2.44"
+    assert event.detail == {"bulk_action": bulk_action, "selected": 2}
+
+
+def test_an_allowed_bulk_action_records_no_denial(provisioner_client):
+    user_id = make_auth_user(keep=())
+    data = {"action": "provision_selected", "_selected_action": [str(user_id)], "post": "yes"}
+
+    provisioner_client.post(reverse("admin:provisioning_authuser_changelist"), data)
+
+    assert not AuditEvent.objects.filter(outcome="denied").exists()
+    assert AuditEvent.objects.filter(outcome="succeeded", target_user_ids__contains=[user_id]).count() == 1
+
+
 def test_provisioner_gets_write_nothing(provisioner_client, pages):
     make_auth_user(keep=())
     before = table_counts()

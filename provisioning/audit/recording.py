@@ -26,11 +26,24 @@ def record_event(*, actor: Actor, action: str, outcome: str, tables: Sequence[st
     )
 
 
-def record_denied(*, actor: Actor, action: str, tables: Sequence[str] = (), detail: dict | None = None) -> AuditEvent:
-    """Record that `actor` was refused `action`. Commits on its own."""
+def record_denied(
+    *,
+    actor: Actor,
+    action: str,
+    tables: Sequence[str] = (),
+    detail: dict | None = None,
+    target_user_ids: Sequence = (),
+) -> AuditEvent:
+    """Record that `actor` was refused `action` (on `target_user_ids`, if any). Commits on
+    its own."""
     with transaction.atomic():
         return record_event(
-            actor=actor, action=action, outcome=AuditEvent.Outcome.DENIED, tables=list(tables), detail=detail or {}
+            actor=actor,
+            action=action,
+            outcome=AuditEvent.Outcome.DENIED,
+            tables=list(tables),
+            detail=detail or {},
+            target_user_ids=list(target_user_ids),
         )
 
 

@@ -5,7 +5,9 @@ What is trusted: only the authentication (a shared bearer secret, compared in co
 time, or a Standard Webhooks signature with a 5-minute timestamp tolerance) and only the
 payload's `record.id`. The user is then read from `auth.users` and provisioned through the
 same service as the admin's button: same spec, same plan checks, same idempotence, one
-audit event with actor `webhook`. A replayed delivery writes nothing twice.
+audit event with actor `webhook`. A replayed delivery writes nothing twice; a replayed
+Standard Webhooks message (same id) is answered without provisioning or a second event.
+What the endpoint remembers between deliveries is in the database (hooks/deliveries.py).
 """
 
 from __future__ import annotations
@@ -15,22 +17,18 @@ import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache
-from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from provisioning.actors import Actor
-from provisioning.audit.recording import record_denied
+from provisioning.audit.recording import record_denied, record_failed
 from provisioning.engine import services
-from provisioning.hooks import bearer_matches
+from provisioning.engine.plans import SpecCycle
+from provisioning.hooks import bearer_matches, deliveries
 from provisioning.ids import parse_uuid
 from provisioning.models import AuditEvent, AuthUser
 
 #: The largest body accepted; a sign-up's record is a few kilobytes.
 MAX_BODY_BYTES = 64 * 1024
-#: One "denied" audit event per source address per this many seconds (a flood of bad
-#: deliveries must not fill the audit table); the events say how many they stand for.
-DENIED_EVENT_EVERY_SECONDS = 60
 WEBHOOK_ACTOR = "webhook"
 
 
@@ -109,25 +107,60 @@ def provision(user_id: uuid.UUID, *, address: str | None) -> tuple[int, dict]:
     }
 
 
+def read_body(request) -> bytes | None:
+    """The delivery's body, or None when it is over MAX_BODY_BYTES (never read further).
+
+    A body sent chunked (`Transfer-Encoding: chunked`, no `Content-Length`) is read from
+    the server's input stream when the server says that stream ends with the body
+    (`wsgi.input_terminated`, as gunicorn does): Django alone reads such a body as empty.
+    """
+    declared = request.META.get("CONTENT_LENGTH") or ""
+    if declared.strip():
+        try:
+            length = int(declared)
+        except ValueError:
+            raise Refused(400, "the Content-Length header is not a number") from None
+        return request.body if length <= MAX_BODY_BYTES else None
+    if not request.META.get("wsgi.input_terminated"):
+        return request.body
+    body = request.META["wsgi.input"].read(MAX_BODY_BYTES + 1)
+    return body if len(body) <= MAX_BODY_BYTES else None
+
+
+def provision_or_fail(user_id: uuid.UUID, *, address: str | None) -> tuple[int, dict]:
+    """`provision`, with a run that fails as a whole (a database error, a spec whose tables
+    cannot be written in any order) answered 500 in JSON with the audit event that records
+    it, so the sender's retry log says why."""
+    try:
+        return provision(user_id, address=address)
+    except services.ProvisioningFailed as exc:
+        event_id = exc.result.audit_event_ids[-1] if exc.result.audit_event_ids else None
+        error = f"provisioning stopped by a database error, nothing was written: {exc}"
+    except SpecCycle as exc:
+        actor = Actor(username=WEBHOOK_ACTOR, channel=AuditEvent.Channel.WEBHOOK, address=address)
+        event = record_failed(
+            actor=actor,
+            action=AuditEvent.Action.SIGNUP_WEBHOOK,
+            tables=[],
+            target_user_ids=[user_id],
+            detail={"error": str(exc)},
+        )
+        event_id, error = event.pk, f"nothing was written: {exc}"
+    return 500, {"status": "failed", "user_id": str(user_id), "error": error, "audit_event": event_id}
+
+
 def record_refusal(*, address: str | None, reason: str) -> None:
-    """A denied delivery in the audit log, at most one per source per minute: the event
-    says how many refusals it stands for (counted per server process)."""
-    key = f"eloity:webhook-denied:{address}"
-    suppressed = cache.get(key, 0)
-    since = timezone.now() - timezone.timedelta(seconds=DENIED_EVENT_EVERY_SECONDS)
-    recent = AuditEvent.objects.filter(
-        channel=AuditEvent.Channel.WEBHOOK,
-        outcome=AuditEvent.Outcome.DENIED,
-        client_address=address,
-        created_at__gte=since,
-    ).exists()
-    if recent:
-        cache.set(key, suppressed + 1, DENIED_EVENT_EVERY_SECONDS * 10)
+    """Count a denied delivery in the database (every server process counts in the same
+    row: one per source address and minute) and, at the first refusal of a source's
+    minute, record one "denied" event: a flood of bad deliveries does not fill the audit
+    log. The event names its minute; the total counted for it is on the event's page, and
+    the source's next event states the total of its previous minute."""
+    minute, refusals = deliveries.count_refusal(source=address)
+    if refusals > 1:
         return
-    cache.delete(key)
+    detail = {"reason": reason, "minute": minute.isoformat(), "first_refusal_of_minute": True}
+    earlier = deliveries.earlier_refusals(source=address, before=minute)
+    if earlier is not None:
+        detail["earlier_minute"] = {"minute": earlier.minute.isoformat(), "refusals": earlier.refusals}
     actor = Actor(username=WEBHOOK_ACTOR, channel=AuditEvent.Channel.WEBHOOK, address=address)
-    record_denied(
-        actor=actor,
-        action=AuditEvent.Action.SIGNUP_WEBHOOK,
-        detail={"reason": reason, "deliveries": suppressed + 1},
-    )
+    record_denied(actor=actor, action=AuditEvent.Action.SIGNUP_WEBHOOK, detail=detail)

@@ -1,5 +1,6 @@
 """The dashboard in Django's admin: one module per ModelAdmin (auth users, app tables, the
-audit log), the shared list behaviour in `base`. The site itself (its home page) is web/site.py.
+audit log, staff accounts and groups), the shared list behaviour in `base`. The site
+itself (its home page) is web/site.py.
 Importing this package registers the ModelAdmins (`ProvisioningConfig.ready`)."""
 
-from provisioning.web.admin import app_tables, audit, auth_users  # noqa: F401
+from provisioning.web.admin import app_tables, audit, auth_users, staff  # noqa: F401

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime
 
 from django.contrib import admin
 from django.contrib.admin.views.main import ERROR_FLAG, ChangeList
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
 from django.template.loader import render_to_string
@@ -27,6 +29,7 @@ from provisioning.audit.export import EXPORT_CHUNK, csv_lines, single_user
 from provisioning.audit.search import search_audit_events
 from provisioning.engine import selectors
 from provisioning.errors import first_line
+from provisioning.hooks import deliveries
 from provisioning.ids import parse_uuid
 from provisioning.models import AuditEvent
 from provisioning.web.admin.base import CappedCountPaginator, ReadOnlyMixin, time_field
@@ -140,7 +143,7 @@ class AuditEventAdmin(SaysWhatItIgnored, ReadOnlyMixin, admin.ModelAdmin):
     readonly_fields = (
         "when",
         "actor_username",
-        "actor",
+        "actor_account",
         "channel",
         "client_address",
         "run_id",
@@ -156,7 +159,7 @@ class AuditEventAdmin(SaysWhatItIgnored, ReadOnlyMixin, admin.ModelAdmin):
         "users_blocked",
     )
     fieldsets = (
-        (None, {"fields": ("when", "actor_username", "actor", "channel", "client_address", "run_id")}),
+        (None, {"fields": ("when", "actor_username", "actor_account", "channel", "client_address", "run_id")}),
         ("What", {"fields": ("action", "outcome", "tables", "target_users")}),
         ("Result", {"fields": ("rows_created_by_table", "users_not_provisioned", "detail_json")}),
     )
@@ -392,7 +395,38 @@ class AuditEventAdmin(SaysWhatItIgnored, ReadOnlyMixin, admin.ModelAdmin):
     def detail_json(self, obj):
         if not obj.detail:
             return "—"
-        return format_html("<pre>{}</pre>", json.dumps(obj.detail, indent=2, sort_keys=True, default=str))
+        shown = format_html("<pre>{}</pre>", json.dumps(obj.detail, indent=2, sort_keys=True, default=str))
+        return format_html("{}{}", _refusals_counted(obj), shown)
+
+    @admin.display(description="staff account")
+    def actor_account(self, obj):
+        """The acting staff account; one deleted since is said so (its name stays in
+        `actor_username`, its deletion is an event of its own)."""
+        if obj.actor_id is None:
+            return "—"
+        account = get_user_model().objects.filter(pk=obj.actor_id).first()
+        if account is None:
+            return format_html("deleted (was account id {}: see its “Staff account deleted” event)", obj.actor_id)
+        return format_html("{} (id {})", account.get_username(), account.pk)
+
+
+def _refusals_counted(event: AuditEvent) -> str:
+    """For a refused webhook delivery: the refusals every server process counted from its
+    source in its minute (the event is written at the first of them)."""
+    minute = (event.detail or {}).get("minute") if event.action == AuditEvent.Action.SIGNUP_WEBHOOK else None
+    if event.outcome != AuditEvent.Outcome.DENIED or not isinstance(minute, str):
+        return ""
+    try:
+        counted = deliveries.refusals_counted(source=event.client_address, minute=datetime.fromisoformat(minute))
+    except ValueError:
+        return ""
+    if counted is None:
+        return ""
+    return format_html(
+        "<p><strong>{} refused deliveries</strong> from {} in that minute, counted by every server process.</p>",
+        counted,
+        event.client_address or "an unknown address",
+    )
 
 
 def _value(value) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import PAGE_VAR, ChangeList
+from django.core.exceptions import PermissionDenied
 from django.db.models.expressions import RawSQL
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -17,13 +18,14 @@ import provisioning.web.admin.drift as drift_views
 from provisioning import diagnostics
 from provisioning.actors import Actor, may_provision
 from provisioning.audit import failures
+from provisioning.audit.recording import record_denied
 from provisioning.drift import selectors as drift_selectors
 from provisioning.drift import services as drift_services
 from provisioning.drift.columns import by_table, copied_columns
 from provisioning.engine import confirmation, rows, selectors, services
 from provisioning.engine.plans import SpecCycle
 from provisioning.ids import parse_uuid
-from provisioning.models import AuthUser, ProvisioningJob
+from provisioning.models import AuditEvent, AuthUser, ProvisioningJob
 from provisioning.spec import SPEC, TABLE_NAMES, table_spec
 from provisioning.web.admin.base import (
     COUNT_CAP,
@@ -377,6 +379,8 @@ class AuthUserAdmin(SaysWhatItIgnored, ReadOnlyMixin, admin.ModelAdmin):
         return selectors.estimated_auth_users() > LARGE_TABLE
 
     def changelist_view(self, request, extra_context=None):
+        if request.method == "POST" and request.POST.get("action") in BULK_ACTIONS:
+            _refuse_bulk_action_unless_allowed(self, request)
         # "Compare now" (`?recheck=1`): scan, then the same list without the parameter, so
         # that a reload, a search or an action does not scan again.
         if request.method == "GET" and RECHECK_VAR in request.GET:
@@ -611,6 +615,32 @@ class AuthUserAdmin(SaysWhatItIgnored, ReadOnlyMixin, admin.ModelAdmin):
             # The list as it was (filters, search, page): the action posts to its address.
             back_url=request.get_full_path(),
         )
+
+
+#: The list's bulk actions and the audit action a refusal of each is recorded under (the
+#: single-user pages record theirs the same way).
+BULK_ACTIONS = {
+    "provision_selected": AuditEvent.Action.PROVISION_SELECTED,
+    "sync_selected": AuditEvent.Action.SYNC_VALUES,
+}
+
+
+def _refuse_bulk_action_unless_allowed(model_admin, request) -> None:
+    """A bulk action posted by staff who may not run it (forged: the list offers them no
+    action) is a 403 with a "denied" event, as a single user's button is. Django alone
+    would redraw the list without a word, or answer 403 with no record."""
+    if model_admin.has_view_permission(request) and may_provision(request.user):
+        return
+    name = request.POST["action"]
+    selected = request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME)
+    targets = [user_id for user_id in map(parse_uuid, selected[:MAX_SELECTED]) if user_id is not None]
+    record_denied(
+        actor=Actor.from_request(request),
+        action=BULK_ACTIONS[name],
+        target_user_ids=targets,
+        detail={"bulk_action": name, "selected": len(selected)},
+    )
+    raise PermissionDenied("You do not have permission to run this action.")
 
 
 def _run_or_message(request, service, **kwargs):

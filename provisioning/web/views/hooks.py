@@ -14,7 +14,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
 from provisioning.actors import client_address
-from provisioning.hooks import bearer_matches, signup
+from provisioning.hooks import bearer_matches, deliveries, signup
 
 
 def _answer(status: int, body: dict) -> JsonResponse:
@@ -28,22 +28,29 @@ def signup_hook(request):
         return _answer(404, {"error": "not found"})
     if request.method != "POST":
         return _answer(405, {"error": "only POST"})
-    # The declared length first, so an oversized body is never read.
-    too_big = int(request.META.get("CONTENT_LENGTH") or 0) > signup.MAX_BODY_BYTES
-    if too_big or len(request.body) > signup.MAX_BODY_BYTES:
+    try:
+        # The declared length first, so an oversized body is never read; a chunked body
+        # is read up to the limit.
+        body = signup.read_body(request)
+    except signup.Refused as refused:
+        return _answer(refused.status, {"error": refused.message})
+    if body is None:
         return _answer(400, {"error": f"the body is over {signup.MAX_BODY_BYTES // 1024} KB"})
-    body = request.body
     address = client_address(request)
     try:
-        signup.authenticate(request.headers, body)
-    except signup.Refused as refused:
-        signup.record_refusal(address=address, reason=refused.message)
-        return _answer(refused.status, {"error": refused.message})
-    try:
+        method = signup.authenticate(request.headers, body)
         user_id = signup.parse(body)
     except signup.Refused as refused:
+        if refused.status == 401:
+            signup.record_refusal(address=address, reason=refused.message)
         return _answer(refused.status, {"error": refused.message})
-    status, answer = signup.provision(user_id, address=address)
+    message_id = request.headers.get("webhook-id", "") if method == "standard" else ""
+    if message_id and not deliveries.remember_delivery(message_id):
+        # Same id, timestamp and signature within the tolerance: already handled.
+        return _answer(200, {"status": "already delivered", "webhook_id": message_id, "user_id": str(user_id)})
+    status, answer = signup.provision_or_fail(user_id, address=address)
+    if message_id and status != 200:
+        deliveries.forget_delivery(message_id)  # the sender's retry is handled again
     return _answer(status, json.loads(json.dumps(answer, default=str)))
 
 
