@@ -43,6 +43,7 @@ def production_env(**changes: str) -> dict:
         "ALLOWED_HOSTS": HOST,
         "CSRF_TRUSTED_ORIGINS": f"https://{HOST}",
         "BEHIND_TLS_PROXY": "1",
+        "TRUSTED_PROXIES": "127.0.0.1",  # this test is the proxy, on the loopback address
         "TRUSTED_PROXY_COUNT": "1",
         "SECURE_SSL_REDIRECT": "1",
         "SECURE_COOKIES": "1",
@@ -203,9 +204,11 @@ def test_the_readme_production_path_gives_a_working_dashboard(fresh_tree, provis
         health = server.request("GET", "/healthz", headers=PROXY_HEADERS)
         assert (health.status, health.text) == (200, "ok\n")
 
-        # Plain http (no proxy header) is sent to https.
+        # Plain http (no proxy header) is sent to https; a load balancer's plain probe is not.
         plain = server.request("GET", "/admin/", headers={"Host": HOST})
         assert plain.status == 301 and plain.headers["Location"] == f"https://{HOST}/admin/"
+        probe = server.request("GET", "/healthz", headers={"Host": HOST})
+        assert (probe.status, probe.text) == (200, "ok\n")
     finally:
         log = server.stop()
     assert "Traceback" not in log and "Internal Server Error" not in log, log
