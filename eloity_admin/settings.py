@@ -3,7 +3,8 @@
 DEBUG is off unless DEBUG=1; with DEBUG off, SECRET_KEY and ALLOWED_HOSTS must be set.
 `make run` writes a development .env (DEBUG=1) that is read only when the environment sets
 none of DEBUG, SECRET_KEY and ALLOWED_HOSTS.
-With no DATABASE_URL, an embedded PostgreSQL (pgserver) under .data/ is used.
+With no DATABASE_URL and DEBUG on, an embedded PostgreSQL (pgserver) under .data/ is used.
+A malformed value stops the process with one line naming the variable (eloity_admin/environment.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from eloity_admin import environment
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -41,7 +44,7 @@ def _read_development_dotenv(path: Path) -> None:
 # ELOITY_DOTENV: another file than the checkout's .env (the tests give one that is absent).
 _read_development_dotenv(Path(os.environ.get("ELOITY_DOTENV") or BASE_DIR / ".env"))
 
-DEBUG = env.bool("DEBUG", default=False)
+DEBUG = environment.boolean("DEBUG", default=False)
 
 if DEBUG:
     SECRET_KEY = env("SECRET_KEY", default="insecure-development-key-only-for-debug-mode")
@@ -131,7 +134,15 @@ if not DJANGO_SCHEMA.replace("_", "").isalnum() or DJANGO_SCHEMA in {"public", "
 
 if env("DATABASE_URL", default=""):
     EMBEDDED_DATABASE = False
-    _default_db = env.db("DATABASE_URL")
+    _default_db = environment.postgres_url("DATABASE_URL")
+elif not DEBUG and not environment.boolean("EMBEDDED_DATABASE"):
+    # Checked before the embedded server starts: a production process that forgot its
+    # database must not start a PostgreSQL of its own (and then fail on a missing auth.users).
+    # The test suite and the benchmark opt in (eloity_admin/settings_test.py).
+    raise ImproperlyConfigured(
+        "With DEBUG off, DATABASE_URL must be set (postgres://user:password@host:5432/dbname); "
+        "the embedded PostgreSQL is for local development (DEBUG=1)."
+    )
 else:
     from eloity_admin import embedded
 
@@ -141,16 +152,16 @@ else:
 _default_db.setdefault("OPTIONS", {})
 # search_path holds only our schema: unmanaged models name their schema explicitly.
 _default_db["OPTIONS"]["options"] = f"-c search_path={DJANGO_SCHEMA}"
-_default_db["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+_default_db["CONN_MAX_AGE"] = environment.integer("CONN_MAX_AGE", default=0)
 _default_db["CONN_HEALTH_CHECKS"] = True
 # Supabase's transaction pooler (port 6543) cannot hold server-side cursors.
-_default_db["DISABLE_SERVER_SIDE_CURSORS"] = env.bool("DISABLE_SERVER_SIDE_CURSORS", default=False)
+_default_db["DISABLE_SERVER_SIDE_CURSORS"] = environment.boolean("DISABLE_SERVER_SIDE_CURSORS", default=False)
 _default_db["TEST"] = {"NAME": env("TEST_DATABASE_NAME", default="test_eloity_admin")}
 DATABASES = {"default": _default_db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Provisioning ---------------------------------------------------------------------
-PROVISIONING_BATCH_SIZE = env.int("PROVISIONING_BATCH_SIZE", default=50_000)
+PROVISIONING_BATCH_SIZE = environment.integer("PROVISIONING_BATCH_SIZE", default=50_000, minimum=1)
 # The sign-up webhook (POST /hooks/signup/): off unless one of these is set. A Database
 # Webhook sends `Authorization: Bearer <SIGNUP_WEBHOOK_SECRET>`; a Standard Webhooks sender
 # (Supabase's HTTP Auth Hooks) signs with SIGNUP_WEBHOOK_STANDARD_SECRET (`v1,whsec_...`).
@@ -160,11 +171,11 @@ SIGNUP_WEBHOOK_STANDARD_SECRET = env("SIGNUP_WEBHOOK_STANDARD_SECRET", default="
 # settings (EMAIL_URL) and/or a Slack-compatible JSON POST; with neither, the log.
 WATCHDOG_EMAIL_TO = env.list("WATCHDOG_EMAIL_TO", default=[])
 WATCHDOG_WEBHOOK_URL = env("WATCHDOG_WEBHOOK_URL", default="")
-vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+vars().update(environment.email_url("EMAIL_URL", default="consolemail://"))
 # GET /metrics (Prometheus): off unless a bearer token or an address allowlist is set.
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
-METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
-METRICS_CACHE_SECONDS = env.int("METRICS_CACHE_SECONDS", default=30)
+METRICS_ALLOWED_IPS = environment.addresses("METRICS_ALLOWED_IPS")
+METRICS_CACHE_SECONDS = environment.integer("METRICS_CACHE_SECONDS", default=30)
 # What a provisioned user gets: a TOML spec file (docs/spec-file.md). Empty: Eloity's
 # default, provisioning/spec/eloity.toml.
 PROVISIONING_SPEC = env("PROVISIONING_SPEC", default="")
@@ -183,7 +194,7 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = env("TIME_ZONE", default="UTC")
+TIME_ZONE = environment.time_zone("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
 # One date format everywhere (eloity_admin/formats/en/formats.py); times are shown in the
@@ -215,11 +226,11 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
-AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_FAILURE_LIMIT = environment.integer("AXES_FAILURE_LIMIT", default=5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=environment.integer("AXES_COOLOFF_MINUTES", default=15, minimum=1))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-# The client address behind TRUSTED_PROXY_COUNT proxies: the same one the audit log records.
+# The client address behind the trusted proxies: the same one the audit log records.
 AXES_CLIENT_IP_CALLABLE = "provisioning.actors.client_address"
 AXES_USERNAME_CALLABLE = "provisioning.audit.access.throttle_username"
 # The lockout page in the admin's look, saying when to try again (templates/provisioning/).
@@ -228,18 +239,30 @@ AXES_LOCKOUT_TEMPLATE = "provisioning/locked_out.html"
 AXES_DISABLE_ACCESS_LOG = True
 
 # --- Security (production values come from the environment; see README) --------------
-# How many proxies (load balancer, CDN) sit in front of the server and append to
-# X-Forwarded-For. 0: the header is never read and REMOTE_ADDR is the client.
-TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
-if TRUSTED_PROXY_COUNT < 0:
-    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more.")
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=False) else None
-SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
-SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
+# X-Forwarded-For is read only from the proxies listed in TRUSTED_PROXIES (addresses or
+# CIDR ranges: the load balancer, a CDN's ranges), at most TRUSTED_PROXY_COUNT steps (the
+# number of proxies in front; 1 when only TRUSTED_PROXIES is set). A client that reaches the
+# server without a proxy is its REMOTE_ADDR, whatever header it sends (provisioning/actors.py).
+TRUSTED_PROXIES = environment.networks("TRUSTED_PROXIES")
+TRUSTED_PROXY_COUNT = environment.integer("TRUSTED_PROXY_COUNT", default=1 if TRUSTED_PROXIES else 0)
+if TRUSTED_PROXY_COUNT and not TRUSTED_PROXIES:
+    # Refused rather than ignored: running on would record every client as the proxy, and
+    # let five wrong passwords from anywhere lock a staff account for everyone.
+    raise ImproperlyConfigured(
+        f"TRUSTED_PROXY_COUNT={TRUSTED_PROXY_COUNT} needs TRUSTED_PROXIES, the proxies' addresses or CIDR "
+        "ranges (e.g. TRUSTED_PROXIES=127.0.0.1): X-Forwarded-For is read only from them."
+    )
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if environment.boolean("BEHIND_TLS_PROXY", default=False) else None
+)
+SECURE_SSL_REDIRECT = environment.boolean("SECURE_SSL_REDIRECT", default=False)
+# A load balancer's health probe comes over plain HTTP and must see the answer, not a redirect.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SESSION_COOKIE_SECURE = environment.boolean("SECURE_COOKIES", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_SECONDS = environment.integer("SECURE_HSTS_SECONDS", default=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
-SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SECURE_HSTS_PRELOAD = environment.boolean("SECURE_HSTS_PRELOAD", default=False)
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
@@ -268,6 +291,7 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
+LOG_LEVEL = environment.log_level("LOG_LEVEL", default="WARNING")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -279,11 +303,11 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler"},
         "django.server": {"level": "INFO", "class": "logging.StreamHandler", "formatter": "django.server"},
     },
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="WARNING")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # Django's own console handler (DEBUG on) printed each record a second time beside
         # the root's: records of `django` reach the console once, through the root.
-        "django": {"handlers": [], "level": env("LOG_LEVEL", default="WARNING"), "propagate": True},
+        "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
         # A refused request (403, 400) is one line with its reason, not a traceback.
         "django.request": {"filters": ["one_line_refusals"], "propagate": True},
         # runserver's request lines, as Django's default configuration prints them.

@@ -4,6 +4,8 @@ import os
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-never-used-outside-the-test-suite-0123456789")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
+# DEBUG off without DATABASE_URL: the embedded PostgreSQL, which production settings refuse.
+os.environ.setdefault("EMBEDDED_DATABASE", "1")
 
 from eloity_admin.settings import *  # noqa: F403
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import getpass
 import ipaddress
 from dataclasses import dataclass
@@ -20,32 +21,45 @@ VIEW_PERMISSION = "provisioning.view_authuser"
 def client_address(request) -> str | None:
     """The address of the person making the request, as the deployment says to read it.
 
-    With `TRUSTED_PROXY_COUNT` = 0 (the default: nothing sits in front of the server), only
-    REMOTE_ADDR counts and `X-Forwarded-For` is ignored: anyone can send that header. With
-    N trusted proxies in front, each appends the address it received the request from, so
-    the client is the N-th entry from the right of `X-Forwarded-For`; anything further left
-    was written by the client and is never read. A header with fewer entries than that
-    means the request skipped a proxy: its leftmost entry is then the nearest address that
-    a trusted proxy wrote. Invalid addresses give None (the audit column is typed).
+    The server's peer (REMOTE_ADDR) is the client unless it is one of `TRUSTED_PROXIES`
+    (addresses or CIDR ranges). Only then is `X-Forwarded-For` read, from the right: each
+    trusted proxy appended the address it received the request from, so the entry is taken
+    and, if that address is a trusted proxy too, the one left of it, at most
+    `TRUSTED_PROXY_COUNT` steps. The first address that is not a trusted proxy is the
+    client; anything further left was written by the client and is never read. So a client
+    that reaches the server's port directly, skipping the proxy, is its own REMOTE_ADDR
+    whatever header it sends. Invalid addresses give None (the audit column is typed).
 
-    django-axes reads the same function (AXES_CLIENT_IP_CALLABLE), so sign-in throttling
-    and the audit log always name the same address. Written here rather than taken from
-    django-ipware, which looks through a dozen headers and prefers public addresses: the
-    rule that matters is exactly the deployment's proxy count, and it fits in these lines.
+    django-axes reads the same function (AXES_CLIENT_IP_CALLABLE), so sign-in throttling,
+    /metrics' allowlist, the webhook's refusals and the audit log always name the same
+    address. The rule is the one gunicorn's `forwarded_allow_ips` and django-ipware's
+    trusted-proxy list apply; written here because it fits in these lines.
     """
     if request is None:
         return None
-    value = str(request.META.get("REMOTE_ADDR") or "")
-    proxies = getattr(settings, "TRUSTED_PROXY_COUNT", 0)
-    if proxies > 0:
-        forwarded = [part.strip() for part in str(request.META.get("HTTP_X_FORWARDED_FOR") or "").split(",")]
-        forwarded = [part for part in forwarded if part]
-        if forwarded:
-            value = forwarded[-proxies] if len(forwarded) >= proxies else forwarded[0]
+    address = _ip(request.META.get("REMOTE_ADDR"))
+    steps = getattr(settings, "TRUSTED_PROXY_COUNT", 0)
+    proxies = _networks(tuple(getattr(settings, "TRUSTED_PROXIES", ())))
+    forwarded = [part.strip() for part in str(request.META.get("HTTP_X_FORWARDED_FOR") or "").split(",")]
+    forwarded = [part for part in forwarded if part]
+    while address is not None and steps > 0 and forwarded and any(address in net for net in proxies):
+        address = _ip(forwarded.pop())
+        steps -= 1
+    return None if address is None else str(address)
+
+
+def _ip(value) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        return str(ipaddress.ip_address(value.strip()))
+        address = ipaddress.ip_address(str(value or "").strip())
     except ValueError:
         return None
+    # A dual-stack socket reports an IPv4 peer as ::ffff:a.b.c.d.
+    return getattr(address, "ipv4_mapped", None) or address
+
+
+@functools.lru_cache(maxsize=8)
+def _networks(entries: tuple[str, ...]) -> tuple:
+    return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
 
 
 def may_provision(user) -> bool:

@@ -6,6 +6,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.processes import PRODUCTION_SETTINGS, manage_env, run_manage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,3 +130,105 @@ def test_a_production_process_never_reads_the_development_dotenv(tmp_path):
     unmarked = _pasted(tree, debug, **database)
     assert unmarked.returncode == 2
     assert "SECRET_KEY and ALLOWED_HOSTS must be set" in unmarked.stderr
+
+
+#: DEBUG off with everything required set; `check` reads the settings and never connects.
+PRODUCTION = {
+    "SECRET_KEY": "p" * 20 + "roduction-secret-key-with-fifty-characters",
+    "ALLOWED_HOSTS": "x.example",
+    "DATABASE_URL": "postgres://nobody@127.0.0.1:1/nothing",
+}
+
+
+def _production_check(**changes) -> subprocess.CompletedProcess:
+    return run_manage("check", env=manage_env(clean=True, settings=PRODUCTION_SETTINGS, **{**PRODUCTION, **changes}))
+
+
+def test_the_production_environment_used_below_passes():
+    assert _production_check().returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("TRUSTED_PROXY_COUNT", "abc"),
+        ("TRUSTED_PROXY_COUNT", "-1"),
+        ("TRUSTED_PROXIES", "10.0.0.0/8,notanip"),
+        ("DATABASE_URL", "notaurl"),
+        ("DATABASE_URL", "mysql://user@host/db"),
+        ("DATABASE_URL", "postgres://user:secret-password@host:notaport/db"),
+        ("CONN_MAX_AGE", "1.5"),
+        ("PROVISIONING_BATCH_SIZE", "0"),
+        ("METRICS_CACHE_SECONDS", "thirty"),
+        ("METRICS_ALLOWED_IPS", "10.0.0.0/8"),
+        ("AXES_FAILURE_LIMIT", "five"),
+        ("AXES_COOLOFF_MINUTES", "0"),
+        ("SECURE_HSTS_SECONDS", "1y"),
+        ("DEBUG", "yes please"),
+        ("BEHIND_TLS_PROXY", "maybe"),
+        ("SECURE_SSL_REDIRECT", "2"),
+        ("SECURE_COOKIES", "sure"),
+        ("SECURE_HSTS_PRELOAD", "nope"),
+        ("DISABLE_SERVER_SIDE_CURSORS", "si"),
+        ("EMAIL_URL", "notaurl"),
+        ("TIME_ZONE", "Mars/Olympus_Mons"),
+        ("LOG_LEVEL", "LOUD"),
+        ("EMBEDDED_DATABASE", "perhaps"),
+    ],
+)
+def test_a_malformed_setting_is_one_line_naming_it_and_exit_2(name, value):
+    changes = {name: value}
+    if name == "EMBEDDED_DATABASE":
+        changes["DATABASE_URL"] = ""
+
+    result = _production_check(**changes)
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ImproperlyConfigured: ") and name in lines[0], result.stderr
+    assert "secret-password" not in result.stderr
+
+
+def test_trusted_proxy_count_without_trusted_proxies_refuses_to_start():
+    result = _production_check(TRUSTED_PROXY_COUNT="1")
+
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "ImproperlyConfigured: TRUSTED_PROXY_COUNT=1 needs TRUSTED_PROXIES, the proxies' addresses or CIDR "
+        "ranges (e.g. TRUSTED_PROXIES=127.0.0.1): X-Forwarded-For is read only from them."
+    ]
+    assert _production_check(TRUSTED_PROXY_COUNT="1", TRUSTED_PROXIES="127.0.0.1").returncode == 0
+    assert _production_check(TRUSTED_PROXIES="10.0.0.0/8, 192.0.2.1").returncode == 0
+
+
+def test_debug_off_without_database_url_is_one_line_and_starts_no_database(tmp_path):
+    tree = _checkout_copy(tmp_path)
+    env = manage_env(clean=True, settings=PRODUCTION_SETTINGS, **{**PRODUCTION, "DATABASE_URL": ""})
+
+    result = run_manage("provisioning_status", env=env, cwd=tree)
+
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "ImproperlyConfigured: With DEBUG off, DATABASE_URL must be set (postgres://user:password@host:5432/dbname); "
+        "the embedded PostgreSQL is for local development (DEBUG=1)."
+    ]
+    assert not (tree / ".data").exists()  # no embedded server was started
+
+
+def test_gunicorn_with_a_malformed_setting_says_so_in_one_line(tmp_path):
+    import sys
+
+    env = manage_env(clean=True, settings=PRODUCTION_SETTINGS, **{**PRODUCTION, "TRUSTED_PROXY_COUNT": "abc"})
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    done = subprocess.run(
+        [gunicorn, "eloity_admin.wsgi", "--bind", "127.0.0.1:0", "--workers", "1", "--preload"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode != 0
+    assert "ImproperlyConfigured: TRUSTED_PROXY_COUNT must be a whole number, not 'abc'." in done.stderr
+    assert "Traceback" not in done.stderr, done.stderr

@@ -43,6 +43,7 @@ def production_env(**changes: str) -> dict:
         "ALLOWED_HOSTS": HOST,
         "CSRF_TRUSTED_ORIGINS": f"https://{HOST}",
         "BEHIND_TLS_PROXY": "1",
+        "TRUSTED_PROXIES": "127.0.0.1",  # this test is the proxy, on the loopback address
         "TRUSTED_PROXY_COUNT": "1",
         "SECURE_SSL_REDIRECT": "1",
         "SECURE_COOKIES": "1",
@@ -114,8 +115,12 @@ class Gunicorn:
                 time.sleep(0.2)
         raise AssertionError(f"gunicorn did not start:\n{self.log.read_text()}")
 
-    def request(self, method: str, path: str, *, headers=None, body: str | None = None) -> http.client.HTTPResponse:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+    def request(
+        self, method: str, path: str, *, headers=None, body: str | None = None, source: str | None = None
+    ) -> http.client.HTTPResponse:
+        """`source`: the loopback address the request comes from (127.0.0.1 when None)."""
+        address = (source, 0) if source else None
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30, source_address=address)
         conn.request(method, path, body=body, headers=headers or {})
         response = conn.getresponse()
         response.text = response.read().decode("utf-8", "replace")
@@ -203,14 +208,32 @@ def test_the_readme_production_path_gives_a_working_dashboard(fresh_tree, provis
         health = server.request("GET", "/healthz", headers=PROXY_HEADERS)
         assert (health.status, health.text) == (200, "ok\n")
 
-        # Plain http (no proxy header) is sent to https.
+        # Plain http (no proxy header) is sent to https; a load balancer's plain probe is not.
         plain = server.request("GET", "/admin/", headers={"Host": HOST})
         assert plain.status == 301 and plain.headers["Location"] == f"https://{HOST}/admin/"
+        probe = server.request("GET", "/healthz", headers={"Host": HOST})
+        assert (probe.status, probe.text) == (200, "ok\n")
     finally:
         log = server.stop()
     assert "Traceback" not in log and "Internal Server Error" not in log, log
     # The audit log names the client behind the proxy, not the proxy.
     assert AuditEvent.objects.get(action="login").client_address == CLIENT
+
+
+def test_through_gunicorn_a_client_that_skips_the_proxy_cannot_pick_its_address(fresh_tree):
+    # The proxy connects from 127.0.0.2; a client reaching gunicorn's port itself, from 127.0.0.1.
+    env = production_env(TRUSTED_PROXIES="127.0.0.2", METRICS_ALLOWED_IPS="10.9.9.9")
+    manage(fresh_tree, env, "collectstatic", "--noinput")
+    server = Gunicorn(fresh_tree, env)
+    try:
+        forged = {**PROXY_HEADERS, "X-Forwarded-For": "10.9.9.9"}
+        direct = server.request("GET", "/metrics", headers=forged, source="127.0.0.1")
+        proxied = server.request("GET", "/metrics", headers=forged, source="127.0.0.2")
+    finally:
+        log = server.stop()
+
+    assert (direct.status, proxied.status) == (401, 200), log
+    assert "eloity_auth_users" in proxied.text
 
 
 def test_without_a_tls_proxy_the_forwarded_proto_header_is_not_trusted(fresh_tree):

@@ -440,6 +440,8 @@ def test_a_success_before_the_limit_resets_the_count(client, viewer):
 
 
 PROXY = "10.0.0.2"  # the load balancer: every request reaches the server from it
+DIRECT = "198.51.100.66"  # a client that reaches the server's port without the proxy
+BEHIND_ONE_PROXY = override_settings(TRUSTED_PROXIES=[PROXY], TRUSTED_PROXY_COUNT=1)
 
 
 def _sign_in_through_proxy(client, username, password, forwarded_for):
@@ -451,7 +453,7 @@ def _sign_in_through_proxy(client, username, password, forwarded_for):
     )
 
 
-@override_settings(TRUSTED_PROXY_COUNT=1)
+@BEHIND_ONE_PROXY
 def test_behind_a_proxy_failures_lock_only_the_client_that_made_them(client, viewer):
     for _ in range(settings.AXES_FAILURE_LIMIT):
         _sign_in_through_proxy(client, "view", "wrong-password", "203.0.113.9")
@@ -466,7 +468,7 @@ def test_behind_a_proxy_failures_lock_only_the_client_that_made_them(client, vie
     assert login.client_address == "198.51.100.7"
 
 
-@override_settings(TRUSTED_PROXY_COUNT=1)
+@BEHIND_ONE_PROXY
 def test_behind_one_proxy_addresses_the_client_wrote_are_ignored(client, viewer):
     # The client sends its own X-Forwarded-For; the proxy appends the address it saw.
     for _ in range(settings.AXES_FAILURE_LIMIT):
@@ -476,11 +478,69 @@ def test_behind_one_proxy_addresses_the_client_wrote_are_ignored(client, viewer)
     assert _sign_in_through_proxy(Client(), "view", "view-password", "1.2.3.4, 198.51.100.7").status_code == 302
 
 
-@override_settings(TRUSTED_PROXY_COUNT=2)
+@override_settings(TRUSTED_PROXIES=[PROXY, "192.0.2.0/24"], TRUSTED_PROXY_COUNT=2)
 def test_behind_two_proxies_the_client_is_the_second_address_from_the_right(client, viewer):
     _sign_in_through_proxy(client, "view", "view-password", "1.2.3.4, 203.0.113.9, 192.0.2.1")
 
     assert AuditEvent.objects.get(action="login").client_address == "203.0.113.9"
+
+
+@BEHIND_ONE_PROXY
+def test_a_client_that_skips_the_proxy_cannot_escape_the_lockout_with_the_header(client, viewer):
+    def direct(password, forwarded_for):
+        return Client().post(
+            reverse("admin:login"),
+            {"username": "view", "password": password},
+            REMOTE_ADDR=DIRECT,
+            HTTP_X_FORWARDED_FOR=forwarded_for,
+        )
+
+    statuses = [direct("wrong-password", f"10.9.9.{i}").status_code for i in range(settings.AXES_FAILURE_LIMIT + 2)]
+
+    assert statuses[settings.AXES_FAILURE_LIMIT - 1 :] == [429] * 3
+    assert direct("view-password", "10.9.9.200").status_code == 429
+    failed = AuditEvent.objects.filter(action="login_failed").values_list("client_address", flat=True)
+    assert set(failed) == {DIRECT}
+    # The proxy's header is still honoured: a client behind it signs in, under its own address.
+    assert _sign_in_through_proxy(Client(), "view", "view-password", "203.0.113.9").status_code == 302
+    assert AuditEvent.objects.get(action="login").client_address == "203.0.113.9"
+
+
+@override_settings(METRICS_ALLOWED_IPS=["10.9.9.9"], **BEHIND_ONE_PROXY.options)
+def test_a_client_that_skips_the_proxy_cannot_read_metrics_by_naming_an_allowed_address(client):
+    forged = client.get("/metrics", REMOTE_ADDR=DIRECT, HTTP_X_FORWARDED_FOR="10.9.9.9")
+    through_proxy = client.get("/metrics", REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR="10.9.9.9")
+    other_through_proxy = client.get("/metrics", REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR="10.9.9.8")
+
+    assert (forged.status_code, through_proxy.status_code, other_through_proxy.status_code) == (401, 200, 401)
+
+
+@override_settings(SIGNUP_WEBHOOK_SECRET="bearer-secret-for-tests-0123456789", **BEHIND_ONE_PROXY.options)
+def test_webhook_refusals_from_a_client_that_skips_the_proxy_carry_its_real_address(client):
+    from django.core.cache import cache
+
+    cache.clear()
+    hook = reverse("signup_hook")
+    for i in range(20):
+        client.post(
+            hook, b"{}", content_type="application/json", REMOTE_ADDR=DIRECT, HTTP_X_FORWARDED_FOR=f"10.7.0.{i}"
+        )
+    client.post(hook, b"{}", content_type="application/json", REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR="203.0.113.9")
+
+    denied = AuditEvent.objects.filter(channel="webhook", outcome="denied").order_by("id")
+    assert [(e.client_address, e.detail["deliveries"]) for e in denied] == [(DIRECT, 1), ("203.0.113.9", 1)]
+    cache.clear()
+
+
+@override_settings(TRUSTED_PROXY_COUNT=1)
+def test_a_trusted_proxy_range_covers_its_addresses_and_nothing_else(client, viewer):
+    with override_settings(TRUSTED_PROXIES=["10.0.0.0/30"]):
+        _sign_in_through_proxy(client, "view", "wrong-password", "203.0.113.9")
+    with override_settings(TRUSTED_PROXIES=["10.0.0.4/30"]):
+        _sign_in_through_proxy(client, "view", "wrong-password", "203.0.113.9")
+
+    failed = AuditEvent.objects.filter(action="login_failed").order_by("id").values_list("client_address", flat=True)
+    assert list(failed) == ["203.0.113.9", PROXY]
 
 
 def test_without_a_trusted_proxy_the_forwarded_header_is_never_read(client, viewer):
@@ -508,6 +568,7 @@ PRODUCTION_ENV = {
     "SECURE_COOKIES": "1",
     "SECURE_HSTS_SECONDS": "31536000",
     "CSRF_TRUSTED_ORIGINS": "https://dashboard.example.com",
+    "DATABASE_URL": "postgres://nobody@127.0.0.1:1/nothing",  # `check` reads it, never connects
 }
 
 
@@ -560,6 +621,14 @@ def test_healthz_answers_ok_without_login_and_says_nothing_else(client):
     assert response.content == b"ok\n"
     assert response["Content-Type"].startswith("text/plain")
     assert client.post("/healthz").status_code in {403, 405}
+
+
+@override_settings(SECURE_SSL_REDIRECT=True)
+def test_healthz_answers_a_plain_http_probe_while_pages_redirect_to_https(client):
+    response = client.get("/healthz")
+
+    assert (response.status_code, response.content) == (200, b"ok\n")
+    assert client.get("/admin/login/").status_code == 301
 
 
 def test_an_unsafe_next_after_sign_in_lands_on_the_home_page(client, viewer):
