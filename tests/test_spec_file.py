@@ -284,3 +284,42 @@ def test_a_spec_table_in_another_schema_is_read_there_by_its_own_key(tmp_path, a
         "only_public", "True",
         "listed_missing", "True", "False",
     ], done.stdout + done.stderr  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_secret_looking_app_column_the_spec_fills_is_never_compared_shown_or_synced(tmp_path, clean_app_tables):
+    """A spec may fill the migration's NOT NULL users.password (here with the user's id);
+    the value the app keeps there is never on the drifted list, a page, a sync or its event."""
+    from tests.factories import give_rows, make_eloity_migration_shape
+
+    user_id = make_auth_user(keep=())
+    make_eloity_migration_shape()
+    give_rows(user_id, ("users",))
+    execute("UPDATE public.users SET password = 'PWSECRET-hash' WHERE id = %s", [user_id])
+    text = DEFAULT_SPEC_FILE.read_text().replace(
+        'email = { auth = "email" }', 'email = { auth = "email" }\npassword = { auth = "id" }', 1
+    )
+    env = manage_env(database_url=current_database_url(), PROVISIONING_SPEC=str(spec_file(tmp_path, text)))
+    try:
+        script = (
+            "from django.test.utils import setup_test_environment; setup_test_environment(); "
+            "from django.contrib.auth.models import User; from django.test import Client; "
+            "from provisioning.drift.columns import copied_columns; "
+            "u = User.objects.create(username='spec-secret', is_staff=True, is_superuser=True); "
+            "c = Client(); c.force_login(u); "
+            "pages = [c.get('/admin/provisioning/authuser/?status=drifted').content.decode(), "
+            f"c.get('/admin/provisioning/authuser/{user_id}/change/').content.decode()]; "
+            "print('copied', sorted(x.name for x in copied_columns())); "
+            "print('shown', any('PWSECRET' in p for p in pages)); u.delete()"
+        )
+        done = run_manage("shell", "-v", "0", "-c", script, env=env)
+        sync = run_manage("sync_values", "--user", str(user_id), "--json", env=env)
+    finally:
+        from provisioning import demo
+
+        demo.drop_demo_tables()
+        demo.install_schema()
+
+    assert "copied ['users.email']" in done.stdout, done.stdout + done.stderr
+    assert "shown False" in done.stdout
+    assert "PWSECRET" not in sync.stdout + sync.stderr

@@ -1,6 +1,7 @@
 """The app columns provisioning copies from the auth user: an auth column (`{ auth =
 "email" }`) or a metadata key (`{ metadata = "full_name" }`), per the spec, where the live
-table has the column. The key column is not one of them; a secret auth column never is."""
+table has the column. The key column is not one of them; a secret auth column never is, nor
+an app column whose name looks secret (`users.password`)."""
 
 from __future__ import annotations
 
@@ -63,6 +64,11 @@ def copied_columns(
             if column == spec.key or column not in live or not isinstance(value, AuthColumn | AuthMetadata):
                 continue
             if isinstance(value, AuthColumn) and value.column in SECRET_AUTH_COLUMNS:
+                continue
+            if SECRET_APP_COLUMN.search(column):
+                # The app's value of a secret-looking column (a password the app itself
+                # set, say) would show on the drifted list, the user's page, the sync's
+                # audit event and its export: never compared, shown or synced.
                 continue
             found.append(CopiedColumn(spec, column, value, live[column].base_type, (column,) in unique))
     if columns:
