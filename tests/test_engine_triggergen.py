@@ -126,3 +126,39 @@ def test_command_prints_the_sql_and_runs_nothing():
 def _stamp(text: str) -> str:
     line = text.splitlines()[1]
     return line[line.index("(") :]
+
+
+@pytest.mark.parametrize("shape", ["chained demo shape", "Eloity migration shape"])
+def test_the_generated_trigger_never_fails_a_sign_up_where_tables_reference_each_other(shape):
+    """profiles and wallets reference public.users, whose NOT NULL password nobody fills:
+    the generated function leaves the children out with their parent, so a sign-up succeeds
+    (with no rows, which provisioning then reports) instead of failing on a foreign key."""
+    from tests.factories import make_chained_shape, make_eloity_migration_shape
+
+    (make_chained_shape if shape == "chained demo shape" else make_eloity_migration_shape)()
+
+    generated = triggergen.trigger_sql()
+    execute(generated)
+    user_id = make_auth_user()
+    phone_only = make_auth_user(phone="15550198")
+
+    assert "public.profiles skipped: it needs its public.users row" in generated
+    assert [count(t, [user_id]) for t in ALL_TABLES] == [0, 0, 0]
+    assert [count(t, [phone_only]) for t in ALL_TABLES] == [0, 0, 0]
+
+
+def test_a_child_row_waits_for_its_parent_row_where_the_parent_is_guarded():
+    """With the password given a default, public.users is written for email sign-ups only
+    (email NOT NULL): a phone-only sign-up then gets no profile or wallet instead of a
+    foreign-key error, and an email sign-up gets all three."""
+    from tests.factories import make_chained_shape
+
+    make_chained_shape()
+    execute("ALTER TABLE public.users ALTER COLUMN password SET DEFAULT 'set-by-the-app'")
+
+    execute(triggergen.trigger_sql())
+    user_id = make_auth_user()
+    phone_only = make_auth_user(phone="15550197")
+
+    assert [count(t, [user_id]) for t in ALL_TABLES] == [1, 1, 1]
+    assert [count(t, [phone_only]) for t in ALL_TABLES] == [0, 0, 0]

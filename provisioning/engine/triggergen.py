@@ -74,11 +74,31 @@ def _insert(plan: TablePlan, indent: str, names: _Names) -> str:
     )
 
 
-def _table_block(plan: TablePlan, names: _Names) -> str:
+def _parent_guard(link, plan: TablePlan, names: _Names) -> str:
+    """`EXISTS (the user's parent row)`: a child row is written only after its parent's, so
+    a sign-up whose parent row was left out (a guard above) gets no child row instead of a
+    foreign-key error that would fail the whole sign-up."""
+    fk = link.foreign_key
+    matches = " AND ".join(
+        f"p.{names(ref)} = {plan.columns[column].trigger_expression(names)}"
+        for column, ref in zip(fk.columns, fk.ref_columns, strict=True)
+    )
+    return f"EXISTS (SELECT 1 FROM {names(fk.ref_schema, fk.ref_table)} p WHERE {matches})"
+
+
+def _table_block(plan: TablePlan, names: _Names, skipped: dict[str, str]) -> str:
+    """The function's lines for one table; `skipped` (table -> why) is updated with this
+    table when no row of it can be written, so that its children are skipped too."""
     indent = "    "
     name = plan.spec.qualified_name
     if plan.table_problem:
+        skipped[name] = plan.table_problem
         return f"{indent}-- {name} skipped: {plan.table_problem}."
+    for link in plan.same_user_parents:
+        parent = link.parent.spec.qualified_name
+        if parent in skipped:
+            skipped[name] = f"needs its {parent} row, which this function cannot write"
+            return f"{indent}-- {name} skipped: it needs its {parent} row, which this function cannot write."
     lines = []
     if plan.skipped_columns:
         lines.append(f"{indent}-- {name} lacks {', '.join(plan.skipped_columns)} (in the spec): not written.")
@@ -91,7 +111,14 @@ def _table_block(plan: TablePlan, names: _Names) -> str:
     if guards:
         why = ", ".join(c for c, _ in guards)
         lines.append(f"{indent}-- {name}.{why} is NOT NULL: a sign-up without it gets no row here instead of failing.")
-        lines.append(f"{indent}IF {' AND '.join(g for _, g in guards)} THEN")
+    parents = [(link.parent.spec.qualified_name, _parent_guard(link, plan, names)) for link in plan.same_user_parents]
+    if parents:
+        lines.append(
+            f"{indent}-- {name} references {', '.join(p for p, _ in parents)}: written only where that row exists."
+        )
+    conditions = [g for _, g in guards] + [g for _, g in parents]
+    if conditions:
+        lines.append(f"{indent}IF {' AND '.join(conditions)} THEN")
         lines.append(_insert(plan, indent * 2, names))
         lines.append(f"{indent}END IF;")
     else:
@@ -106,8 +133,10 @@ def trigger_sql() -> str:
     for plan in plans:
         wanted |= {plan.spec.schema, plan.spec.name, plan.spec.key, *plan.columns}
         wanted |= {v.column for v in plan.columns.values() if isinstance(v, AuthColumn)}
+        wanted |= {c for link in plan.same_user_parents for c in link.foreign_key.ref_columns}
     names = _Names(wanted)
-    body = "\n\n".join(_table_block(plan, names) for plan in plans)
+    skipped: dict[str, str] = {}
+    body = "\n\n".join(_table_block(plan, names, skipped) for plan in plans)
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_database()")
         (database,) = cursor.fetchone()
