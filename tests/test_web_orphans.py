@@ -90,3 +90,21 @@ def test_without_the_permission_the_first_post_is_refused_and_audited(provisione
     assert provisioner_client.post(reverse(URL), {"confirmed_rows": "3"}).status_code == 403
     assert [count(t, [gone]) for t in TABLES] == [1, 1, 1]
     assert AuditEvent.objects.filter(action=AuditEvent.Action.REMOVE_ORPHANS, outcome="denied").count() == 2
+
+
+def test_a_removal_posted_by_staff_in_no_group_is_a_403_a_denied_event_and_removes_nothing(client, django_user_model):
+    import uuid
+
+    from provisioning.models import AuditEvent
+    from tests.factories import count, execute
+
+    execute("INSERT INTO public.wallets (user_id) VALUES (%s)", [uuid.uuid4()])  # an orphan
+    staff = django_user_model.objects.create_user("no-group-staff", password="pw-no-group-1", is_staff=True)
+    client.force_login(staff)
+
+    response = client.post(reverse("admin:provisioning_authuser_orphans"), {"confirmed_rows": "1"})
+
+    assert response.status_code == 403
+    assert count("wallets") == 1
+    denied = AuditEvent.objects.filter(action=AuditEvent.Action.REMOVE_ORPHANS, outcome=AuditEvent.Outcome.DENIED)
+    assert list(denied.values_list("actor_username", flat=True)) == ["no-group-staff"]

@@ -139,13 +139,15 @@ def orphans_view(model_admin, request):
     values are lost; then, posted back with that count (`confirmed_rows`), the removal of
     them all, audited. A POST without the permission goes to the service, which audits the
     refusal (403)."""
+    actor = Actor.from_request(request) if request.method == "POST" else None
+    if actor is not None and not actor.may_remove_orphans():
+        drift_services.remove_orphans(actor=actor)  # records the refusal and raises (403)
     if not request.user.has_perm("provisioning.view_authuser"):
         raise PermissionDenied
     found = drift_selectors.orphaned_rows()
     total = sum(v["count"] for v in found.values())
     confirmed = request.POST.get("confirmed_rows") if request.method == "POST" else None
-    actor = Actor.from_request(request) if request.method == "POST" else None
-    if request.method == "POST" and (not actor.may_remove_orphans() or (total and confirmed == str(total))):
+    if actor is not None and total and confirmed == str(total):
         try:
             result = drift_services.remove_orphans(actor=actor)
         except ProvisioningFailed as exc:
