@@ -193,3 +193,34 @@ def test_the_audit_export_of_an_action_that_is_not_a_choice_goes_back_to_the_lis
     assert response.status_code == 302
     assert response["Location"] == reverse(AUDIT) + "?action__exact=bogus"
     assert not AuditEvent.objects.filter(action=AuditEvent.Action.EXPORT_AUDIT).exists()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "admin:provisioning_authuser_changelist",
+        "admin:provisioning_wallet_changelist",
+        "admin:provisioning_auditevent_changelist",
+    ],
+)
+def test_a_page_number_in_another_script_is_said_not_a_silent_redirect(viewer_client, url):
+    response = viewer_client.get(reverse(url), {"p": "²"})
+
+    assert response.status_code == 200
+    assert "“p=²” in the address is not a page number: showing the first page." in said(response)
+
+
+def test_an_address_stuffed_with_junk_costs_a_few_list_builds_not_one_per_key(
+    viewer_client, django_assert_max_num_queries
+):
+    junk = {f"junk{i}": "x" for i in range(900)}
+
+    with django_assert_max_num_queries(150):
+        response = viewer_client.get(reverse("admin:provisioning_auditevent_changelist"), junk)
+
+    assert response.status_code == 200
+    assert "880 more parameters in the address were ignored (a list looks at 20 at most)." in said(response)
+
+
+def test_an_audit_event_id_in_another_script_is_a_404(viewer_client):
+    assert viewer_client.get("/admin/provisioning/auditevent/%C2%B2/change/").status_code == 404

@@ -183,7 +183,7 @@ class AuditEventAdmin(SaysWhatItIgnored, ReadOnlyMixin, admin.ModelAdmin):
         return sets
 
     def get_object(self, request, object_id, from_field=None):
-        if not str(object_id).isdigit() or len(str(object_id)) > 18:
+        if not (str(object_id).isascii() and str(object_id).isdigit()) or len(str(object_id)) > 18:
             raise Http404("Malformed id.")
         return super().get_object(request, object_id, from_field)
 

@@ -158,7 +158,7 @@ class JobFilter(admin.SimpleListFilter):
 
     def _job(self):
         value = self.value()
-        if value is None or not value.isdigit() or len(value) > 18:
+        if value is None or not (value.isascii() and value.isdigit()) or len(value) > 18:
             return None
         return ProvisioningJob.objects.filter(pk=int(value)).first()
 
