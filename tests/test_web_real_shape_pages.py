@@ -168,3 +168,19 @@ def test_an_app_table_the_database_lacks_is_said_on_its_list(admin_client):
     response = admin_client.get(reverse("admin:provisioning_wallet_changelist"), follow=True)
     assert response.status_code == 200
     assert "The table public.wallets does not exist in this database" in response.content.decode()
+
+
+def test_columns_named_anything_are_listed_and_searched(admin_client):
+    """Column names come from the live catalog and are quoted as identifiers: a quote or a
+    percent sign in one is no SQL of its own."""
+    user_id = make_auth_user("odd-columns@example.com")
+    execute('ALTER TABLE public.users ADD COLUMN "nick""name" text, ADD COLUMN "per%cent" text')
+    execute('UPDATE public.users SET "nick""name" = \'ada-quote\', "per%%cent" = \'ten\' WHERE id = %s', [user_id])
+    execute('ALTER TABLE public.users RENAME COLUMN username TO "user\'name"')
+
+    for query in ("", "?q=odd-columns"):
+        response = admin_client.get(reverse("admin:provisioning_appuser_changelist") + query)
+        assert response.status_code == 200, query
+        assert str(user_id)[:8] in response.content.decode()
+    page = admin_client.get(reverse("admin:provisioning_authuser_change", args=[user_id])).content.decode()
+    assert "ada-quote" in page and "ten" in page

@@ -148,13 +148,24 @@ class Row:
         return self.label
 
 
-def select_shown(table: TableColumns) -> sql.Composed:
-    """`SELECT <shown columns> FROM <table> WHERE <key> = ANY(%(ids)s)`: names from the
-    catalog, quoted; the ids are a parameter."""
-    return sql.SQL("SELECT {columns} FROM {table} WHERE {key} = ANY(%(ids)s)").format(
+def quoted(*names: str) -> str:
+    """Names as SQL text for an ORM RawSQL, each quoted as an identifier (an embedded quote
+    doubled) and `%` doubled (RawSQL's text is run with parameters): a live column may be
+    named anything."""
+    connection.ensure_connection()
+    return sql.Identifier(*names).as_string(connection.connection).replace("%", "%%")
+
+
+def select_shown(table: TableColumns, user_ids: list[uuid.UUID]) -> sql.Composed:
+    """`SELECT <shown columns> FROM <table> WHERE <key> = ANY('{ids}'::uuid[])`: names from
+    the catalog, quoted as identifiers; the ids (UUIDs, never typed text) as a literal, so
+    the statement runs without parameters and a `%` in a live column's name is no
+    placeholder."""
+    return sql.SQL("SELECT {columns} FROM {table} WHERE {key} = ANY({ids}::uuid[])").format(
         columns=sql.SQL(", ").join(sql.Identifier(c) for c in table.shown),
         table=sql.Identifier(table.schema, table.name),
         key=sql.Identifier(table.key),
+        ids=sql.Literal([str(u) for u in user_ids]),
     )
 
 
@@ -174,7 +185,7 @@ def every_row_of(table: TableColumns, user_ids: list[uuid.UUID]) -> list[Row]:
     if not user_ids or not table.exists or not table.has_key:
         return []
     with connection.cursor() as cursor:
-        cursor.execute(select_shown(table), {"ids": list(user_ids)})
+        cursor.execute(select_shown(table, list(user_ids)))
         return [Row(table, dict(zip(table.shown, values, strict=True))) for values in cursor.fetchall()]
 
 

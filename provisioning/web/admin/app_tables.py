@@ -101,11 +101,10 @@ class ReadOnlyAdmin(SaysWhatItIgnored, ReadOnlyMixin, admin.ModelAdmin):
         table = self._table(request)
         if not table.exists or not table.has_key:
             return queryset.none()
-        name = self.model._meta.db_table
-        quoted = f'"{name}"'
         return queryset.annotate(
             **{
-                f"live_{i}": RawSQL(f'{quoted}."{column}"', ())  # noqa: S611 - catalog names, quoted
+                # Names from the live catalog, quoted as identifiers; no input in them.
+                f"live_{i}": RawSQL(rows.quoted(table.schema, table.name, column), ())  # noqa: S611
                 for i, column in enumerate(table.list_columns())
             }
         )
@@ -117,13 +116,15 @@ class ReadOnlyAdmin(SaysWhatItIgnored, ReadOnlyMixin, admin.ModelAdmin):
         user_id = parse_uuid(term)
         if user_id is not None:
             return queryset.filter(**{self.user_field: user_id}), False
-        searched = self._table(request).searched_columns()
+        table = self._table(request)
+        searched = table.searched_columns()
         if not searched:
             return queryset.none(), False  # only ids are searchable here, and this is none
         pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         match = Q()
         for column in searched:
-            match |= Q(RawSQL(f'"{column}" ILIKE %s', (pattern,), output_field=BooleanField()))  # noqa: S611
+            column_sql = rows.quoted(table.schema, table.name, column)
+            match |= Q(RawSQL(f"{column_sql} ILIKE %s", (pattern,), output_field=BooleanField()))  # noqa: S611
         return queryset.filter(match), False
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
