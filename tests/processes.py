@@ -146,10 +146,18 @@ def _postmaster(pgdata: Path):
     return process if process.name() in {"postgres", "postmaster"} else None
 
 
+def private_prefix(pid: int | None = None) -> str:
+    """The name prefix of a folder a test keeps outside pytest's temporary folder (a private
+    cluster's data, which pgserver's user must be able to reach): the session's pid is in
+    it, so `leftover_processes` finds what runs there."""
+    return f"eloity-test-{os.getpid() if pid is None else pid}-"
+
+
 def leftover_processes(pid: int, folder: Path) -> list:
     """Processes a test left running: descendants of `pid` (the pytest process), and any
     process whose command line names `folder` (the session's temporary folder: a server
-    started there, e.g. a PostgreSQL cluster whose postmaster outlived its pg_ctl parent).
+    started there, e.g. a PostgreSQL cluster whose postmaster outlived its pg_ctl parent) or
+    a folder named with `private_prefix(pid)`.
     The embedded server under the checkout's .data/ runs on purpose and is never listed."""
     import psutil
 
@@ -160,9 +168,10 @@ def leftover_processes(pid: int, folder: Path) -> list:
             found[child.pid] = child
     except psutil.NoSuchProcess:
         pass
+    private = f"/{private_prefix(pid)}"
     for process in psutil.process_iter(["pid", "cmdline"]):
         cmdline = " ".join(process.info["cmdline"] or [])
-        if f"{folder}/" in cmdline:
+        if f"{folder}/" in cmdline or private in cmdline:
             found[process.pid] = process
     leftovers = []
     for process in found.values():

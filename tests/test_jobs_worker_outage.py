@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.processes import database_url, manage_env, private_cluster, run_manage
+from tests.processes import database_url, manage_env, private_cluster, private_prefix, run_manage
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 USERS = 600
@@ -36,7 +36,7 @@ def cluster():
     pgserver's user, which must traverse every parent folder, and any pytest session that
     starts meanwhile sets /tmp/pytest-of-root back to 0700 (a restart then fails with
     "could not access directory ... Permission denied")."""
-    with tempfile.TemporaryDirectory(prefix="eloity-outage-") as folder, private_cluster(Path(folder) / "pg") as server:
+    with tempfile.TemporaryDirectory(prefix=private_prefix()) as folder, private_cluster(Path(folder) / "pg") as server:
         info = server.get_postmaster_info()
         conninfo = {"host": str(info.socket_dir), "port": str(info.port or 5432), "user": "postgres"}
         with psycopg.connect(**conninfo, dbname="postgres", autocommit=True) as conn:

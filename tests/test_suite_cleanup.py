@@ -105,3 +105,25 @@ def test_a_session_whose_tests_stop_their_processes_passes(tmp_path):
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert "left running" not in done.stdout
+
+
+def test_a_server_left_in_a_private_folder_outside_pytests_own_is_found_too(tmp_path):
+    """A private cluster's data lives outside pytest's temporary folder (pgserver's user must
+    reach it) and its postmaster, restarted by pg_ctl, is no child of pytest: the folder's
+    name carries the session's pid, and the check finds what runs there."""
+    done = _run_inner_session(
+        tmp_path,
+        """
+        import subprocess, sys
+
+        from tests.processes import private_prefix
+
+        def test_starts_a_detached_server_and_forgets_it():
+            command = f'"{sys.executable}" -c "import time; time.sleep(323)" /tmp/{private_prefix()}x/pg &'
+            subprocess.run(["sh", "-c", command], check=True)
+        """,
+    )
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "processes left running by the tests (now killed)" in done.stdout
+    assert "time.sleep(323)" in done.stdout
