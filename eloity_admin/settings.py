@@ -300,7 +300,9 @@ LOGGING = {
         "django.server": {"()": "django.utils.log.ServerFormatter", "format": "[{server_time}] {message}", "style": "{"}
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler"},
+        # A refused request (403, 400) is one line with its reason, not a traceback: on the
+        # handler, so that it holds for every logger (django.request, django.security.*).
+        "console": {"class": "logging.StreamHandler", "filters": ["one_line_refusals"]},
         "django.server": {"level": "INFO", "class": "logging.StreamHandler", "formatter": "django.server"},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
@@ -308,8 +310,6 @@ LOGGING = {
         # Django's own console handler (DEBUG on) printed each record a second time beside
         # the root's: records of `django` reach the console once, through the root.
         "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
-        # A refused request (403, 400) is one line with its reason, not a traceback.
-        "django.request": {"filters": ["one_line_refusals"], "propagate": True},
         # runserver's request lines, as Django's default configuration prints them.
         "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
     },

@@ -23,9 +23,9 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _get(port: int, path: str, cookie: str) -> int:
+def _get(port: int, path: str, cookie: str, host: str | None = None) -> int:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.request("GET", path, headers={"Cookie": f"sessionid={cookie}"})
+    conn.request("GET", path, headers={"Cookie": f"sessionid={cookie}", **({"Host": host} if host else {})})
     status = conn.getresponse().status
     conn.close()
     return status
@@ -65,14 +65,18 @@ def test_a_viewers_refused_request_is_one_console_line_without_a_traceback(viewe
                 assert time.monotonic() < deadline, log.read_text()
                 time.sleep(0.2)
         statuses = [_get(port, REFUSED, session) for _ in range(3)]
+        statuses.append(_get(port, "/admin/", session, host="evil.example"))  # django.security
         time.sleep(0.5)
     finally:
         server.terminate()
         server.wait(timeout=20)
 
     console = log.read_text()
-    assert statuses == [403, 403, 403], console
+    assert statuses == [403, 403, 403, 400], console
     assert "Traceback" not in console, console
+    assert [line for line in console.splitlines() if line.startswith("Invalid HTTP_HOST header")] == [
+        "Invalid HTTP_HOST header: 'evil.example'. You may need to add 'evil.example' to ALLOWED_HOSTS."
+    ], console
     lines = console.splitlines()
     # One line from the app per refusal, with its reason; runserver's own request line
     # for every request, as for any other.

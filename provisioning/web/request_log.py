@@ -12,14 +12,15 @@ import logging
 
 
 class OneLineRefusals(logging.Filter):
-    """On `django.request`: a 4xx record loses its traceback and gains the exception's
-    message ("Forbidden (Permission denied): /path: You do not have permission to ...")."""
+    """On the console handler: a 4xx record (django.request, django.security.*) loses its
+    traceback and gains the exception's message where it lacks it ("Forbidden (Permission
+    denied): /path: You do not have permission to ...")."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         status = getattr(record, "status_code", None)
         if record.exc_info and status is not None and status < 500:
             reason = str(record.exc_info[1] or "")
-            if reason:
+            if reason and reason not in record.getMessage():  # django.security's message is the reason
                 record.msg = f"{record.msg}: {reason.replace('%', '%%')}"
             record.exc_info = None
             record.exc_text = None
