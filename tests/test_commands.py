@@ -212,3 +212,12 @@ def test_a_short_id_nobody_has_is_unknown():
     code, message = run("provision", "--user", "00000000")
     assert code == 2
     assert message == "unknown user: 00000000"
+
+
+def test_provision_names_each_user_it_could_not_provision_as_the_pages_do():
+    phone_only = make_auth_user(None, phone="15550177", keep=())
+
+    code, out = run("provision", "--user", str(phone_only))
+
+    assert code == 1
+    assert f"not provisioned: {phone_only} (phone 15550177) public.users: auth user has no email" in out
