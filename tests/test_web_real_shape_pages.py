@@ -184,3 +184,27 @@ def test_columns_named_anything_are_listed_and_searched(admin_client):
         assert str(user_id)[:8] in response.content.decode()
     page = admin_client.get(reverse("admin:provisioning_authuser_change", args=[user_id])).content.decode()
     assert "ada-quote" in page and "ten" in page
+
+
+@pytest.mark.parametrize(
+    ("column", "secret"),
+    [
+        ("password", True),
+        ("backup_seed", True),
+        ("bank_account_number", True),
+        ("api_key", True),
+        ("recovery_mnemonic", True),
+        ("card_number", True),
+        ("pin", True),
+        ("login_otp", True),
+        ("password_salt", True),
+        ("shipping_address", False),
+        ("pinned_post", False),
+        ("hashtag", False),
+        ("email", False),
+    ],
+)
+def test_which_column_names_look_secret(column, secret):
+    from provisioning.engine.rows import is_secret
+
+    assert is_secret(column) is secret

@@ -22,7 +22,12 @@ from provisioning.spec.vocabulary import TableSpec
 
 #: App table columns that hold secrets (the real app's users.password, wallets.backup_seed,
 #: profiles.bank_account_number): never shown, exported or kept in an audit event.
-SECRET_APP_COLUMN = re.compile(r"password|passwd|secret|token|seed|private_key|bank_account|iban|ssn", re.I)
+SECRET_APP_COLUMN = re.compile(
+    r"password|passwd|secret|token|seed|private_key|bank_account|iban|ssn|api_?key|mnemonic|card_number|cvv"
+    # Short words only as a whole part of the name (`pin`, not `shipping`).
+    r"|(?:^|_)(?:pin|otp|salt|hash|totp)(?:$|_)",
+    re.I,
+)
 
 #: What names a row for a person, first present and non-empty wins (then the key).
 LABEL_COLUMNS = ("email", "username", "full_name", "name")
