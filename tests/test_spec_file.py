@@ -272,6 +272,8 @@ def test_a_spec_table_in_another_schema_is_read_there_by_its_own_key(tmp_path, a
         f"a = c.get('/admin/provisioning/authuser/{in_app}/change/').content.decode(); "
         f"b = c.get('/admin/provisioning/authuser/{only_public}/change/').content.decode(); "
         "m = c.get('/admin/provisioning/authuser/?status=missing_users').content.decode(); "
+        "lst = c.get('/admin/provisioning/appuser/').content.decode(); "
+        "print('list_says', 'The spec provisions app.users (keyed by auth_id); this list shows public.users' in lst); "
         "print('in_app', 'app.users' in a, 'in-app-schema@example.com' in a, 'nickname' in a); "
         "print('only_public', '<strong>missing</strong>' in b); "
         f"print('listed_missing', '{only_public}'[:8] in m, '{in_app}'[:8] in m); u.delete()"
@@ -280,6 +282,7 @@ def test_a_spec_table_in_another_schema_is_read_there_by_its_own_key(tmp_path, a
     done = run_manage("shell", "-v", "0", "-c", script, env=env)
 
     assert done.stdout.split() == [
+        "list_says", "True",
         "in_app", "True", "True", "True",
         "only_public", "True",
         "listed_missing", "True", "False",

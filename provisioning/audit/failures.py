@@ -18,6 +18,7 @@ from django.db import connection
 from psycopg import sql
 
 from provisioning.models import AuditEvent
+from provisioning.spec import qualified_name
 
 #: How many users a group names.
 USERS_PER_GROUP = 5
@@ -39,7 +40,7 @@ class FailureGroup:
     def table_label(self) -> str:
         if self.table == "*":
             return "every table"
-        return self.table if "." in self.table else f"public.{self.table}"
+        return qualified_name(self.table)
 
     @property
     def more(self) -> int:

@@ -39,6 +39,7 @@ __all__ = [
     "TableSpec",
     "Value",
     "literal",
+    "qualified_name",
     "select_tables",
     "table_spec",
 ]
@@ -63,6 +64,18 @@ def table_spec(name: str) -> TableSpec:
         if spec.name == name:
             return spec
     raise KeyError(name)
+
+
+def qualified_name(table: str) -> str:
+    """How pages name a table an event or a result names by its bare name: the spec's
+    `schema.name` (`app.users` where the spec says so), else `public.<name>` (a table the
+    spec no longer has); a name that is already qualified, or "*", stays as it is."""
+    if "." in table or table == "*":
+        return table
+    for spec in SPEC:
+        if spec.name == table:
+            return spec.qualified_name
+    return f"public.{table}"
 
 
 def select_tables(names: list[str] | tuple[str, ...] | None) -> tuple[TableSpec, ...]:

@@ -21,6 +21,7 @@ from django.utils.html import format_html
 from provisioning.engine import rows
 from provisioning.ids import clean_typed, parse_uuid
 from provisioning.models import AppUser, AuthUser, Profile, Wallet
+from provisioning.spec import SPEC
 from provisioning.web.admin.base import CappedCountPaginator, ReadOnlyMixin
 from provisioning.web.admin.ignored_input import SaysWhatItIgnored
 from provisioning.web.templatetags.eloity import app_value
@@ -77,6 +78,15 @@ class ReadOnlyAdmin(SaysWhatItIgnored, ReadOnlyMixin, admin.ModelAdmin):
             self.message_user(
                 request,
                 f"The table {table.qualified_name} does not exist in this database: this list is empty.",
+                messages.WARNING,
+            )
+        spec = next((s for s in SPEC if s.name == table.name), None)
+        if spec is not None and (spec.schema, spec.key) != (table.schema, table.key):
+            # The spec's table is elsewhere: say which one this list is not.
+            self.message_user(
+                request,
+                f"The spec provisions {spec.qualified_name} (keyed by {spec.key}); this list shows "
+                f"{table.qualified_name}. Each user's page shows their {spec.label} in {spec.qualified_name}.",
                 messages.WARNING,
             )
         extra_context = {**(extra_context or {}), "live_table": table}

@@ -32,6 +32,7 @@ from provisioning.errors import first_line
 from provisioning.hooks import deliveries
 from provisioning.ids import parse_uuid
 from provisioning.models import AuditEvent
+from provisioning.spec import qualified_name
 from provisioning.web.admin.base import CappedCountPaginator, ReadOnlyMixin, time_field
 from provisioning.web.admin.ignored_input import UNUSABLE, SaysWhatItIgnored
 from provisioning.web.templatetags.eloity import people_html, person_html, person_in
@@ -291,8 +292,8 @@ class AuditEventAdmin(SaysWhatItIgnored, ReadOnlyMixin, admin.ModelAdmin):
             "<ul>{}</ul>",
             format_html_join(
                 "",
-                "<li><strong>public.{}</strong>: {} row(s) for {}</li>",
-                ((table, len(ids), _links(ids)) for table, ids in created.items() if ids),
+                "<li><strong>{}</strong>: {} row(s) for {}</li>",
+                ((qualified_name(table), len(ids), _links(ids)) for table, ids in created.items() if ids),
             ),
         )
         if dry_run:
@@ -306,9 +307,13 @@ class AuditEventAdmin(SaysWhatItIgnored, ReadOnlyMixin, admin.ModelAdmin):
         who = f" for {users} user{'' if users == 1 else 's'}" if users is not None else ""
         items = format_html_join(
             "",
-            "<li><strong>public.{}</strong>: {}{}</li>",
+            "<li><strong>{}</strong>: {}{}</li>",
             (
-                (table, n, format_html(" — for example {}", _links(sample[table])) if sample.get(table) else "")
+                (
+                    qualified_name(table),
+                    n,
+                    format_html(" — for example {}", _links(sample[table])) if sample.get(table) else "",
+                )
                 for table, n in sorted(would.items(), key=lambda item: _table_order(obj, item[0]))
             ),
         )
@@ -378,7 +383,7 @@ class AuditEventAdmin(SaysWhatItIgnored, ReadOnlyMixin, admin.ModelAdmin):
             (
                 (
                     person_in(item["user_id"], labels) if parse_uuid(item.get("user_id")) else item.get("user_id", ""),
-                    "every table" if item.get("table") == "*" else f"public.{item.get('table', '')}",
+                    "every table" if item.get("table") == "*" else qualified_name(str(item.get("table", ""))),
                     item.get("reason", ""),
                 )
                 for item in items[:LINKS_SHOWN]

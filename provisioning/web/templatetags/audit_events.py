@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from django import template
 
+from provisioning.spec import qualified_name
+
 register = template.Library()
 
 
@@ -18,7 +20,7 @@ def what_it_did(event, user_id) -> str:
     created.sort(key=lambda t: (order.index(t) if t in order else len(order), t))
     if created:
         verb = "would create" if event.outcome == event.Outcome.DRY_RUN else "created"
-        parts.append(f"{verb} {', '.join(f'public.{t}' for t in created)}")
+        parts.append(f"{verb} {', '.join(qualified_name(t) for t in created)}")
     changes = (event.detail or {}).get("changes") if event.action == event.Action.SYNC_VALUES else None
     if isinstance(changes, dict):
         for column, entries in changes.items():
@@ -28,7 +30,7 @@ def what_it_did(event, user_id) -> str:
     for item in event.not_provisioned or []:
         if isinstance(item, dict) and str(item.get("user_id")) == uid:
             table = item.get("table", "")
-            where = "every table" if table == "*" else (table if "." in str(table) else f"public.{table}")
+            where = "every table" if table == "*" else qualified_name(str(table))
             parts.append(f"not written to {where}: {item.get('reason', '')}")
     return "; ".join(parts)
 
