@@ -313,7 +313,7 @@ def test_a_phone_only_user_gets_a_next_step_and_an_administrator_the_sql(provisi
     support = html.unescape(provisioner_client.get(url).content.decode())
     admin = html.unescape(admin_client.get(url).content.decode())
 
-    sql = 'ALTER TABLE "public"."users" ALTER COLUMN "email" DROP NOT NULL;'
+    sql = "ALTER TABLE public.users ALTER COLUMN email DROP NOT NULL;"
     for page in (support, admin):
         step = page.split('id="next-steps"')[1].split("</div>")[0]
         assert "Ask them for an email address" in step and "then provision again" in step

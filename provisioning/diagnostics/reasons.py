@@ -9,6 +9,7 @@ phone-only advice, a column no one fills gets its default, never the other way r
 
 from __future__ import annotations
 
+from provisioning.engine import remedies
 from provisioning.engine.plans import TablePlan
 from provisioning.engine.statements import SOFT_DELETED_REASON
 from provisioning.engine.triggergen import quote_ident
@@ -74,14 +75,11 @@ def _table_problem(plan: TablePlan) -> str:
 
 def _null(plan: TablePlan, column: str) -> str:
     value = plan.columns[column]
-    relax = (
-        f"`ALTER TABLE {quote_ident(plan.spec.schema, plan.spec.name)} ALTER COLUMN {quote_ident(column)} "
-        "DROP NOT NULL;` (to review: only if the app allows it)"
-    )
+    relax = f"`{remedies.drop_not_null(plan, column)}` (to review: only if the app allows it)"
     if isinstance(value, AuthColumn) and value.column == "email":
         return (
-            "Expected for phone-only (and anonymous) sign-ups: they have no email. Ask the person for an "
-            f"email and {AGAIN}, or relax the column: {relax}."
+            "Expected for phone-only (and anonymous) sign-ups: they have no email. Ask the person for "
+            f"{remedies.asked_for(value)} and {AGAIN}, or relax the column: {relax}."
         )
     return (
         f"Expected for sign-ups without {value.describe()}: give the spec a fallback value "

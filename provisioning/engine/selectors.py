@@ -13,7 +13,7 @@ from django.db.models import BooleanField, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from psycopg import sql as psql
 
-from provisioning.engine import catalog, confirmation, statements
+from provisioning.engine import catalog, confirmation, remedies, statements
 from provisioning.engine import plans as plans_module
 from provisioning.ids import clean_typed, parse_uuid
 from provisioning.models import AuditEvent, AuthUser
@@ -365,16 +365,11 @@ def next_steps(reasons: dict[str, str | None]) -> list[dict]:
             if blocker.kind != "null" or not any(blocker.reason in reason for reason in blocked):
                 continue
             (column,) = blocker.columns
-            value = plan.columns[column].describe().split(".")[-1]
-            ask = {"email": "an email address", "phone": "a phone number"}.get(value, f"a value for {value}")
-            relax = psql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL;").format(
-                plan.spec.identifier(), psql.Identifier(column)
-            )
             steps.append(
                 {
-                    "ask": ask,
+                    "ask": remedies.asked_for(plan.columns[column]),
                     "column": f"{plan.spec.qualified_name}.{column}",
-                    "sql": statements.as_text(relax),
+                    "sql": remedies.drop_not_null(plan, column),
                 }
             )
     return steps
