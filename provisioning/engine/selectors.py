@@ -13,10 +13,10 @@ from django.db.models import BooleanField, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from psycopg import sql as psql
 
-from provisioning.engine import catalog, confirmation, statements
+from provisioning.engine import catalog, confirmation, ledger, statements
 from provisioning.engine import plans as plans_module
 from provisioning.ids import clean_typed, parse_uuid
-from provisioning.models import AuditEvent, AuthUser
+from provisioning.models import AuditEvent, AuthUser, LedgerState
 from provisioning.spec import SPEC, TABLE_NAMES, select_tables, table_spec
 
 _STATUS_NAMES = {"users": "has_app_user", "profiles": "has_profile", "wallets": "has_wallet"}
@@ -149,6 +149,9 @@ class StatusCounts:
     #: (expected), and the gate's description; None and "" elsewhere.
     awaiting_confirmation: int | None = None
     gate: str = ""
+    #: When the figures come from the provisioning ledger: the time it was last caught up
+    #: ("as of"); None when they were counted live.
+    as_of: object = None
 
     @property
     def fully_provisioned(self) -> int:
@@ -165,6 +168,8 @@ class StatusCounts:
             "cannot_provision_sample": self.blocked_sample,
             "awaiting_confirmation": self.awaiting_confirmation,
             "confirmation_gate": self.gate,
+            "as_of": self.as_of.isoformat() if self.as_of else None,
+            "source": "ledger" if self.as_of else "live",
         }
 
 
@@ -474,3 +479,66 @@ def search_auth_users(queryset: QuerySet, term: str) -> QuerySet:
     if digits.isdigit() and len(digits) >= 4:
         match |= Q(phone__contains=digits)
     return queryset.filter(match)
+
+
+def ledger_state():
+    """The provisioning ledger's state (engine/ledger.py), or None while there is none or it
+    was built for another spec or schema (then the counts are live)."""
+    state = LedgerState.objects.filter(pk=1).first()
+    if state is None:
+        return None
+    return state if state.fingerprint == ledger.fingerprint(plans_module.plan_tables(SPEC)) else None
+
+
+def ledger_status_counts(*, sample: int = 20) -> StatusCounts:
+    """`status_counts` read from the provisioning ledger, as of its last catch-up: a count
+    of auth.users' live sign-ups by the planner-free index count is still needed for the
+    total, the rest reads the ledger alone. Falls back to `status_counts` (live, as_of None)
+    while there is no ledger for this spec."""
+    state = ledger_state()
+    if state is None:
+        return status_counts(sample=sample)
+    plans = plans_module.plan_tables(SPEC)
+    gate = confirmation.gate()
+    with connection.cursor() as cursor:
+        cursor.execute(ledger.counts(plans, awaiting=gate.awaiting_sql() if gate else None))
+        row = list(cursor.fetchone())
+        awaiting = row.pop() if gate else None
+        live, *per_table, missing_any = row
+        cursor.execute(ledger.blocked(), {"limit": max(sample, 1)})
+        found = cursor.fetchall()
+    counts: dict[str, int] = {}
+    wanted: list[tuple[uuid.UUID, str, str]] = []
+    users = 0
+    order = {plan.name: i for i, plan in enumerate(plans)}
+    for table, reason, n, ids in sorted(
+        found, key=lambda r: (order.get(r[0], len(order)) if r[0] else 99, -r[2], r[1] or "")
+    ):
+        if table is None:
+            users = n
+            continue
+        counts[f"{table}: {reason}"] = n
+        wanted += [(user_id, table, reason) for user_id in list(ids or [])[:sample]]
+    wanted = wanted[:sample] if sample else []
+    people = person_labels([w[0] for w in wanted])
+    emails = dict(AuthUser.objects.filter(pk__in=[w[0] for w in wanted]).values_list("pk", "email"))
+    return StatusCounts(
+        auth_users=live,
+        missing={plan.name: n for plan, n in zip(plans, per_table, strict=True)},
+        missing_any=missing_any,
+        blocked=counts,
+        blocked_sample=[
+            {
+                "user_id": str(user_id),
+                "email": emails.get(user_id),
+                "person": people.get(str(user_id), str(user_id)),
+                "table": table,
+                "reason": reason,
+            }
+            for user_id, table, reason in wanted
+        ],
+        blocked_users=users,
+        awaiting_confirmation=awaiting,
+        gate=gate.description if gate else "",
+        as_of=state.caught_up_at,
+    )
