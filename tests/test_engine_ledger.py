@@ -9,7 +9,15 @@ from django.utils import timezone
 
 from provisioning.engine import ledger, selectors, services
 from provisioning.models import LedgerEntry
-from tests.factories import disable_trigger, enable_trigger, execute, give_rows, make_auth_user, make_eloity_migration_shape, run_command
+from tests.factories import (
+    disable_trigger,
+    enable_trigger,
+    execute,
+    give_rows,
+    make_auth_user,
+    make_eloity_migration_shape,
+    run_command,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -167,4 +175,20 @@ def test_the_ledger_command_rebuilds_and_catches_up():
     give_rows(users["no_profile"], ["profiles"])
     code, out = run_command("provisioning_ledger")
     assert code == 0 and "caught up" in out and "4 users missing rows" in out
+    assert_ledger_equals_live()
+
+
+def test_removing_an_orphan_that_held_an_email_unblocks_the_user_in_the_ledger(cli_actor):
+    from provisioning.drift import services as drift_services
+
+    gone = make_auth_user("taken@example.com")
+    execute("DELETE FROM auth.users WHERE id = %s", [gone])  # its app rows stay: orphans
+    disable_trigger()  # it would fail on the email the orphan holds
+    waiting = make_auth_user("taken@example.com", keep=())
+    enable_trigger()
+    ledger.rebuild()
+    assert "users" in LedgerEntry.objects.get(pk=waiting).reasons
+    drift_services.remove_orphans(actor=cli_actor)
+    entry = LedgerEntry.objects.get(pk=waiting)
+    assert entry.reasons == {} and set(entry.tables) == {"users", "profiles", "wallets"}
     assert_ledger_equals_live()

@@ -38,6 +38,7 @@ LEDGER = sql.Identifier(LedgerEntry._meta.db_table)
 #: commit after a later one (created_at is its start), and re-reading is idempotent.
 OVERLAP = dt.timedelta(minutes=5)
 CANDIDATES = sql.Identifier("pg_temp", "eloity_ledger_candidates")
+REFRESHED = sql.Identifier("pg_temp", "eloity_ledger_refreshed")
 
 
 def _rebuild_seconds() -> int:
@@ -167,14 +168,33 @@ def refresh_users(ids_condition: sql.Composable, params: dict | None = None, *, 
         return
     plans = plans or plans_module.plan_tables(SPEC)
     with connection.cursor() as cursor:
+        # The users first, kept aside: the condition may read the ledger itself.
+        cursor.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(REFRESHED))
         cursor.execute(
-            sql.SQL("DELETE FROM {ledger} l WHERE l.user_id IN (SELECT u.id FROM {auth} u WHERE {ids})").format(
-                ledger=LEDGER, auth=statements.AUTH_USERS, ids=ids_condition
-            ),
+            sql.SQL(
+                "CREATE TEMPORARY TABLE eloity_ledger_refreshed ON COMMIT DROP AS SELECT u.id FROM {auth} u WHERE {ids}"
+            ).format(auth=statements.AUTH_USERS, ids=ids_condition),
             params or {},
         )
-        among = sql.SQL("({ids}) OR u.id IN (SELECT user_id FROM {ledger})").format(ids=ids_condition, ledger=LEDGER)
-        cursor.execute(entries(plans, among, ids_condition), params or {})
+        cursor.execute(
+            sql.SQL("DELETE FROM {ledger} l WHERE l.user_id IN (SELECT id FROM {refreshed})").format(
+                ledger=LEDGER, refreshed=REFRESHED
+            )
+        )
+        mine = sql.SQL("u.id IN (SELECT id FROM {})").format(REFRESHED)
+        among = mine
+        if any(blocker.kind != "null" for plan in plans for blocker in plan.blockers):
+            # A unique value goes to the first (by id) of the users lacking the row: rank
+            # them among the others still in the ledger.
+            among = sql.SQL("{mine} OR u.id IN (SELECT user_id FROM {ledger})").format(mine=mine, ledger=LEDGER)
+        cursor.execute(entries(plans, among, mine))
+
+
+def refresh_blocked() -> None:
+    """Recompute the entries of users who cannot get a row (few), in the caller's
+    transaction: after a write that may free or take a unique value they wait for (values
+    synced, orphaned rows removed)."""
+    refresh_users(sql.SQL("u.id IN (SELECT b.user_id FROM {} b WHERE b.reasons <> '{{}}'::jsonb)").format(LEDGER))
 
 
 @dataclass(frozen=True)
