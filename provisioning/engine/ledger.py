@@ -291,3 +291,33 @@ def blocked() -> sql.Composed:
         "SELECT tbl, reason, count(*), (array_agg(id ORDER BY id))[1:%(limit)s] FROM b GROUP BY tbl, reason "
         "UNION ALL SELECT NULL, NULL, count(DISTINCT id), NULL FROM b"
     ).format(ledger=LEDGER)
+
+
+def counts_by_week(plans: list[TablePlan]) -> sql.Composed:
+    """Rows (week, live sign-ups, entries lacking each plan's table, entries): the week is
+    the Monday of sign-up in time zone `%(tz)s` (NULL without a sign-up time), as in
+    `statements.status_counts(by_week=True)`; sign-ups from auth.users alone, the rest from
+    the ledger."""
+    zeros = sql.SQL(", ").join(sql.SQL("0") for _ in plans)
+    per_table = sql.SQL(", ").join(
+        sql.SQL("count(*) FILTER (WHERE {} = ANY(l.tables))").format(sql.Literal(plan.name)) for plan in plans
+    )
+    sums = sql.SQL(", ").join(sql.SQL("sum({})::bigint").format(sql.Identifier(f"m{i}")) for i in range(len(plans)))
+    names = sql.SQL(", ").join(sql.Identifier(f"m{i}") for i in range(len(plans)))
+    week = "date_trunc('week', {}.created_at AT TIME ZONE %(tz)s)::date"
+    return sql.SQL(
+        "SELECT w, sum(live)::bigint, {sums}, sum(a)::bigint FROM ("
+        "SELECT {uweek} AS w, count(*) AS live, {zeros}, 0 AS a FROM {auth} u WHERE {population} GROUP BY 1 "
+        "UNION ALL SELECT {lweek}, 0, {per_table}, count(*) FROM {ledger} l GROUP BY 1"
+        ") c (w, live, {names}, a) GROUP BY w"
+    ).format(
+        sums=sums,
+        uweek=sql.SQL(week.format("u")),
+        lweek=sql.SQL(week.format("l")),
+        zeros=zeros,
+        auth=statements.AUTH_USERS,
+        population=statements.POPULATION,
+        per_table=per_table,
+        ledger=LEDGER,
+        names=names,
+    )

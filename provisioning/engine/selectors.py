@@ -505,6 +505,25 @@ def ledger_status_counts(*, sample: int = 20) -> StatusCounts:
         row = list(cursor.fetchone())
         awaiting = row.pop() if gate else None
         live, *per_table, missing_any = row
+    found = ledger_blocked_summary(sample=sample, plans=plans)
+    return StatusCounts(
+        auth_users=live,
+        missing={plan.name: n for plan, n in zip(plans, per_table, strict=True)},
+        missing_any=missing_any,
+        blocked=found.rows,
+        blocked_sample=found.sample,
+        blocked_users=found.users,
+        awaiting_confirmation=awaiting,
+        gate=gate.description if gate else "",
+        as_of=state.caught_up_at,
+    )
+
+
+def ledger_blocked_summary(*, sample: int = 20, plans=None) -> Blocked:
+    """`blocked_summary` read from the provisioning ledger (call it where `ledger_state()`
+    is not None): the same rows, users and sample, in the same order."""
+    plans = plans or plans_module.plan_tables(SPEC)
+    with connection.cursor() as cursor:
         cursor.execute(ledger.blocked(), {"limit": max(sample, 1)})
         found = cursor.fetchall()
     counts: dict[str, int] = {}
@@ -522,23 +541,31 @@ def ledger_status_counts(*, sample: int = 20) -> StatusCounts:
     wanted = wanted[:sample] if sample else []
     people = person_labels([w[0] for w in wanted])
     emails = dict(AuthUser.objects.filter(pk__in=[w[0] for w in wanted]).values_list("pk", "email"))
-    return StatusCounts(
-        auth_users=live,
-        missing={plan.name: n for plan, n in zip(plans, per_table, strict=True)},
-        missing_any=missing_any,
-        blocked=counts,
-        blocked_sample=[
-            {
-                "user_id": str(user_id),
-                "email": emails.get(user_id),
-                "person": people.get(str(user_id), str(user_id)),
-                "table": table,
-                "reason": reason,
-            }
-            for user_id, table, reason in wanted
-        ],
-        blocked_users=users,
-        awaiting_confirmation=awaiting,
-        gate=gate.description if gate else "",
-        as_of=state.caught_up_at,
-    )
+    rows = [
+        {
+            "user_id": str(user_id),
+            "email": emails.get(user_id),
+            "person": people.get(str(user_id), str(user_id)),
+            "table": table,
+            "reason": reason,
+        }
+        for user_id, table, reason in wanted
+    ]
+    return Blocked(rows=counts, users=users, sample=rows)
+
+
+def ledger_counts_by_week(tz: str, *, plans=None) -> dict:
+    """`status_counts_by_week` with the missing counts read from the provisioning ledger
+    (sign-ups per week are still counted from auth.users, without a join)."""
+    plans = plans if plans is not None else plans_module.plan_tables(SPEC)
+
+    def count() -> list:
+        with connection.cursor() as cursor:
+            cursor.execute(ledger.counts_by_week(plans), {"tz": tz})
+            return cursor.fetchall()
+
+    rows = _shared(("ledger_by_week", tz, tuple(p.name for p in plans)), count)
+    return {
+        week: (live, {plan.name: n for plan, n in zip(plans, per_table, strict=True)}, missing_any)
+        for week, live, *per_table, missing_any in rows
+    }
