@@ -16,12 +16,11 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError, connection, transaction
 from django.db.models.expressions import RawSQL
+from psycopg import sql as psql
 
 from provisioning.actors import Actor
 from provisioning.audit.failures import FailureGroups, ReportedRun
 from provisioning.audit.recording import record_denied, record_event, record_failed
-from psycopg import sql as psql
-
 from provisioning.engine import ledger, statements
 from provisioning.engine.plans import TablePlan, plan_run, require_write_order
 from provisioning.engine.selectors import blocked_by_reason
