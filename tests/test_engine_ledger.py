@@ -192,3 +192,19 @@ def test_removing_an_orphan_that_held_an_email_unblocks_the_user_in_the_ledger(c
     entry = LedgerEntry.objects.get(pk=waiting)
     assert entry.reasons == {} and set(entry.tables) == {"users", "profiles", "wallets"}
     assert_ledger_equals_live()
+
+
+def test_the_health_checks_read_the_ledger_and_say_as_of_when():
+    from provisioning import diagnostics
+
+    a_mixed_population()
+    report = diagnostics.run_checks()
+    blocked = next(c for c in report.checks if c.name == "Users that cannot be provisioned")
+    assert "(counted live)" in blocked.found
+    state = ledger.rebuild()
+    report = diagnostics.run_checks()
+    blocked = next(c for c in report.checks if c.name == "Users that cannot be provisioned")
+    coverage = next(c for c in report.checks if c.name == "Sign-ups missing rows")
+    as_of = f"from the provisioning ledger, as of {timezone.localtime(state.caught_up_at):%H:%M:%S}"
+    assert as_of in blocked.found and as_of in coverage.found
+    assert blocked.details["users"] == selectors.blocked_summary().users == 2
