@@ -613,3 +613,54 @@ def ledger_counts_by_week(tz: str, *, plans=None) -> dict:
         week: (live, {plan.name: n for plan, n in zip(plans, per_table, strict=True)}, missing_any)
         for week, live, *per_table, missing_any in rows
     }
+
+
+def _in_ledger(*, blocked: bool = False) -> Q:
+    """The auth user (the outer query's row) has a ledger entry (`blocked`: one with a row
+    provisioning cannot write): a probe of the ledger's primary key per user walked."""
+    condition = " AND l.reasons <> '{}'::jsonb" if blocked else ""
+    return Q(
+        RawSQL(  # noqa: S611 - fixed text, no input in it
+            f'EXISTS (SELECT 1 FROM "{ledger.LedgerEntry._meta.db_table}" l WHERE l.user_id = "auth"."users"."id"'
+            f"{condition})",
+            (),
+            output_field=BooleanField(),
+        )
+    )
+
+
+def _signed_up_since(state) -> Q:
+    """Sign-ups the ledger may not have seen yet: since its watermark, less `ledger.OVERLAP`."""
+    if state.watermark_created_at is None:
+        return Q(created_at__isnull=False)
+    return Q(created_at__gte=state.watermark_created_at - ledger.OVERLAP)
+
+
+def _missing_now(after: uuid.UUID | None) -> Q:
+    q = Q()
+    for table in TABLE_NAMES:
+        q |= missing_q(table, after)
+    return q
+
+
+def ledger_list_q(value: str, state, after: uuid.UUID | None = None) -> Q:
+    """The list's "Missing anything" (`missing_any`), "Fully provisioned" (`complete`) and
+    "Cannot be provisioned" (`cannot`) from the provisioning ledger `state`: its entries
+    plus the sign-ups since its watermark, walked in the list's order, so a page stops
+    after its rows. Where every key column is indexed, each user walked is also checked
+    live (a probe per table): a user fixed since the ledger's last catch-up is not listed.
+    Without indexes a probe would be a scan of the table per user: the page's rows are
+    then shown as they are now (`annotate_statuses`) and the page says how many changed."""
+    probe = keys_indexed()
+    since = _signed_up_since(state)
+    if value == "missing_any":
+        if probe:
+            return (_in_ledger() | since) & _missing_now(after)
+        return _in_ledger() | (since & _missing_now(after))
+    if value == "cannot":
+        return _in_ledger(blocked=True) & _missing_now(after) if probe else _in_ledger(blocked=True)
+    if value == "complete":
+        older = ~since | Q(created_at__isnull=True)
+        q = ~_in_ledger() & (older | ~_missing_now(after))
+        return q & ~_missing_now(after) if probe else q
+    raise ValueError(value)
