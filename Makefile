@@ -29,7 +29,8 @@ demo: setup .env
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py load_demo
 
 # The web server, one background worker (bulk "Provision all missing" jobs) and the
-# watchdog every minute (its alerts on the console), then the provisioning ledger's catch-up. Jobs left unfinished by a stopped
+# watchdog every minute (its alerts on the console), then the provisioning ledger's
+# catch-up (docs/performance.md). Jobs left unfinished by a stopped
 # worker are queued again first; Ctrl+C stops all three.
 run: demo
 	@echo "Dashboard: http://$(HOST):$(PORT)/admin/"
