@@ -69,6 +69,7 @@ def test_with_key_indexes_a_user_fixed_by_the_app_since_the_ledger_is_not_listed
     ledger.rebuild()
     give_rows(population["no_profile"], ["profiles"])  # the app's own write: not in the ledger yet
     ids, html = listing(viewer_client, "missing_any")
+    assert "Listed from the provisioning ledger" in html
     assert ids == live("missing_any") == {population["nothing"], population["phone_only"]}
     ids, _ = listing(viewer_client, "complete")
     assert ids == {population["complete"]}  # until the ledger catches up

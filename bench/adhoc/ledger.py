@@ -1,4 +1,4 @@
-# ruff: noqa: E402, T201
+# ruff: noqa: E402, E501, B023
 """Ad-hoc measurement for docs/performance.md, "The provisioning ledger" (issue 24): builds
 `bench_ledger_idx` and `bench_ledger_noidx` with N users (default 100,000; the "high"
 ratio: a third of users miss every row) and times, each after one warm-up, the median of
@@ -59,13 +59,13 @@ for name in names:
     plans = plans_module.plan_tables(SPEC)
     print(f"\n== {name}: {args.users:,} users ==", flush=True)
 
-    def bare():
+    def bare(plans=plans):
         with connection.cursor() as cursor:
             cursor.execute(statements.status_counts(plans))
             cursor.fetchone()
 
     print(f"bare count query (statements.status_counts): {ms(bare):.0f} ms")
-    print(f"ledger rebuild (ledger.rebuild): {ms(lambda: ledger.rebuild(plans=plans)):.0f} ms")
+    print(f"ledger rebuild (ledger.rebuild): {ms(lambda plans=plans: ledger.rebuild(plans=plans)):.0f} ms")
     print(f"ledger entries: {ledger.LedgerEntry.objects.count():,}")
     print(f"status live (selectors.status_counts): {ms(lambda: selectors.status_counts(sample=20)):.0f} ms")
     print(
