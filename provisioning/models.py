@@ -388,6 +388,8 @@ class LedgerEntry(models.Model):
     reasons = models.JSONField(default=dict)  # {table: reason}: rows provisioning cannot write
 
     class Meta:
+        # "Cannot be provisioned" reads only the entries with a reason: few of them.
+        indexes = [models.Index(fields=["user_id"], name="ledger_blocked_idx", condition=~models.Q(reasons={}))]
         verbose_name = "ledger entry"
         verbose_name_plural = "ledger entries"
         default_permissions = ()
@@ -407,6 +409,8 @@ class LedgerState(models.Model):
     caught_up_at = models.DateTimeField()
     watermark_created_at = models.DateTimeField(null=True)
     watermark_id = models.UUIDField(null=True)
+    #: Live, non-anonymous sign-ups, counted at the last rebuild or catch-up.
+    live_users = models.PositiveIntegerField(default=0)
     #: pg_stat_user_tables' deleted and updated row counters per spec table at the last
     #: check: when they grow, someone deleted or re-keyed app rows, and the ledger is rebuilt.
     table_changes = models.JSONField(default=dict)

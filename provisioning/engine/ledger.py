@@ -123,6 +123,16 @@ def _table_changes(plans: list[TablePlan]) -> dict[str, int]:
         return dict(cursor.fetchall())
 
 
+def _live_users() -> int:
+    """Live, non-anonymous sign-ups: a count of auth.users alone (no join), kept in the state
+    so that reads never scan auth.users."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql.SQL("SELECT count(*) FROM {} u WHERE {}").format(statements.AUTH_USERS, statements.POPULATION)
+        )
+        return cursor.fetchone()[0]
+
+
 def _watermark() -> tuple:
     with connection.cursor() as cursor:
         cursor.execute(
@@ -154,6 +164,7 @@ def rebuild(*, plans: list[TablePlan] | None = None) -> LedgerState:
             "watermark_created_at": created_at,
             "watermark_id": user_id,
             "table_changes": _table_changes(plans),
+            "live_users": _live_users(),
         },
     )
     return state
@@ -194,7 +205,7 @@ def refresh_blocked() -> None:
     """Recompute the entries of users who cannot get a row (few), in the caller's
     transaction: after a write that may free or take a unique value they wait for (values
     synced, orphaned rows removed)."""
-    refresh_users(sql.SQL("u.id IN (SELECT b.user_id FROM {} b WHERE b.reasons <> '{{}}'::jsonb)").format(LEDGER))
+    refresh_users(sql.SQL("u.id IN (SELECT b.user_id FROM {} b WHERE NOT (b.reasons = '{{}}'::jsonb))").format(LEDGER))
 
 
 @dataclass(frozen=True)
@@ -253,15 +264,15 @@ def catch_up() -> CatchUp:
         state.watermark_created_at, state.watermark_id = newest
     state.caught_up_at = started
     state.table_changes = _table_changes(plans)
+    state.live_users = _live_users()
     state.save()
     return CatchUp(rebuilt=False, why="", checked=checked, entries=LedgerEntry.objects.count(), state=state)
 
 
 def counts(plans: list[TablePlan], *, awaiting: sql.Composable | None = None) -> sql.Composed:
-    """One row, as `statements.status_counts` gives it: live sign-ups (a count of
-    auth.users alone, no join), then per plan the entries lacking its table, then all
-    entries; with `awaiting` (a condition on auth user `u`), the entries awaiting
-    confirmation (the ledger joined to auth.users by key: ledger-sized)."""
+    """One row: per plan the entries lacking its table, then all entries; with `awaiting`
+    (a condition on auth user `u`), then the entries awaiting confirmation (the ledger
+    joined to auth.users by key: ledger-sized). The live sign-ups are the state's."""
     per_table = sql.SQL(", ").join(
         sql.SQL("count(*) FILTER (WHERE {} = ANY(l.tables))").format(sql.Literal(plan.name)) for plan in plans
     )
@@ -270,15 +281,8 @@ def counts(plans: list[TablePlan], *, awaiting: sql.Composable | None = None) ->
     if awaiting is not None:
         join = sql.SQL(" JOIN {} u ON u.id = l.user_id").format(statements.AUTH_USERS)
         extra = sql.SQL(", count(*) FILTER (WHERE {})").format(awaiting)
-    return sql.SQL(
-        "SELECT (SELECT count(*) FROM {auth} u WHERE {population}), {per_table}, count(*){extra} FROM {ledger} l{join}"
-    ).format(
-        auth=statements.AUTH_USERS,
-        population=statements.POPULATION,
-        per_table=per_table,
-        extra=extra,
-        ledger=LEDGER,
-        join=join,
+    return sql.SQL("SELECT {per_table}, count(*){extra} FROM {ledger} l{join}").format(
+        per_table=per_table, extra=extra, ledger=LEDGER, join=join
     )
 
 
@@ -287,7 +291,7 @@ def blocked() -> sql.Composed:
     NULL, users blocked anywhere, each once, NULL)."""
     return sql.SQL(
         "WITH b AS MATERIALIZED (SELECT l.user_id AS id, r.key AS tbl, r.value AS reason "
-        "FROM {ledger} l CROSS JOIN LATERAL jsonb_each_text(l.reasons) r) "
+        "FROM {ledger} l CROSS JOIN LATERAL jsonb_each_text(l.reasons) r WHERE NOT (l.reasons = '{{}}'::jsonb)) "
         "SELECT tbl, reason, count(*), (array_agg(id ORDER BY id))[1:%(limit)s] FROM b GROUP BY tbl, reason "
         "UNION ALL SELECT NULL, NULL, count(DISTINCT id), NULL FROM b"
     ).format(ledger=LEDGER)

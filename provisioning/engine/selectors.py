@@ -552,7 +552,8 @@ def ledger_status_counts(*, sample: int = 20) -> StatusCounts:
         cursor.execute(ledger.counts(plans, awaiting=gate.awaiting_sql() if gate else None))
         row = list(cursor.fetchone())
         awaiting = row.pop() if gate else None
-        live, *per_table, missing_any = row
+        *per_table, missing_any = row
+    live = state.live_users
     found = ledger_blocked_summary(sample=sample, plans=plans)
     return StatusCounts(
         auth_users=live,
@@ -622,7 +623,7 @@ def ledger_counts_by_week(tz: str, *, plans=None) -> dict:
 def _in_ledger(*, blocked: bool = False) -> Q:
     """The auth user (the outer query's row) has a ledger entry (`blocked`: one with a row
     provisioning cannot write): a probe of the ledger's primary key per user walked."""
-    condition = " AND l.reasons <> '{}'::jsonb" if blocked else ""
+    condition = " AND NOT (l.reasons = '{}'::jsonb)" if blocked else ""
     return Q(
         RawSQL(  # noqa: S611 - fixed text, no input in it
             f'EXISTS (SELECT 1 FROM "{ledger.LedgerEntry._meta.db_table}" l WHERE l.user_id = "auth"."users"."id"'
