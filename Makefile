@@ -29,13 +29,15 @@ demo: setup .env
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py load_demo
 
 # The web server, one background worker (bulk "Provision all missing" jobs) and the
-# watchdog every minute (its alerts on the console). Jobs left unfinished by a stopped
+# watchdog every minute (its alerts on the console), then the provisioning ledger's
+# catch-up (docs/performance.md). Jobs left unfinished by a stopped
 # worker are queued again first; Ctrl+C stops all three.
 run: demo
 	@echo "Dashboard: http://$(HOST):$(PORT)/admin/"
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py resume_jobs
 	@DEBUG=$${DEBUG:-1} $(BIN)/python manage.py db_worker --no-reload --interval 1 & worker=$$!; \
 	(while true; do DEBUG=$${DEBUG:-1} $(BIN)/python manage.py provisioning_watchdog | grep --line-buffered '^alert:'; \
+	  DEBUG=$${DEBUG:-1} $(BIN)/python manage.py provisioning_ledger --catch-up >/dev/null; \
 	  sleep 60; done) & watchdog=$$!; \
 	trap 'kill $$worker $$watchdog 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py runserver $(HOST):$(PORT)

@@ -374,3 +374,50 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return self.message_id
+
+
+class LedgerEntry(models.Model):
+    """A live auth user who lacks a row in at least one spec table, as of the last ledger
+    rebuild or catch-up (LedgerState): which tables, and, for each it cannot get, why.
+    Users who lack nothing have no entry, so the ledger stays the size of the problem.
+    Kept by provisioning/engine/ledger.py (docs/performance.md, "The provisioning ledger")."""
+
+    user_id = models.UUIDField(primary_key=True)
+    created_at = models.DateTimeField(null=True)
+    tables = ArrayField(models.CharField(max_length=63), default=list)  # tables lacking a row
+    reasons = models.JSONField(default=dict)  # {table: reason}: rows provisioning cannot write
+
+    class Meta:
+        # "Cannot be provisioned" reads only the entries with a reason: few of them.
+        indexes = [models.Index(fields=["user_id"], name="ledger_blocked_idx", condition=~models.Q(reasons={}))]
+        verbose_name = "ledger entry"
+        verbose_name_plural = "ledger entries"
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {', '.join(self.tables)}"
+
+
+class LedgerState(models.Model):
+    """The ledger's one-row state: when it was rebuilt and last caught up, the newest
+    sign-up it has seen (the watermark), and the fingerprint of the SQL that built it (the
+    spec and the live schema): when that changes, the ledger is rebuilt."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    fingerprint = models.CharField(max_length=64)
+    rebuilt_at = models.DateTimeField()
+    caught_up_at = models.DateTimeField()
+    watermark_created_at = models.DateTimeField(null=True)
+    watermark_id = models.UUIDField(null=True)
+    #: Live, non-anonymous sign-ups, counted at the last rebuild or catch-up.
+    live_users = models.PositiveIntegerField(default=0)
+    #: pg_stat_user_tables' deleted and updated row counters per spec table at the last
+    #: check: when they grow, someone deleted or re-keyed app rows, and the ledger is rebuilt.
+    table_changes = models.JSONField(default=dict)
+
+    class Meta:
+        verbose_name = "ledger state"
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"ledger as of {self.caught_up_at}"

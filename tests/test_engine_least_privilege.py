@@ -19,6 +19,9 @@ ROLE = "eloity_admin_least_privilege_test"
 GRANTS = runtime_role_sql(ROLE).replace("SCHEMA eloity_admin,", f"SCHEMA {settings.DJANGO_SCHEMA},") + (
     f"GRANT SELECT, INSERT ON {settings.DJANGO_SCHEMA}.provisioning_auditevent TO {ROLE};"
     f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {settings.DJANGO_SCHEMA} TO {ROLE};"
+    # The provisioning ledger, which every provisioning batch keeps (docs/performance.md).
+    f"GRANT SELECT, INSERT, UPDATE, DELETE ON {settings.DJANGO_SCHEMA}.provisioning_ledgerentry, "
+    f"{settings.DJANGO_SCHEMA}.provisioning_ledgerstate TO {ROLE};"
 )
 
 

@@ -102,3 +102,26 @@ def test_metrics_are_computed_at_most_once_per_cache_period(client):
 def test_an_allowed_address_scrapes_without_a_token(client):
     assert scrape(client, REMOTE_ADDR="10.9.9.9").status_code == 200
     assert scrape(client, REMOTE_ADDR="10.9.9.8").status_code == 401
+
+
+@override_settings(METRICS_TOKEN=TOKEN)
+def test_metrics_read_the_provisioning_ledger_and_say_when_it_was_caught_up(client):
+    from provisioning.engine import ledger
+
+    disable_trigger()
+    make_auth_user(keep=(), created_at="2026-01-05 10:00+00")
+    make_auth_user(None, phone="15550008888", keep=())
+    state = ledger.rebuild()
+    make_auth_user(keep=())  # a sign-up since the ledger's last catch-up: not counted yet
+
+    text = scrape(client, HTTP_AUTHORIZATION=f"Bearer {TOKEN}").content.decode()
+    assert value(text, "eloity_counts_from_ledger") == 1
+    assert value(text, "eloity_ledger_caught_up_timestamp_seconds") == pytest.approx(state.caught_up_at.timestamp())
+    assert value(text, "eloity_missing_any") == 2  # as of the ledger
+    assert value(text, "eloity_cannot_provision_users") == 1
+    assert value(text, "eloity_oldest_unprovisioned_signup_age_seconds") > 0  # 2026-01-05, from the ledger
+
+    cache.clear()
+    ledger.catch_up()
+    text = scrape(client, HTTP_AUTHORIZATION=f"Bearer {TOKEN}").content.decode()
+    assert value(text, "eloity_missing_any") == 3 == selectors.status_counts().missing_any

@@ -311,3 +311,23 @@ def test_rows_that_cannot_be_provisioned_are_left_out_of_the_alerts(viewer_clien
     assert "0 can be provisioned" in app_users and "(needs attention)" not in app_users
     assert 'class="home-total alert" id="total-missing-any"' not in html
     assert 'class="home-total" id="total-cannot-provision"' in html
+
+
+def test_the_home_page_reads_the_provisioning_ledger_and_says_as_of_when(viewer_client, population):
+    from provisioning.engine import ledger
+    from tests.factories import give_rows
+
+    state = ledger.rebuild()
+    # The app provisions a user itself: not in the ledger until it catches up.
+    give_rows(population["nothing"], ["users", "profiles", "wallets"])
+    html = viewer_client.get(reverse(HOME)).content.decode()
+    assert "from the provisioning ledger, as of" in html
+    assert state.caught_up_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S") in html
+    assert figure(html, "total-missing-any") == 4  # as of the ledger: the app's write is not in it yet
+    chart_missing = sum(w.missing_any for w in dashboard.home_figures().weeks)
+    assert chart_missing == 4
+    ledger.catch_up()
+    html = viewer_client.get(reverse(HOME) + "?recount=1").content.decode()
+    assert figure(html, "total-missing-any") == 3 == selectors.status_counts().missing_any
+    assert figure(html, "total-complete") == 3
+    assert figure(html, "total-cannot-provision") == selectors.blocked_summary().users

@@ -197,7 +197,7 @@ def _data_checks() -> list[_Step]:
     # Who cannot be provisioned, and why, is a pass over every live user per table: three
     # checks read it, and one report works it out once (lazily, inside the first check's
     # savepoint; a failure is not kept, so the next check asks again).
-    blocked = functools.cache(lambda: selectors.blocked_summary(sample=SAMPLE))
+    blocked = functools.cache(lambda: selectors.current_blocked_summary(sample=SAMPLE))
     return [
         ("Orphaned app rows", check_orphans),
         ("Values that differ from auth", check_value_drift),

@@ -37,7 +37,7 @@ def check_write_order(blocked: Callable[[], selectors.Blocked] | None = None) ->
             "Drop or defer one of the foreign keys on the cycle, or leave one of its tables out of the spec.",
             details,
         )
-    counts = (blocked() if blocked else selectors.blocked_summary(sample=SAMPLE, plans=plans)).rows
+    counts = (blocked() if blocked else selectors.current_blocked_summary(sample=SAMPLE, plans=plans)).rows
     chained = {reason: n for reason, n in counts.items() if CHAIN_MARK in reason}
     order = ", then ".join(p.spec.qualified_name for p in plans)
     if not chained:

@@ -131,7 +131,7 @@ def missing_by_week(plans: list[TablePlan] | None = None) -> list[dict]:
     (`selectors.status_counts_by_week`), in the same time zone, so a sign-up falls in the
     same week on both pages."""
     plans = plans if plans is not None else plan_tables(SPEC)
-    weeks = selectors.status_counts_by_week(timezone.get_current_timezone_name(), plans=plans)
+    weeks = selectors.current_counts_by_week(timezone.get_current_timezone_name(), plans=plans)
     gaps = {week: figures for week, figures in weeks.items() if figures[2]}
     result = []
     for week in sorted(gaps, key=lambda w: (w is not None, w), reverse=True):
@@ -156,7 +156,7 @@ def check_confirmation_gate() -> Check:
             "",
             {},
         )
-    missing_any, awaiting = selectors.missing_by_confirmation(gate)
+    missing_any, awaiting = selectors.current_missing_by_confirmation(gate)
     return Check(
         name,
         OK,
@@ -178,7 +178,7 @@ def check_coverage(blocked: Callable[[], selectors.Blocked] | None = None) -> Ch
         return Check("Sign-ups missing rows", OK, "Every live sign-up has its app user, profile and wallet.", "", {})
     gate = confirmation.gate()
     if gate is not None:
-        missing_any, awaiting = selectors.missing_by_confirmation(gate)
+        missing_any, awaiting = selectors.current_missing_by_confirmation(gate)
         if missing_any == awaiting:
             return Check(
                 "Sign-ups missing rows",
@@ -193,14 +193,15 @@ def check_coverage(blocked: Callable[[], selectors.Blocked] | None = None) -> Ch
     found = (
         "Live sign-ups are missing rows: "
         + ", ".join(f"{n} {t}" for t, n in totals.items() if n)
-        + f"; gaps in {len(weeks)} week(s), most recently the week of {weeks[0]['week of']}."
+        + f"; gaps in {len(weeks)} week(s), most recently the week of {weeks[0]['week of']}"
+        + f" ({selectors.freshness()})."
     )
     if all_missing:
         found += (
             f" In {len(all_missing)} week(s) a table got no row for any sign-up (the trigger was off or broken), "
             f"most recently the week of {all_missing[0]}."
         )
-    counts = (blocked() if blocked else selectors.blocked_summary(sample=0, plans=plans)).rows
+    counts = (blocked() if blocked else selectors.current_blocked_summary(sample=0, plans=plans)).rows
     blocked_rows = sum(counts.values())
     fixable = sum(totals.values()) - blocked_rows
     if gate is not None:
@@ -226,7 +227,7 @@ def check_cannot_provision(blocked: Callable[[], selectors.Blocked] | None = Non
     """Users missing a row that provisioning cannot write (each counted once), and the rows
     they lack grouped by table and reason. `blocked` gives
     `selectors.blocked_summary(sample=SAMPLE)` when the report already has it."""
-    found = blocked() if blocked else selectors.blocked_summary(sample=SAMPLE)
+    found = blocked() if blocked else selectors.current_blocked_summary(sample=SAMPLE)
     counts, sample = found.rows, found.sample
     if not counts:
         return Check("Users that cannot be provisioned", OK, "Every missing row can be provisioned.", "", {})
@@ -239,7 +240,7 @@ def check_cannot_provision(blocked: Callable[[], selectors.Blocked] | None = Non
         "Users that cannot be provisioned",
         WARNING,
         f"{found.users} user{'' if found.users == 1 else 's'} cannot be provisioned ({total} missing "
-        f"row{'' if total == 1 else 's'}): " + counted_reasons(counts) + ".",
+        f"row{'' if total == 1 else 's'}): " + counted_reasons(counts) + f" ({selectors.freshness()}).",
         text,
         {
             "rows": [{"reason": r, "rows": n} for r, n in counts.items()],

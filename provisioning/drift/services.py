@@ -26,7 +26,7 @@ from provisioning.audit.recording import record_denied, record_event, record_fai
 from provisioning.drift import statements
 from provisioning.drift.columns import CopiedColumn, by_table, copied_columns, withheld_columns
 from provisioning.drift.selectors import removal_order, scan_pays
-from provisioning.engine import catalog
+from provisioning.engine import catalog, ledger
 from provisioning.engine.services import (
     SAMPLE_SIZE,
     NotProvisioned,
@@ -195,6 +195,7 @@ def sync_values(
                 batch = _sync_batch(specs, hi, one_by_one, params.get("ids"), dry_run=dry_run)
                 if not dry_run:
                     _record_batch(actor, result, chosen, batch)
+                    ledger.refresh_blocked()  # a synced value may free or take one they wait for
         except DatabaseError as exc:
             message = first_line(exc)
             event = record_failed(
@@ -622,6 +623,8 @@ def remove_orphans(*, actor: Actor, tables: Sequence[str] | None = None, dry_run
                         raise _RollBack
             except _RollBack:
                 pass
+            if not dry_run:
+                ledger.refresh_blocked()  # a removed row may have held a unique value they wait for
             keys = (row.get(s.key) for s in order for row in result.removed[s.qualified_name])
             ids = list(dict.fromkeys(str(k) for k in keys if k is not None))
             event = record_event(

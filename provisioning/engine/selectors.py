@@ -8,15 +8,15 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 from django.db.models import BooleanField, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from psycopg import sql as psql
 
-from provisioning.engine import catalog, confirmation, remedies, statements
+from provisioning.engine import catalog, confirmation, ledger, remedies, statements
 from provisioning.engine import plans as plans_module
 from provisioning.ids import clean_typed, parse_uuid
-from provisioning.models import AuditEvent, AuthUser
+from provisioning.models import AuditEvent, AuthUser, LedgerState
 from provisioning.spec import SPEC, TABLE_NAMES, select_tables, table_spec
 
 _STATUS_NAMES = {"users": "has_app_user", "profiles": "has_profile", "wallets": "has_wallet"}
@@ -149,6 +149,9 @@ class StatusCounts:
     #: (expected), and the gate's description; None and "" elsewhere.
     awaiting_confirmation: int | None = None
     gate: str = ""
+    #: When the figures come from the provisioning ledger: the time it was last caught up
+    #: ("as of"); None when they were counted live.
+    as_of: object = None
 
     @property
     def fully_provisioned(self) -> int:
@@ -165,6 +168,8 @@ class StatusCounts:
             "cannot_provision_sample": self.blocked_sample,
             "awaiting_confirmation": self.awaiting_confirmation,
             "confirmation_gate": self.gate,
+            "as_of": self.as_of.isoformat() if self.as_of else None,
+            "source": "ledger" if self.as_of else "live",
         }
 
 
@@ -469,3 +474,193 @@ def search_auth_users(queryset: QuerySet, term: str) -> QuerySet:
     if digits.isdigit() and len(digits) >= 4:
         match |= Q(phone__contains=digits)
     return queryset.filter(match)
+
+
+def ledger_state(*, guarded: bool = False):
+    """The provisioning ledger's state (engine/ledger.py), or None while there is none or it
+    was built for another spec or schema (then the counts are live). `guarded`: None too
+    where the role cannot read it (the doctor's checks may run as the app's role); that
+    costs a savepoint, so the pages, which run as the dashboard's own role, do without."""
+
+    def read():
+        if not guarded:
+            return LedgerState.objects.filter(pk=1).first()
+        try:
+            with transaction.atomic():
+                return LedgerState.objects.filter(pk=1).first()
+        except DatabaseError:
+            return None
+
+    state = _shared(("ledger_state", guarded), read)
+    if state is None or state.fingerprint != ledger.fingerprint(plans_module.plan_tables(SPEC)):
+        return None
+    return state
+
+
+def freshness(state=None) -> str:
+    """How fresh the counts are, for a page or a check: "from the provisioning ledger, as
+    of 14:02:10" (its last catch-up, local time), or "counted live"."""
+    from django.utils import timezone
+
+    state = state if state is not None else ledger_state(guarded=True)
+    if state is None:
+        return "counted live"
+    return f"from the provisioning ledger, as of {timezone.localtime(state.caught_up_at):%H:%M:%S}"
+
+
+def current_blocked_summary(*, sample: int = 20, plans=None) -> Blocked:
+    """Who cannot be provisioned: from the ledger where there is one, else live."""
+    if ledger_state(guarded=True) is not None:
+        return ledger_blocked_summary(sample=sample, plans=plans)
+    return blocked_summary(sample=sample, plans=plans)
+
+
+def current_counts_by_week(tz: str, *, plans=None) -> dict:
+    """Missing rows by week of sign-up: from the ledger where there is one, else live."""
+    if ledger_state(guarded=True) is not None:
+        return ledger_counts_by_week(tz, plans=plans)
+    return status_counts_by_week(tz, plans=plans)
+
+
+def current_missing_by_confirmation(gate: confirmation.Gate) -> tuple[int, int]:
+    """`missing_by_confirmation` from the ledger where there is one (the ledger's users
+    joined to auth.users by key), else live."""
+    if ledger_state(guarded=True) is None:
+        return missing_by_confirmation(gate)
+    with connection.cursor() as cursor:
+        cursor.execute(ledger.counts(plans_module.plan_tables(SPEC), awaiting=gate.awaiting_sql()))
+        *_, missing_any, awaiting = cursor.fetchone()
+    return missing_any, awaiting
+
+
+def ledger_status_counts(*, sample: int = 20) -> StatusCounts:
+    """`status_counts` read from the provisioning ledger, as of its last catch-up: a count
+    of auth.users' live sign-ups by the planner-free index count is still needed for the
+    total, the rest reads the ledger alone. Falls back to `status_counts` (live, as_of None)
+    while there is no ledger for this spec."""
+    state = ledger_state()
+    if state is None:
+        return status_counts(sample=sample)
+    plans = plans_module.plan_tables(SPEC)
+    gate = confirmation.gate()
+    with connection.cursor() as cursor:
+        cursor.execute(ledger.counts(plans, awaiting=gate.awaiting_sql() if gate else None))
+        row = list(cursor.fetchone())
+        awaiting = row.pop() if gate else None
+        *per_table, missing_any = row
+    live = state.live_users
+    found = ledger_blocked_summary(sample=sample, plans=plans)
+    return StatusCounts(
+        auth_users=live,
+        missing={plan.name: n for plan, n in zip(plans, per_table, strict=True)},
+        missing_any=missing_any,
+        blocked=found.rows,
+        blocked_sample=found.sample,
+        blocked_users=found.users,
+        awaiting_confirmation=awaiting,
+        gate=gate.description if gate else "",
+        as_of=state.caught_up_at,
+    )
+
+
+def ledger_blocked_summary(*, sample: int = 20, plans=None) -> Blocked:
+    """`blocked_summary` read from the provisioning ledger (call it where `ledger_state()`
+    is not None): the same rows, users and sample, in the same order."""
+    plans = plans or plans_module.plan_tables(SPEC)
+    with connection.cursor() as cursor:
+        cursor.execute(ledger.blocked(), {"limit": max(sample, 1)})
+        found = cursor.fetchall()
+    counts: dict[str, int] = {}
+    wanted: list[tuple[uuid.UUID, str, str]] = []
+    users = 0
+    order = {plan.name: i for i, plan in enumerate(plans)}
+    for table, reason, n, ids in sorted(
+        found, key=lambda r: (order.get(r[0], len(order)) if r[0] else 99, -r[2], r[1] or "")
+    ):
+        if table is None:
+            users = n
+            continue
+        counts[f"{table}: {reason}"] = n
+        wanted += [(user_id, table, reason) for user_id in list(ids or [])[:sample]]
+    wanted = wanted[:sample] if sample else []
+    people = person_labels([w[0] for w in wanted])
+    emails = dict(AuthUser.objects.filter(pk__in=[w[0] for w in wanted]).values_list("pk", "email"))
+    rows = [
+        {
+            "user_id": str(user_id),
+            "email": emails.get(user_id),
+            "person": people.get(str(user_id), str(user_id)),
+            "table": table,
+            "reason": reason,
+        }
+        for user_id, table, reason in wanted
+    ]
+    return Blocked(rows=counts, users=users, sample=rows)
+
+
+def ledger_counts_by_week(tz: str, *, plans=None) -> dict:
+    """`status_counts_by_week` with the missing counts read from the provisioning ledger
+    (sign-ups per week are still counted from auth.users, without a join)."""
+    plans = plans if plans is not None else plans_module.plan_tables(SPEC)
+
+    def count() -> list:
+        with connection.cursor() as cursor:
+            cursor.execute(ledger.counts_by_week(plans), {"tz": tz})
+            return cursor.fetchall()
+
+    rows = _shared(("ledger_by_week", tz, tuple(p.name for p in plans)), count)
+    return {
+        week: (live, {plan.name: n for plan, n in zip(plans, per_table, strict=True)}, missing_any)
+        for week, live, *per_table, missing_any in rows
+    }
+
+
+def _in_ledger(*, blocked: bool = False) -> Q:
+    """The auth user (the outer query's row) has a ledger entry (`blocked`: one with a row
+    provisioning cannot write): a probe of the ledger's primary key per user walked."""
+    condition = " AND NOT (l.reasons = '{}'::jsonb)" if blocked else ""
+    return Q(
+        RawSQL(  # noqa: S611 - fixed text, no input in it
+            f'EXISTS (SELECT 1 FROM "{ledger.LedgerEntry._meta.db_table}" l WHERE l.user_id = "auth"."users"."id"'
+            f"{condition})",
+            (),
+            output_field=BooleanField(),
+        )
+    )
+
+
+def _signed_up_since(state) -> Q:
+    """Sign-ups the ledger may not have seen yet: since its watermark, less `ledger.OVERLAP`."""
+    if state.watermark_created_at is None:
+        return Q(created_at__isnull=False)
+    return Q(created_at__gte=state.watermark_created_at - ledger.OVERLAP)
+
+
+def _missing_now(after: uuid.UUID | None) -> Q:
+    q = Q()
+    for table in TABLE_NAMES:
+        q |= missing_q(table, after)
+    return q
+
+
+def ledger_list_q(value: str, state, after: uuid.UUID | None = None) -> Q:
+    """The list's "Missing anything" (`missing_any`), "Fully provisioned" (`complete`) and
+    "Cannot be provisioned" (`cannot`) from the provisioning ledger `state`: its entries
+    plus the sign-ups since its watermark, walked in the list's order, so a page stops
+    after its rows. Where every key column is indexed, each user walked is also checked
+    live (a probe per table): a user fixed since the ledger's last catch-up is not listed.
+    Without indexes a probe would be a scan of the table per user: the page's rows are
+    then shown as they are now (`annotate_statuses`) and the page says how many changed."""
+    probe = keys_indexed()
+    since = _signed_up_since(state)
+    if value == "missing_any":
+        if probe:
+            return (_in_ledger() | since) & _missing_now(after)
+        return _in_ledger() | (since & _missing_now(after))
+    if value == "cannot":
+        return _in_ledger(blocked=True) & _missing_now(after) if probe else _in_ledger(blocked=True)
+    if value == "complete":
+        older = ~since | Q(created_at__isnull=True)
+        q = ~_in_ledger() & (older | ~_missing_now(after))
+        return q & ~_missing_now(after) if probe else q
+    raise ValueError(value)

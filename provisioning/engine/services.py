@@ -16,11 +16,12 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError, connection, transaction
 from django.db.models.expressions import RawSQL
+from psycopg import sql as psql
 
 from provisioning.actors import Actor
 from provisioning.audit.failures import FailureGroups, ReportedRun
 from provisioning.audit.recording import record_denied, record_event, record_failed
-from provisioning.engine import statements
+from provisioning.engine import ledger, statements
 from provisioning.engine.plans import TablePlan, plan_run, require_write_order
 from provisioning.engine.selectors import blocked_by_reason
 from provisioning.errors import connection_lost, first_line
@@ -428,6 +429,7 @@ def _run(
                         **_event_rows(batch, table_names),
                     )
                     result.audit_event_ids.append(event.pk)
+                    _keep_ledger(batch_users)
         except DatabaseError as exc:
             message = first_line(exc)
             event = record_failed(
@@ -475,6 +477,16 @@ def _run(
             )
         result.audit_event_ids.append(event.pk)
     return result
+
+
+def _keep_ledger(batch: Batch | RangeBatch) -> None:
+    """Recompute the provisioning ledger's entries of the batch's users, in the batch's own
+    transaction (engine/ledger.py): the counts read from it stay exact after our writes.
+    Every table's flags, whichever tables the run wrote."""
+    if isinstance(batch, RangeBatch):
+        ledger.refresh_users(psql.SQL("u.id IN (SELECT id FROM {})").format(statements.BATCH))
+    else:
+        ledger.refresh_users(psql.SQL("u.id = ANY(%(ids)s)"), {"ids": list(batch.ids)})
 
 
 def _provision_batch(batch: Batch | RangeBatch, plans: list[TablePlan], *, dry_run: bool) -> BatchOutcome:

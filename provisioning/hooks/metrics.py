@@ -2,7 +2,8 @@
 
 The gauges are computed at most once per METRICS_CACHE_SECONDS (default 30) and served from
 Django's cache in between, so a scraper, however eager, cannot load the database. The
-figures are the dashboard's own: `selectors.status_counts`, the doctor's checks, the audit
+figures are the dashboard's own: the provisioning ledger's counts (`selectors.ledger_status_counts`,
+live while there is no ledger), the doctor's checks, the audit
 log's webhook events, the watchdog's state and the jobs table.
 """
 
@@ -17,7 +18,7 @@ from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from provisioning import diagnostics
 from provisioning.engine import selectors
 from provisioning.hooks import watchdog
-from provisioning.models import AuditEvent, ProvisioningJob
+from provisioning.models import AuditEvent, LedgerEntry, ProvisioningJob
 
 CACHE_KEY = "eloity:metrics:v1"
 STATUS_VALUE = {diagnostics.OK: 0, diagnostics.WARNING: 1, diagnostics.PROBLEM: 2}
@@ -42,7 +43,16 @@ def _compute() -> bytes:
     def gauge(name: str, documentation: str, labels: tuple[str, ...] = ()) -> Gauge:
         return Gauge(name, documentation, labels, registry=registry)
 
-    counts = selectors.status_counts(sample=0)
+    counts = selectors.ledger_status_counts(sample=0)
+    gauge(
+        "eloity_counts_from_ledger",
+        "1 when the eloity_missing_* and eloity_cannot_provision_* figures come from the provisioning ledger, "
+        "0 when they were counted live (no ledger yet).",
+    ).set(int(counts.as_of is not None))
+    gauge(
+        "eloity_ledger_caught_up_timestamp_seconds",
+        "When the provisioning ledger was last caught up (0: no ledger; the figures are live).",
+    ).set(counts.as_of.timestamp() if counts.as_of else 0)
     gauge("eloity_auth_users", "Live sign-ups (not soft-deleted, not anonymous).").set(counts.auth_users)
     missing = gauge("eloity_missing_rows", "Live sign-ups missing a row, per app table.", ("table",))
     for table, n in counts.missing.items():
@@ -62,7 +72,10 @@ def _compute() -> bytes:
         "without such a gate).",
     ).set(counts.awaiting_confirmation or 0)
 
-    oldest = selectors.users_missing().aggregate(oldest=Min("created_at"))["oldest"]
+    if counts.as_of is not None:  # the ledger holds every user missing a row, with the time of sign-up
+        oldest = LedgerEntry.objects.aggregate(oldest=Min("created_at"))["oldest"]
+    else:
+        oldest = selectors.users_missing().aggregate(oldest=Min("created_at"))["oldest"]
     age = (timezone.now() - oldest).total_seconds() if oldest else 0
     gauge(
         "eloity_oldest_unprovisioned_signup_age_seconds",

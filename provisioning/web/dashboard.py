@@ -64,6 +64,9 @@ class HomeFigures:
     estimated_auth_rows: int
     computed_at: dt.datetime
     took_seconds: float
+    #: When the missing counts come from the provisioning ledger: the time it was caught up
+    #: ("as of"); None when they were counted live.
+    as_of: dt.datetime | None = None
 
     @property
     def fully_provisioned(self) -> int:
@@ -88,15 +91,21 @@ class Health:
 
 
 def compute_figures() -> HomeFigures:
-    """Count now, bypassing the cache: `selectors.status_counts` grouped by week (one pass
-    over auth.users) plus who cannot be provisioned (one more). The totals are the sums of the weekly
+    """Count now, bypassing the cache: from the provisioning ledger where there is one
+    (`selectors.ledger_counts_by_week`, as of its last catch-up), else live:
+    `selectors.status_counts` grouped by week (one pass over auth.users) plus who cannot be
+    provisioned (one more). The totals are the sums of the weekly
     counts, so they agree with the chart (and with `selectors.status_counts()`)."""
     started = time.monotonic()
-    by_week = selectors.status_counts_by_week(timezone.get_current_timezone_name())
+    state = selectors.ledger_state()
+    if state is not None:  # the provisioning ledger: milliseconds, as of its last catch-up
+        by_week = selectors.ledger_counts_by_week(timezone.get_current_timezone_name())
+    else:
+        by_week = selectors.status_counts_by_week(timezone.get_current_timezone_name())
     signups = {week: live for week, (live, _, _) in by_week.items()}
     missing_any = {week: n for week, (_, _, n) in by_week.items()}
     missing = {table: {week: per_table[table] for week, (_, per_table, _) in by_week.items()} for table in TABLES}
-    blocked = selectors.blocked_summary(sample=10)
+    blocked = selectors.ledger_blocked_summary(sample=10) if state else selectors.blocked_summary(sample=10)
 
     dated = sorted(week for week in signups if week is not None)
     weeks: list[WeekFigures] = []
@@ -128,6 +137,7 @@ def compute_figures() -> HomeFigures:
         estimated_auth_rows=selectors.estimated_auth_users(),
         computed_at=timezone.now(),
         took_seconds=time.monotonic() - started,
+        as_of=state.caught_up_at if state else None,
     )
 
 

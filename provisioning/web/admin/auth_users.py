@@ -45,6 +45,8 @@ from provisioning.web.templatetags.eloity import local_time, status_icon_html
 LARGE_TABLE = 100_000
 #: The keyset cursor in the list's address: the page starts after this auth user id.
 AFTER_VAR = "after"
+#: The status filters read from the provisioning ledger (engine/ledger.py) where there is one.
+LEDGER_LISTS = ("missing_any", "complete", "cannot")
 #: `?recheck=1` on the "Values differ from auth" list: compare with auth now.
 RECHECK_VAR = "recheck"
 
@@ -79,6 +81,11 @@ class ProvisioningStatusFilter(admin.SimpleListFilter):
         # On a keyset page the list holds only users after the cursor (StatusChangeList),
         # so the app tables need reading only from there on too.
         after = getattr(request, "eloity_list_after", None)
+        if value in LEDGER_LISTS and request.GET.get(self.parameter_name) == value:
+            state = selectors.ledger_state()
+            if state is not None:  # the provisioning ledger: a page never scans everyone
+                request.eloity_ledger_state = state
+                return queryset.filter(selectors.ledger_list_q(value, state, after))
         if value == "missing_any":
             return queryset.filter(selectors.missing_any_q(after))
         if value in ("missing_confirmed", "awaiting_confirmation") and self.gate:
@@ -209,6 +216,21 @@ class StatusChangeList(ChangeList):
     def drift_scan(self):
         """The drift scan the "Values differ from auth" filter listed from, if it did."""
         return getattr(self._request, "eloity_drift_scan", None)
+
+    @property
+    def ledger_state(self):
+        """The provisioning ledger the list was filtered from, if it was."""
+        return getattr(self._request, "eloity_ledger_state", None)
+
+    @property
+    def ledger_changed(self) -> int:
+        """Users on this page whose rows changed since the ledger's last catch-up (shown
+        as they are now): listed as missing, they have every row, or the reverse."""
+        if self.ledger_state is None:
+            return 0
+        complete = self._request.GET.get(ProvisioningStatusFilter.parameter_name) == "complete"
+        fields = [selectors.status_field(t) for t in TABLE_NAMES]
+        return sum(1 for user in self.result_list if all(getattr(user, f, True) for f in fields) != complete)
 
     @property
     def recheck_url(self) -> str:
