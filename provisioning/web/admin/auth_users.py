@@ -16,6 +16,7 @@ from django.utils.safestring import mark_safe
 
 import provisioning.web.admin.drift as drift_views
 from provisioning import diagnostics
+from provisioning.account.overview import account as account_overview
 from provisioning.actors import Actor, may_provision
 from provisioning.audit import failures
 from provisioning.audit.recording import record_denied
@@ -538,6 +539,10 @@ class AuthUserAdmin(SaysWhatItIgnored, ReadOnlyMixin, admin.ModelAdmin):
             "drift": [row for row in drift_selectors.user_drift(obj.pk) if row["differs"]],
             # Asked on demand: a few reads as the app's roles, rolled back.
             "app_view": diagnostics.app_view(obj.pk, obj.email) if request.GET.get("app_view") == "1" else None,
+            # What Supabase Auth knows of the account (docs/account.md).
+            "account": account_overview(
+                obj.pk, kind=request.GET.get("timeline", ""), page=request.GET.get("timeline_page", 1)
+            ),
         }
         return super().change_view(request, str(obj.pk), form_url, extra_context)
 
