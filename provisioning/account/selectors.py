@@ -127,7 +127,8 @@ def sign_in_methods(user_id: uuid.UUID, columns: dict[str, set[str]]) -> Section
             )
     for row in section.rows:
         row["provider_name"] = provider_name(row["provider"])
-        row["other_accounts"] = others.get(row["email"], [])
+        # Said once per email, on the first identity that carries it.
+        row["other_accounts"] = others.pop(row["email"], [])
         if row["avatar_url"] and not str(row["avatar_url"]).startswith("https://"):
             row["avatar_url"] = None  # only an https picture is linked
     return section

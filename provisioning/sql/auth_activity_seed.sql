@@ -59,7 +59,7 @@ SELECT lpad((100000000000000000000 + p.i * 7919)::text, 21, '1'), p.id,
                           'full_name', 'Demo Member ' || p.i, 'provider_id', lpad((100000000000000000000 + p.i * 7919)::text, 21, '1'),
                           'picture', 'https://lh3.googleusercontent.com/a/demo' || p.i,
                           'avatar_url', 'https://lh3.googleusercontent.com/a/demo' || p.i),
-       'google', p.last_sign_in_at, p.ts + interval '9 days', p.ts + interval '9 days',
+       'google', greatest(p.last_sign_in_at, p.ts + interval '9 days'), p.ts + interval '9 days', p.ts + interval '9 days',
        md5('eloity-identity-' || p.i || '-google')::uuid
 FROM demo_people p WHERE p.google AND p.confirmed;
 
@@ -93,8 +93,9 @@ INSERT INTO auth.mfa_factors (id, user_id, friendly_name, factor_type, status, c
 SELECT md5('eloity-factor-' || p.i)::uuid, p.id,
        CASE WHEN p.totp THEN 'Authenticator app' ELSE 'New phone' END, 'totp',
        CASE WHEN p.totp THEN 'verified' ELSE 'unverified' END::auth.factor_status,
-       p.ts + interval '3 days', p.ts + interval '3 days', upper(substr(md5('demo-totp-' || p.i), 1, 32)),
-       CASE WHEN p.totp THEN p.last_sign_in_at END
+       p.ts + interval '10 minutes', p.ts + interval '10 minutes', upper(substr(md5('demo-totp-' || p.i), 1, 32)),
+       -- enrolled just after the first sign-in; last asked for a code at the last sign-in
+       CASE WHEN p.totp THEN greatest(p.last_sign_in_at, p.ts + interval '11 minutes') + p.i * interval '1 microsecond' END
 FROM demo_people p WHERE (p.totp OR p.totp_unverified) AND p.confirmed;
 
 -- Sessions (one, two for every third user) of users who signed in, each with its refresh token.
@@ -156,10 +157,10 @@ UNION ALL
 SELECT p.i, 22, p.ts + interval '15 days', p.id, p.username, 'user_repeated_signup', 'user', json_build_object('provider', 'email'), '198.51.100.' || p.i % 200 + 1
 FROM demo_people p WHERE p.i % 19 = 5 AND p.email IS NOT NULL
 UNION ALL
-SELECT p.i, 23, p.ts + interval '3 days', p.id, p.username, 'factor_in_progress', 'factor', json_build_object('factor_id', md5('eloity-factor-' || p.i)::uuid, 'factor_type', 'totp'), '203.0.113.' || p.i % 250 + 1
+SELECT p.i, 23, p.ts + interval '10 minutes', p.id, p.username, 'factor_in_progress', 'factor', json_build_object('factor_id', md5('eloity-factor-' || p.i)::uuid, 'factor_type', 'totp'), '203.0.113.' || p.i % 250 + 1
 FROM demo_people p WHERE (p.totp OR p.totp_unverified) AND p.confirmed
 UNION ALL
-SELECT p.i, 24, p.ts + interval '3 days 1 minute', p.id, p.username, 'verification_attempted', 'factor', json_build_object('factor_id', md5('eloity-factor-' || p.i)::uuid, 'factor_type', 'totp'), '203.0.113.' || p.i % 250 + 1
+SELECT p.i, 24, p.ts + interval '11 minutes', p.id, p.username, 'verification_attempted', 'factor', json_build_object('factor_id', md5('eloity-factor-' || p.i)::uuid, 'factor_type', 'totp'), '203.0.113.' || p.i % 250 + 1
 FROM demo_people p WHERE p.totp AND p.confirmed
 UNION ALL  -- banned through the admin API
 SELECT p.i, 30, p.ts + interval '60 days', '00000000-0000-0000-0000-000000000000', 'service_role', 'user_modified', 'user',
