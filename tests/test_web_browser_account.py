@@ -7,12 +7,19 @@ import re
 
 import pytest
 
-from tests.test_web_browser import VIEWER, browser, demo_data, log_in, page, screenshot  # noqa: F401
+from tests.test_web_browser import (  # noqa: F401 - fixtures
+    VIEWER,
+    browser,
+    demo_data,
+    log_in,
+    page,
+    screenshot,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def search(page, live_server, term: str) -> list[str]:
+def search(page, live_server, term: str) -> list[str]:  # noqa: F811
     page.goto(f"{live_server.url}/admin/provisioning/authuser/")
     page.fill("#searchbar", term)
     page.keyboard.press("Enter")
@@ -20,12 +27,12 @@ def search(page, live_server, term: str) -> list[str]:
     return page.locator("#result_list tbody tr").all_inner_texts()
 
 
-def open_user(page, name: str) -> None:
+def open_user(page, name: str) -> None:  # noqa: F811
     page.locator("#result_list tbody th a", has_text=name).first.click()
     page.locator("#account-summary").wait_for()
 
 
-def test_ticket_i_never_got_the_confirmation_email(page, live_server, demo_data):
+def test_ticket_i_never_got_the_confirmation_email(page, live_server, demo_data):  # noqa: F811
     log_in(page, live_server, VIEWER)
     assert len(search(page, live_server, "member21@example.org")) == 1
     open_user(page, "member21@example.org")
@@ -38,7 +45,7 @@ def test_ticket_i_never_got_the_confirmation_email(page, live_server, demo_data)
     screenshot(page, "account_unconfirmed", docs=True)
 
 
-def test_ticket_i_signed_in_with_google_and_now_i_have_two_accounts(page, live_server, demo_data):
+def test_ticket_i_signed_in_with_google_and_now_i_have_two_accounts(page, live_server, demo_data):  # noqa: F811
     log_in(page, live_server, VIEWER)
     # The search finds both: one by its email, the other by its Google identity's email.
     assert len(search(page, live_server, "member56@example.org")) == 2
@@ -56,7 +63,7 @@ def test_ticket_i_signed_in_with_google_and_now_i_have_two_accounts(page, live_s
     assert page.locator("#timeline").get_by_text("signed in with Google").count() == 1
 
 
-def test_ticket_i_lost_my_authenticator(page, live_server, demo_data):
+def test_ticket_i_lost_my_authenticator(page, live_server, demo_data):  # noqa: F811
     log_in(page, live_server, VIEWER)
     search(page, live_server, "member17@example.org")
     open_user(page, "member17@example.org")
@@ -69,7 +76,7 @@ def test_ticket_i_lost_my_authenticator(page, live_server, demo_data):
     screenshot(page, "account_mfa", docs=True)
 
 
-def test_ticket_it_says_i_am_banned_and_who_did_it(page, live_server, demo_data):
+def test_ticket_it_says_i_am_banned_and_who_did_it(page, live_server, demo_data):  # noqa: F811
     log_in(page, live_server, VIEWER)
     search(page, live_server, "member101@example.org")
     open_user(page, "member101@example.org")
