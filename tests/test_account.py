@@ -267,3 +267,66 @@ def test_the_page_names_no_secret_column_in_its_queries(viewer_client, django_as
         "encrypted_password",
     ):
         assert secret not in text.replace("refresh_tokens", ""), secret
+
+
+# --- the list: account filters and the providers column (item 6) ---------------------------
+
+
+def listed(client, **params) -> set[str]:
+    response = client.get(reverse("admin:provisioning_authuser_changelist"), params)
+    assert response.status_code == 200
+    return {str(u.pk) for u in response.context["cl"].result_list}
+
+
+def test_account_filters_list_exactly_the_right_users(viewer_client):
+    confirmed = make_auth_user(confirmed=True, provider="email")
+    unconfirmed = make_auth_user(provider="email")
+    banned = make_auth_user(confirmed=True)
+    with_mfa = make_auth_user(confirmed=True)
+    sso = make_auth_user(is_sso_user=True, confirmed=True, provider="sso:0c9a")
+    execute("UPDATE auth.users SET banned_until = now() + interval '1 day' WHERE id = %s", [banned])
+    execute("UPDATE auth.users SET last_sign_in_at = now() - interval '200 days' WHERE id = %s", [confirmed])
+    execute("UPDATE auth.users SET last_sign_in_at = now() WHERE id <> %s", [confirmed])
+    execute("UPDATE auth.users SET last_sign_in_at = NULL WHERE id = %s", [unconfirmed])
+    add_factor(with_mfa, status="verified")
+    add_factor(banned, status="unverified")
+
+    assert listed(viewer_client, account="unconfirmed") == {str(unconfirmed)}
+    assert str(unconfirmed) not in listed(viewer_client, account="confirmed")
+    assert listed(viewer_client, account="banned") == {str(banned)}
+    assert listed(viewer_client, account="mfa") == {str(with_mfa)}
+    assert listed(viewer_client, account="never_signed_in") == {str(unconfirmed)}
+    assert listed(viewer_client, account="inactive_90") == {str(confirmed)}
+    assert listed(viewer_client, account="sso") == {str(sso)}
+    assert listed(viewer_client, provider="sso") == {str(sso)}
+
+
+def test_provider_filter_and_column_use_the_providers_auth_keeps(viewer_client):
+    google = make_auth_user(provider="email")
+    execute(
+        'UPDATE auth.users SET raw_app_meta_data = \'{"provider": "email", "providers": ["email", "google"]}\''
+        " WHERE id = %s",
+        [google],
+    )
+    plain = make_auth_user(provider="email")
+
+    assert listed(viewer_client, provider="google") == {str(google)}
+    assert listed(viewer_client, provider="email") >= {str(google), str(plain)}
+    html = viewer_client.get(reverse("admin:provisioning_authuser_changelist")).content.decode()
+    assert "Email<br>Google" in html
+
+
+def test_an_unknown_account_filter_value_is_said_and_ignored(viewer_client):
+    user = make_auth_user()
+    response = viewer_client.get(reverse("admin:provisioning_authuser_changelist"), {"account": "<nope>"})
+    assert response.status_code == 200
+    assert str(user) in {str(u.pk) for u in response.context["cl"].result_list}
+    assert "is not a choice" in response.content.decode()
+
+
+def test_has_mfa_on_an_auth_without_factors_is_said_not_a_500(viewer_client):
+    make_auth_user()
+    execute("DROP TABLE auth.mfa_factors CASCADE")
+    response = viewer_client.get(reverse("admin:provisioning_authuser_changelist"), {"account": "mfa"})
+    assert response.status_code == 200
+    assert "not available on this project" in response.content.decode()

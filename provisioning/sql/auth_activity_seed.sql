@@ -88,6 +88,13 @@ SELECT lpad((200000000000000000000 + t.i * 7919)::text, 21, '2'), t.id,
        md5('eloity-identity-' || t.i || '-google')::uuid
 FROM demo_twins t;
 
+-- Auth keeps the providers of a user's identities in raw_app_meta_data (`providers`).
+UPDATE auth.users u
+SET raw_app_meta_data = u.raw_app_meta_data || jsonb_build_object('providers', x.providers)
+FROM (SELECT i.user_id, jsonb_agg(i.provider ORDER BY i.created_at, i.provider) AS providers
+      FROM auth.identities i JOIN demo_people p ON p.id = i.user_id GROUP BY i.user_id) AS x
+WHERE u.id = x.user_id;
+
 -- MFA factors: a verified authenticator app, or one whose enrolment was never finished.
 INSERT INTO auth.mfa_factors (id, user_id, friendly_name, factor_type, status, created_at, updated_at, secret, last_challenged_at)
 SELECT md5('eloity-factor-' || p.i)::uuid, p.id,
