@@ -68,7 +68,9 @@ def provider_q(provider: str) -> Q:
 def mfa_factors_readable() -> bool:
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT to_regclass('auth.mfa_factors') IS NOT NULL AND has_table_privilege('auth.mfa_factors', 'SELECT')"
+            "SELECT count(*) = 2 FROM pg_attribute"
+            " WHERE attrelid = to_regclass('auth.mfa_factors') AND attname IN ('user_id', 'status')"
+            " AND NOT attisdropped AND has_column_privilege(attrelid, attnum, 'SELECT')"
         )
         return bool(cursor.fetchone()[0])
 
