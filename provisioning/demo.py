@@ -131,6 +131,8 @@ def seed(users: int) -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT set_config('eloity.demo_users', %s, true)", [str(users)])
         cursor.execute(read_sql("demo_seed.sql"))
+        # What Auth keeps of these accounts: identities, sessions, factors, events.
+        cursor.execute(read_sql("auth_activity_seed.sql"))
     return auth_user_count()
 
 

@@ -94,7 +94,11 @@ def execute(statement: str, params=None) -> None:
 
 
 def truncate_app_tables() -> None:
-    execute("TRUNCATE auth.users, public.users, public.profiles, public.wallets")
+    # The account's auth tables (identities, sessions, factors...) reference auth.users.
+    execute(
+        "TRUNCATE auth.users, auth.identities, auth.sessions, auth.refresh_tokens, auth.mfa_factors,"
+        " auth.mfa_challenges, auth.audit_log_entries, public.users, public.profiles, public.wallets"
+    )
 
 
 def make_profiles_shape_b() -> None:

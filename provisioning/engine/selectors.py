@@ -452,10 +452,24 @@ def estimated_auth_users() -> int:
 SHORT_ID = re.compile(r"[0-9a-fA-F]{8}\Z")
 
 
+def identity_emails_readable() -> bool:
+    """Whether this project's Auth has auth.identities.email (Auth since late 2022) and the
+    dashboard may read it: the search then also finds an identity's email."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(bool_and(has_column_privilege(a.attrelid, a.attnum, 'SELECT')"
+            " AND has_column_privilege(a.attrelid, 'user_id', 'SELECT')), false)"
+            " FROM pg_attribute a WHERE a.attrelid = to_regclass('auth.identities')"
+            " AND a.attname = 'email' AND NOT a.attisdropped"
+        )
+        return bool(cursor.fetchone()[0])
+
+
 def search_auth_users(queryset: QuerySet, term: str) -> QuerySet:
     """What the search box finds: an exact id (a UUID); the 8-character short id the pages
     show (an index range over the primary key, not a scan); a phone number as shown (its
-    digits, any `+`, spaces or dashes ignored); or a case-insensitive part of the email.
+    digits, any `+`, spaces or dashes ignored); or a case-insensitive part of the email or
+    of an identity's email (auth.identities, where this project's Auth has it).
 
     NUL bytes (PostgreSQL rejects them in text) are dropped and the term is capped at an
     email's length, so odd input narrows the list instead of failing.
@@ -467,6 +481,11 @@ def search_auth_users(queryset: QuerySet, term: str) -> QuerySet:
     if as_uuid is not None:
         return queryset.filter(pk=as_uuid)
     match = Q(email__icontains=term)
+    if identity_emails_readable():
+        # An SSO or OAuth user's email may be only on an identity (auth.users.email empty
+        # or another address): identities.email is lower(identity_data->>'email').
+        pattern = "%" + term.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        match |= Q(pk__in=RawSQL("SELECT user_id FROM auth.identities WHERE email LIKE %s", (pattern,)))
     if SHORT_ID.match(term):
         low = uuid.UUID(term.lower() + "0" * 24)
         match |= Q(pk__gte=low, pk__lte=uuid.UUID(term.lower() + "f" * 24))

@@ -16,6 +16,8 @@ from django.utils.safestring import mark_safe
 
 import provisioning.web.admin.drift as drift_views
 from provisioning import diagnostics
+from provisioning.account import filters as account_filters
+from provisioning.account.overview import account as account_overview
 from provisioning.actors import Actor, may_provision
 from provisioning.audit import failures
 from provisioning.audit.recording import record_denied
@@ -146,6 +148,48 @@ class AccountKindFilter(admin.SimpleListFilter):
         return selectors.population(queryset)
 
 
+class AccountStateFilter(admin.SimpleListFilter):
+    """What Auth knows of the sign-up: confirmed, banned, MFA, sign-ins, SSO."""
+
+    title = "account"
+    parameter_name = "account"
+
+    def lookups(self, request, model_admin):
+        return list(account_filters.STATE_CHOICES)
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        if value not in {key for key, _ in account_filters.STATE_CHOICES}:
+            _unknown_filter_value(request, self, value)
+            return queryset
+        condition = account_filters.state_q(value)
+        if condition is None:
+            messages.warning(request, "“Has MFA”: not available on this project's Auth version; it was ignored.")
+            return queryset
+        return queryset.filter(condition)
+
+
+class ProviderFilter(admin.SimpleListFilter):
+    """How the sign-up signs in (auth.users.raw_app_meta_data's providers)."""
+
+    title = "sign-in provider"
+    parameter_name = "provider"
+
+    def lookups(self, request, model_admin):
+        return list(account_filters.PROVIDER_CHOICES)
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        if value not in {key for key, _ in account_filters.PROVIDER_CHOICES}:
+            _unknown_filter_value(request, self, value)
+            return queryset
+        return queryset.filter(account_filters.provider_q(value))
+
+
 class JobFilter(admin.SimpleListFilter):
     """`?job=<id>`: exactly the users a provisioning job could not provision, read from the
     `not_provisioned` lists of its batches' audit events (its run id). The job page links
@@ -243,6 +287,8 @@ class StatusChangeList(ChangeList):
 
     def get_queryset(self, request, exclude_parameters=None):
         queryset = super().get_queryset(request, exclude_parameters)
+        # The providers column, from auth.users itself: no join, no query per row.
+        queryset = queryset.annotate(providers_list=account_filters.providers_annotation())
         if self.keyset and self.after is not None:
             queryset = queryset.filter(pk__gt=self.after)
         return queryset
@@ -329,11 +375,12 @@ class AuthUserAdmin(SaysWhatItIgnored, ReadOnlyMixin, admin.ModelAdmin):
         "display_name",
         *(_status_column(selectors.status_field(spec.name), spec.label.capitalize()) for spec in SPEC),
         "phone",
+        "providers",
         "signed_up",
         "last_sign_in",
     )
     list_display_links = ("display_name",)
-    list_filter = (ProvisioningStatusFilter, AccountKindFilter, JobFilter)
+    list_filter = (ProvisioningStatusFilter, AccountKindFilter, AccountStateFilter, ProviderFilter, JobFilter)
     search_fields = ("email",)
     search_help_text = "An email (any part, any case), a phone number, a user id or its 8-character short id."
     show_full_result_count = False
@@ -479,6 +526,15 @@ class AuthUserAdmin(SaysWhatItIgnored, ReadOnlyMixin, admin.ModelAdmin):
             return format_html("<em>phone-only</em> {}", obj.phone)
         return format_html('<em>anonymous</em> <span title="{}">{}</span>', obj.pk, str(obj.pk)[:8])
 
+    @admin.display(description="via")
+    def providers(self, obj):
+        """The sign-in providers, one a line (the list must fit a 1280 px screen)."""
+        names = dict(account_filters.PROVIDER_CHOICES)
+        found = [p for p in (getattr(obj, "providers_list", "") or "").split(",") if p]
+        if not found:
+            return "—"
+        return format_html_join(mark_safe("<br>"), "{}", ((names.get(p, p),) for p in dict.fromkeys(found)))
+
     # Local time with the UTC value on hover (the admin's own columns show local time only).
     @admin.display(description="created at", ordering="created_at")
     def signed_up(self, obj):
@@ -560,6 +616,10 @@ class AuthUserAdmin(SaysWhatItIgnored, ReadOnlyMixin, admin.ModelAdmin):
             "drift": [row for row in drift_selectors.user_drift(obj.pk) if row["differs"]],
             # Asked on demand: a few reads as the app's roles, rolled back.
             "app_view": diagnostics.app_view(obj.pk, obj.email) if request.GET.get("app_view") == "1" else None,
+            # What Supabase Auth knows of the account (docs/account.md).
+            "account": account_overview(
+                obj.pk, kind=request.GET.get("timeline", ""), page=request.GET.get("timeline_page", 1)
+            ),
         }
         return super().change_view(request, str(obj.pk), form_url, extra_context)
 
