@@ -15,7 +15,7 @@ from django.db.models import Q, TextField
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from provisioning.account import health
+import provisioning.diagnostics.auth_tables as health
 
 #: The providers the filter offers: Supabase's own names, in the words staff use.
 PROVIDER_CHOICES = (
@@ -95,7 +95,7 @@ def state_q(state: str) -> Q | None:
     if state == "sso":
         return Q(is_sso_user=True)
     if state == "duplicate_email":
-        # One subquery, the doctor's own (provisioning.account.health): the same users it counts.
+        # One subquery, the doctor's own (provisioning.diagnostics.auth_tables): the same users it counts.
         query = health.duplicate_email_sql()
         if query is None:
             return None

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from provisioning.account import health
+import provisioning.diagnostics.auth_tables as health
 from provisioning.account.catalog import NOT_AVAILABLE
 from provisioning.account.selectors import provider_name
 from provisioning.models import AuditEvent
@@ -228,7 +228,7 @@ def timeline(user_id: uuid.UUID, columns: dict[str, set[str]], *, kind: str = ""
 
 def silence_note() -> str:
     """What the timeline says instead of looking empty when the auth server does not write its
-    events to the database (see `provisioning.account.health`); "" when it does."""
+    events to the database (see `provisioning.diagnostics.auth_tables`); "" when it does."""
     try:
         silence = health.audit_log_silence()
     except DatabaseError:

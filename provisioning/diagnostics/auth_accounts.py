@@ -1,6 +1,6 @@
 """Two questions about Supabase Auth's own tables (issue 25, items 8 and 9): are the auth
 server's events written to the database, and do users have duplicate accounts (one email,
-two sign-ups through different providers). The SQL is in `provisioning.account.health`,
+two sign-ups through different providers). The SQL is in `provisioning.diagnostics.auth_tables`,
 which the account page and the list filter share.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from provisioning.account import health
+import provisioning.diagnostics.auth_tables as health
 from provisioning.diagnostics.findings import OK, WARNING, Check
 
 AUDIT_LOG = "Auth events written to the database"

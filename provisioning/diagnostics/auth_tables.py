@@ -1,4 +1,4 @@
-"""Two questions about a project's Auth that the account page and the doctor share
+"""Two questions about a project's Auth that the doctor, the account page and the list share
 (issue 25, items 8 and 9). Read-only, fixed SQL.
 
 - `audit_log_silence`: does the auth server write its events to auth.audit_log_entries? There
@@ -20,8 +20,6 @@ from dataclasses import dataclass
 
 from django.db import connection, transaction
 
-from provisioning.account.catalog import auth_columns
-
 #: How far back "recently" reaches.
 AUDIT_WINDOW_DAYS = 7
 #: The setting, as Supabase names it and as GoTrue reads it.
@@ -29,6 +27,19 @@ AUDIT_SETTING = (
     "Authentication → Settings: “Log auth events to the database” "
     "(GOTRUE_AUDIT_LOG_DISABLE_POSTGRES; `audit_log_disable_postgres` in the Management API)"
 )
+
+
+def readable_columns(table: str) -> set[str]:
+    """The columns of auth.`table` the dashboard's role may SELECT; empty when the table is
+    missing (older Auth). The account page's catalog (provisioning.account.catalog) asks the
+    same of every table it reads."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0"
+            " AND NOT attisdropped AND has_column_privilege(attrelid, attnum, 'SELECT')",
+            [f"auth.{table}"],
+        )
+        return {row[0] for row in cursor.fetchall()}
 
 
 @dataclass
@@ -40,7 +51,7 @@ class Silence:
 
 
 def audit_log_readable() -> bool:
-    return {"payload", "created_at"} <= auth_columns().get("audit_log_entries", set())
+    return {"payload", "created_at"} <= readable_columns("audit_log_entries")
 
 
 def audit_log_silence(days: int = AUDIT_WINDOW_DAYS) -> Silence | None:
@@ -61,12 +72,11 @@ def audit_log_silence(days: int = AUDIT_WINDOW_DAYS) -> Silence | None:
         return Silence(active_users=active, since=cursor.fetchone()[0])
 
 
-def duplicate_email_sql(columns: dict[str, set[str]] | None = None) -> str | None:
+def duplicate_email_sql() -> str | None:
     """SQL of (user_id, email) rows: each live user whose email (lower-cased) another live
     user also has, through auth.users.email or an identity's email. None when this
     project's Auth has no readable auth.identities (older Auth)."""
-    columns = auth_columns() if columns is None else columns
-    cols = columns.get("identities", set())
+    cols = readable_columns("identities")
     if "user_id" not in cols or not cols & {"email", "identity_data"}:
         return None
     if "email" in cols and "identity_data" in cols:
