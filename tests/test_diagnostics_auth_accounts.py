@@ -4,12 +4,16 @@ accounts (one email, several sign-ups) with the list filter behind the number.""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from django.core.cache import cache
+from django.test import override_settings
 from django.urls import reverse
 
 from provisioning import diagnostics
 from tests.account_rows import add_event, add_identity
-from tests.factories import execute, make_auth_user
+from tests.factories import execute, make_auth_user, run_command
 
 pytestmark = pytest.mark.django_db
 
@@ -152,3 +156,33 @@ def test_a_missing_identities_table_is_not_checked_and_the_filter_says_so(viewer
     assert response.status_code == 200
     assert "not available on this project" in response.content.decode()
     assert viewer_client.get(reverse("provisioning-health")).status_code == 200
+
+
+def test_both_checks_reach_the_json_report_and_metrics(client):
+    user = make_auth_user("dup@example.com")
+    make_auth_user("DUP@example.com")
+    signed_in(user)
+
+    _, out = run_command("provisioning_doctor", "--json")  # warnings only: exit 0
+    statuses = {c["name"]: c["status"] for c in json.loads(out)["checks"]}
+    assert statuses[AUDIT] == "warning" and statuses[DUPLICATES] == "warning"
+
+    token = "metrics-token-for-tests-0123456789"
+    cache.clear()
+    with override_settings(METRICS_TOKEN=token):
+        text = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {token}").content.decode()
+    cache.clear()
+    assert f'eloity_doctor_check_status{{check="{AUDIT}"}} 1.0' in text
+    assert f'eloity_doctor_check_status{{check="{DUPLICATES}"}} 1.0' in text
+
+
+def test_on_the_demo_the_log_is_written_and_its_duplicate_accounts_are_the_lists_rows(viewer_client):
+    from provisioning import demo
+
+    demo.seed(300)
+
+    assert check(AUDIT).status == diagnostics.OK
+    found = check(DUPLICATES)
+    assert found.status == diagnostics.WARNING  # the demo has a few users with two accounts
+    response = viewer_client.get(reverse("admin:provisioning_authuser_changelist"), {"account": "duplicate_email"})
+    assert response.context["cl"].result_count == found.details["users"] > 0
