@@ -187,3 +187,12 @@ def test_on_the_demo_the_log_is_written_and_its_duplicate_accounts_are_the_lists
     assert found.status == diagnostics.WARNING  # the demo has a few users with two accounts
     response = viewer_client.get(reverse("admin:provisioning_authuser_changelist"), {"account": "duplicate_email"})
     assert response.context["cl"].result_count == found.details["users"] > 0
+
+
+def test_an_older_auth_without_deleted_at_or_is_anonymous_still_counts_duplicates(viewer_client):
+    make_auth_user("old@example.com")
+    make_auth_user("OLD@example.com")
+    execute("ALTER TABLE auth.users DROP COLUMN is_anonymous CASCADE, DROP COLUMN deleted_at CASCADE")
+    found = check(DUPLICATES)
+    assert found.status == diagnostics.WARNING and found.details["users"] == 2
+    assert check(AUDIT).status == diagnostics.OK

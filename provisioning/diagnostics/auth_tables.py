@@ -51,7 +51,9 @@ class Silence:
 
 
 def audit_log_readable() -> bool:
-    return {"payload", "created_at"} <= readable_columns("audit_log_entries")
+    return {"payload", "created_at"} <= readable_columns("audit_log_entries") and "last_sign_in_at" in (
+        readable_columns("users")
+    )
 
 
 def audit_log_silence(days: int = AUDIT_WINDOW_DAYS) -> Silence | None:
@@ -59,9 +61,10 @@ def audit_log_silence(days: int = AUDIT_WINDOW_DAYS) -> Silence | None:
     has no entry in that time; None when the log is written (or nobody was active). The
     caller checks `audit_log_readable` first."""
     with transaction.atomic(), connection.cursor() as cursor:
+        live = "deleted_at IS NULL AND " if "deleted_at" in readable_columns("users") else ""
         cursor.execute(
             "SELECT (SELECT count(*) FROM auth.users"
-            "         WHERE deleted_at IS NULL AND last_sign_in_at > now() - make_interval(days => %s)),"
+            f"         WHERE {live}last_sign_in_at > now() - make_interval(days => %s)),"
             "       EXISTS (SELECT 1 FROM auth.audit_log_entries WHERE created_at > now() - make_interval(days => %s))",
             [days, days],
         )
@@ -85,14 +88,23 @@ def duplicate_email_sql() -> str | None:
         identity_email = "i.email"
     else:
         identity_email = "i.identity_data ->> 'email'"
+    users = readable_columns("users")
+    if not {"id", "email"} <= users:
+        return None
+    # Older Auth versions lack deleted_at (2023) or is_anonymous (2024): every user is live there.
+    live = " AND ".join(
+        ["true"]
+        + (["u.deleted_at IS NULL"] if "deleted_at" in users else [])
+        + (["NOT u.is_anonymous"] if "is_anonymous" in users else [])
+    )
     return (
         "WITH emails AS ("
         " SELECT u.id AS user_id, lower(u.email) AS email FROM auth.users u"
-        "  WHERE u.deleted_at IS NULL AND NOT u.is_anonymous AND coalesce(u.email, '') <> ''"
+        f"  WHERE {live} AND coalesce(u.email, '') <> ''"
         " UNION"
         f" SELECT i.user_id, lower({identity_email}) FROM auth.identities i"
         "  JOIN auth.users u ON u.id = i.user_id"
-        f"  WHERE u.deleted_at IS NULL AND NOT u.is_anonymous AND coalesce({identity_email}, '') <> ''"
+        f"  WHERE {live} AND coalesce({identity_email}, '') <> ''"
         "), shared AS (SELECT email FROM emails GROUP BY email HAVING count(DISTINCT user_id) > 1)"
         " SELECT user_id, email FROM emails WHERE email IN (SELECT email FROM shared)"
     )
