@@ -15,6 +15,8 @@ from django.db.models import Q, TextField
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
+import provisioning.diagnostics.auth_tables as health
+
 #: The providers the filter offers: Supabase's own names, in the words staff use.
 PROVIDER_CHOICES = (
     ("email", "Email"),
@@ -35,6 +37,7 @@ STATE_CHOICES = (
     ("never_signed_in", "Never signed in"),
     ("inactive_90", "No sign-in for 90 days"),
     ("sso", "SSO user"),
+    ("duplicate_email", "Shares an email with another account"),
 )
 
 #: The providers of a sign-up as one text: "email,google".
@@ -77,7 +80,7 @@ def mfa_factors_readable() -> bool:
 
 def state_q(state: str) -> Q | None:
     """The condition of one of STATE_CHOICES; None when this project's Auth cannot answer it
-    (no auth.mfa_factors)."""
+    (no auth.mfa_factors; no auth.identities for "duplicate_email")."""
     now = timezone.now()
     if state == "confirmed":
         return Q(email_confirmed_at__isnull=False) | Q(phone_confirmed_at__isnull=False)
@@ -91,6 +94,12 @@ def state_q(state: str) -> Q | None:
         return Q(last_sign_in_at__lt=now - dt.timedelta(days=90))
     if state == "sso":
         return Q(is_sso_user=True)
+    if state == "duplicate_email":
+        # One subquery, the doctor's own (provisioning.diagnostics.auth_tables): the same users it counts.
+        query = health.duplicate_email_sql()
+        if query is None:
+            return None
+        return Q(pk__in=RawSQL(f"SELECT user_id FROM ({query}) d", ()))  # noqa: S611 - fixed SQL, no input
     if state == "mfa":
         if not mfa_factors_readable():
             return None

@@ -17,7 +17,9 @@ import uuid
 from dataclasses import dataclass, field
 
 from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
 
+import provisioning.diagnostics.auth_tables as health
 from provisioning.account.catalog import NOT_AVAILABLE
 from provisioning.account.selectors import provider_name
 from provisioning.models import AuditEvent
@@ -92,6 +94,8 @@ class Timeline:
     has_next: bool = False
     kind: str = ""
     filters: tuple = FILTERS
+    #: Set when the auth server does not write its events to the database (item 8).
+    silent: str = ""
 
 
 def parse_page(value) -> int:
@@ -194,7 +198,7 @@ def timeline(user_id: uuid.UUID, columns: dict[str, set[str]], *, kind: str = ""
     kind, page = parse_kind(kind), parse_page(page)
     wanted = page * PAGE_SIZE + 1
     events = [dashboard_entry(e) for e in AuditEvent.objects.filter(target_user_ids__contains=[user_id])[: wanted * 2]]
-    note, available, auth = "", True, []
+    note, available, auth, silent = "", True, [], ""
     cols = columns.get("audit_log_entries", set())
     if not {"payload", "created_at"} <= cols:
         available, note = False, f"Auth's own events: {NOT_AVAILABLE}"
@@ -205,6 +209,8 @@ def timeline(user_id: uuid.UUID, columns: dict[str, set[str]], *, kind: str = ""
             available, note, rows = False, f"Auth's own events could not be read ({type(error).__name__})", []
         auth = [e for e in (describe(user_id, r[1], r[2], r[3]) for r in rows) if e is not None]
         name_staff(auth, events)
+        if available and not auth:
+            silent = silence_note()
     merged = [e for e in auth + events if not kind or kind in e.kinds]
     floor = dt.datetime.min.replace(tzinfo=dt.UTC)
     merged.sort(key=lambda e: e.when or floor, reverse=True)
@@ -216,4 +222,21 @@ def timeline(user_id: uuid.UUID, columns: dict[str, set[str]], *, kind: str = ""
         page=page,
         has_next=len(merged) > start + PAGE_SIZE and page < MAX_PAGES,
         kind=kind,
+        silent=silent,
+    )
+
+
+def silence_note() -> str:
+    """What the timeline says instead of looking empty when the auth server does not write its
+    events to the database (see `provisioning.diagnostics.auth_tables`); "" when it does."""
+    try:
+        silence = health.audit_log_silence()
+    except DatabaseError:
+        return ""
+    if silence is None:
+        return ""
+    since = f"since {timezone.localtime(silence.since):%Y-%m-%d %H:%M}" if silence.since else "no entry at all"
+    return (
+        f"The auth server does not write its events to the database on this project ({since}): the timeline"
+        f" shows only the dashboard's own events. To see them, turn on {health.AUDIT_SETTING}"
     )

@@ -22,6 +22,8 @@ by name); the checks live in one module per question:
   values that collide on a unique column.
 - `visibility`: rows the app cannot read (row level security, grants), asked as the app.
 - `data`: orphaned and duplicate rows, sign-ups missing rows by week, rows that cannot be provisioned.
+- `auth_accounts`: Supabase Auth's own tables: events not written to the database, duplicate
+  accounts (one email, several sign-ups).
 - `reasons`: what to do about each reason a row cannot be provisioned.
 - `findings`: `Check`, the statuses and what the checks share; `audit`: the audit record.
 """
@@ -37,6 +39,7 @@ from django.db import DatabaseError, transaction
 from provisioning.actors import Actor
 from provisioning.diagnostics import simulation, trigger
 from provisioning.diagnostics.audit import Action, Outcome
+from provisioning.diagnostics.auth_accounts import check_audit_log, check_duplicate_emails
 from provisioning.diagnostics.constraints import check_app_table_triggers, check_check_constraints, check_write_order
 from provisioning.diagnostics.data import (
     check_cannot_provision,
@@ -212,6 +215,8 @@ def _data_checks() -> list[_Step]:
         ("Sign-up metadata by provider", check_signup_metadata),
         ("Unique values the sign-up copies", check_unique_collisions),
         ("Rows the app can read (RLS and grants)", check_app_visibility),
+        ("Auth events written to the database", check_audit_log),
+        ("Accounts sharing an email", check_duplicate_emails),
     ]
 
 

@@ -166,7 +166,8 @@ class AccountStateFilter(admin.SimpleListFilter):
             return queryset
         condition = account_filters.state_q(value)
         if condition is None:
-            messages.warning(request, "“Has MFA”: not available on this project's Auth version; it was ignored.")
+            label = dict(account_filters.STATE_CHOICES)[value]
+            messages.warning(request, f"“{label}”: not available on this project's Auth version; it was ignored.")
             return queryset
         return queryset.filter(condition)
 
