@@ -323,9 +323,15 @@ def _blocked_summary(*, sample: int, plans) -> Blocked:
             counts[f"{name}: {reason}"] = n
             wanted += [(user_id, name, reason) for user_id in list(ids or [])[:sample]]
     wanted = wanted[:sample]
+    return Blocked(rows=counts, users=users, sample=_blocked_sample(wanted))
+
+
+def _blocked_sample(wanted: list[tuple]) -> list[dict]:
+    """(user id, table, reason) as the sample rows pages and reports show: the person named
+    as everywhere (email, else phone), two queries for the whole sample."""
     people = person_labels([w[0] for w in wanted])
     emails = dict(AuthUser.objects.filter(pk__in=[w[0] for w in wanted]).values_list("pk", "email"))
-    rows = [
+    return [
         {
             "user_id": str(user_id),
             "email": emails.get(user_id),
@@ -335,7 +341,6 @@ def _blocked_summary(*, sample: int, plans) -> Blocked:
         }
         for user_id, table, reason in wanted
     ]
-    return Blocked(rows=counts, users=users, sample=rows)
 
 
 def cannot_be_provisioned_q() -> Q:
@@ -602,19 +607,7 @@ def ledger_blocked_summary(*, sample: int = 20, plans=None) -> Blocked:
         counts[f"{table}: {reason}"] = n
         wanted += [(user_id, table, reason) for user_id in list(ids or [])[:sample]]
     wanted = wanted[:sample] if sample else []
-    people = person_labels([w[0] for w in wanted])
-    emails = dict(AuthUser.objects.filter(pk__in=[w[0] for w in wanted]).values_list("pk", "email"))
-    rows = [
-        {
-            "user_id": str(user_id),
-            "email": emails.get(user_id),
-            "person": people.get(str(user_id), str(user_id)),
-            "table": table,
-            "reason": reason,
-        }
-        for user_id, table, reason in wanted
-    ]
-    return Blocked(rows=counts, users=users, sample=rows)
+    return Blocked(rows=counts, users=users, sample=_blocked_sample(wanted))
 
 
 def ledger_counts_by_week(tz: str, *, plans=None) -> dict:
