@@ -674,3 +674,24 @@ def test_the_500_page_renders_without_a_request_or_the_database():
     html = loader.get_template("500.html").render({})
 
     assert "Something went wrong on our side" in html and "Back to the support dashboard" in html
+
+
+@BEHIND_ONE_PROXY
+def test_the_walk_as_a_client_that_skips_the_proxy_records_only_its_real_address(client, viewer, pages, ids):
+    """Every page, GET and POST, as a viewer who reaches the server's port directly and
+    names another address in X-Forwarded-For: no 500, nothing written, and every event the
+    walk records (refusals, sign-outs) carries the client's own address, never the forged."""
+    make_auth_user(keep=())
+    before = table_counts()
+    first_event = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    data = provisioning_post_data(ids)
+    forged = {"REMOTE_ADDR": DIRECT, "HTTP_X_FORWARDED_FOR": "10.9.9.9"}
+    for page in pages:
+        for method in (client.get, client.post):
+            if "_auth_user_id" not in client.session:
+                client.force_login(viewer)  # the walk includes the logout URL
+            response = method(page.path, data, **forged) if method is client.post else method(page.path, **forged)
+            assert response.status_code != 500, (page, method)
+    assert table_counts() == before
+    recorded = set(AuditEvent.objects.filter(id__gt=first_event).values_list("client_address", flat=True))
+    assert DIRECT in recorded and "10.9.9.9" not in recorded, recorded
