@@ -186,12 +186,22 @@ def status_counts(*, sample: int = 20) -> StatusCounts:
     auth.users, `statements.status_counts`), and who cannot be provisioned, by reason."""
     plans = plans_module.plan_tables(SPEC)
     gate = confirmation.gate()
+    row = _one_row(statements.status_counts(plans, awaiting=gate.awaiting_sql() if gate else None))
+    live = row.pop(0)
+    return _status(plans, gate, row, live=live, blocked=blocked_summary(sample=sample, plans=plans))
+
+
+def _one_row(statement) -> list:
     with connection.cursor() as cursor:
-        cursor.execute(statements.status_counts(plans, awaiting=gate.awaiting_sql() if gate else None))
-        row = list(cursor.fetchone())
+        cursor.execute(statement)
+        return list(cursor.fetchone())
+
+
+def _status(plans, gate, row: list, *, live: int, blocked: Blocked, as_of=None) -> StatusCounts:
+    """StatusCounts from a counts row (missing per table, missing any, then unconfirmed
+    ones where provisioning waits for confirmation), live or from the ledger."""
     awaiting = row.pop() if gate else None
-    live, *per_table, missing_any = row
-    blocked = blocked_summary(sample=sample, plans=plans)
+    *per_table, missing_any = row
     return StatusCounts(
         auth_users=live,
         missing={plan.name: n for plan, n in zip(plans, per_table, strict=True)},
@@ -201,6 +211,7 @@ def status_counts(*, sample: int = 20) -> StatusCounts:
         blocked_users=blocked.users,
         awaiting_confirmation=awaiting,
         gate=gate.description if gate else "",
+        as_of=as_of,
     )
 
 
@@ -558,33 +569,17 @@ def current_missing_by_confirmation(gate: confirmation.Gate) -> tuple[int, int]:
 
 
 def ledger_status_counts(*, sample: int = 20) -> StatusCounts:
-    """`status_counts` read from the provisioning ledger, as of its last catch-up: a count
-    of auth.users' live sign-ups by the planner-free index count is still needed for the
-    total, the rest reads the ledger alone. Falls back to `status_counts` (live, as_of None)
-    while there is no ledger for this spec."""
+    """`status_counts` read from the provisioning ledger, as of its last catch-up (the live
+    sign-ups counted then, the rest from the ledger alone). Falls back to `status_counts`
+    (live, as_of None) while there is no ledger for this spec."""
     state = ledger_state()
     if state is None:
         return status_counts(sample=sample)
     plans = plans_module.plan_tables(SPEC)
     gate = confirmation.gate()
-    with connection.cursor() as cursor:
-        cursor.execute(ledger.counts(plans, awaiting=gate.awaiting_sql() if gate else None))
-        row = list(cursor.fetchone())
-        awaiting = row.pop() if gate else None
-        *per_table, missing_any = row
-    live = state.live_users
-    found = ledger_blocked_summary(sample=sample, plans=plans)
-    return StatusCounts(
-        auth_users=live,
-        missing={plan.name: n for plan, n in zip(plans, per_table, strict=True)},
-        missing_any=missing_any,
-        blocked=found.rows,
-        blocked_sample=found.sample,
-        blocked_users=found.users,
-        awaiting_confirmation=awaiting,
-        gate=gate.description if gate else "",
-        as_of=state.caught_up_at,
-    )
+    row = _one_row(ledger.counts(plans, awaiting=gate.awaiting_sql() if gate else None))
+    blocked = ledger_blocked_summary(sample=sample, plans=plans)
+    return _status(plans, gate, row, live=state.live_users, blocked=blocked, as_of=state.caught_up_at)
 
 
 def ledger_blocked_summary(*, sample: int = 20, plans=None) -> Blocked:

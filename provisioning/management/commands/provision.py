@@ -6,7 +6,7 @@ from django.core.management.base import CommandError
 
 from provisioning.actors import Actor
 from provisioning.engine import selectors, services
-from provisioning.spec import TABLE_NAMES, table_spec
+from provisioning.spec import qualified_name
 
 from ._base import (
     EXIT_BAD_INPUT,
@@ -75,12 +75,14 @@ class Command(ProvisioningCommand):
             for line in failure_lines(result.failure_groups):
                 self.stdout.write(line)
             for table, columns in result.skipped_columns.items():
-                self.stdout.write(f"skipped spec columns that {_qualified(table)} lacks: {', '.join(columns)}")
+                self.stdout.write(f"skipped spec columns that {qualified_name(table)} lacks: {', '.join(columns)}")
             # People as the pages name them: the email, else the phone.
             people = selectors.person_labels([item.user_id for item in result.not_provisioned])
             for item in result.not_provisioned:
                 who = people.get(str(item.user_id), "no such auth user")
-                self.stdout.write(f"not provisioned: {item.user_id} ({who}) {_qualified(item.table)}: {item.reason}")
+                self.stdout.write(
+                    f"not provisioned: {item.user_id} ({who}) {qualified_name(item.table)}: {item.reason}"
+                )
             if result.not_provisioned_count > len(result.not_provisioned):
                 self.stdout.write(f"... and {result.not_provisioned_count - len(result.not_provisioned)} more")
         if not result.ok:
@@ -94,11 +96,6 @@ class Command(ProvisioningCommand):
         from tqdm import tqdm
 
         return tqdm(total=total(), unit="user", desc="provisioning", file=sys.stderr)
-
-
-def _qualified(table: str) -> str:
-    """`public.users` for a spec table's name; anything else as it is."""
-    return table_spec(table).qualified_name if table in TABLE_NAMES else table
 
 
 def _bar_updater(bar):

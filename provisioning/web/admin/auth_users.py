@@ -28,7 +28,7 @@ from provisioning.engine import confirmation, rows, selectors, services
 from provisioning.engine.plans import SpecCycle
 from provisioning.ids import parse_uuid
 from provisioning.models import AuditEvent, AuthUser, ProvisioningJob
-from provisioning.spec import SPEC, TABLE_NAMES, table_spec
+from provisioning.spec import SPEC, TABLE_NAMES, qualified_name, table_spec
 from provisioning.web.admin.base import (
     COUNT_CAP,
     MAX_SELECTED,
@@ -756,7 +756,7 @@ def _report(request, result: services.ProvisioningResult, *, subject: str | None
     for item in shown:
         name = people.get(str(item.user_id))
         who = f"{name} ({str(item.user_id)[:8]})" if name else str(item.user_id)
-        table = table_spec(item.table).qualified_name if item.table in TABLE_NAMES else "every table"
+        table = "every table" if item.table == "*" else qualified_name(item.table)
         messages.warning(request, f"Not provisioned: {who}, {table}: {item.reason}")
     if result.not_provisioned_count > 10:
         messages.warning(request, f"… and {result.not_provisioned_count - 10} more; see the audit log.")
