@@ -224,3 +224,18 @@ def test_an_address_stuffed_with_junk_costs_a_few_list_builds_not_one_per_key(
 
 def test_an_audit_event_id_in_another_script_is_a_404(viewer_client):
     assert viewer_client.get("/admin/provisioning/auditevent/%C2%B2/change/").status_code == 404
+
+
+@pytest.mark.parametrize("order", ["garbage", "99", "1.x"])
+def test_an_order_that_names_no_column_is_said(viewer_client, order):
+    response = viewer_client.get(reverse(AUDIT), {"o": order})
+
+    assert response.status_code == 200
+    assert f"“o={order}” in the address is not an order of this list's columns: it was ignored." in said(response)
+
+
+def test_a_usable_order_says_nothing(viewer_client):
+    response = viewer_client.get(reverse(AUDIT), {"o": "-1"})
+
+    assert response.status_code == 200
+    assert not [m for m in said(response) if "o=" in m]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.admin.exceptions import DisallowedModelAdminLookup
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.contrib.admin.views.main import ERROR_FLAG, PAGE_VAR
+from django.contrib.admin.views.main import ERROR_FLAG, ORDER_VAR, PAGE_VAR
 from django.core.exceptions import ValidationError
 from django.db import DataError, connection, transaction
 from django.http import QueryDict
@@ -78,6 +78,7 @@ class SaysWhatItIgnored:
         query = request.GET.copy()
         query.pop(ERROR_FLAG, None)  # Django's own "the last address was unusable" flag
         notes = [*self._drop_unknown_choices(query), *_drop_malformed_page(query)]
+        notes += _drop_unusable_ordering(query, len(self.get_list_display(request)))
         request.GET = query
         # Built once when the address is usable (the usual case: no extra queries). What
         # the filters say is held until the build succeeds, so a failed build says nothing.
@@ -195,6 +196,27 @@ def _drop_malformed_page(query: QueryDict) -> list[str]:
         return []
     del query[PAGE_VAR]
     return [ignored_note(PAGE_VAR, page, "is not a page number: showing the first page.")]
+
+
+def _drop_unusable_ordering(query: QueryDict, columns: int) -> list[str]:
+    """`?o=garbage` or `?o=99`: Django quietly drops the parts of an ordering that name no
+    column of the list; the usable parts stay, and the rest is said."""
+    given = query.get(ORDER_VAR)
+    if given is None:
+        return []
+    parts = given.split(".")
+    usable = [
+        p
+        for p in parts
+        if p.removeprefix("-").isascii() and p.removeprefix("-").isdigit() and int(p.removeprefix("-")) < columns
+    ]
+    if len(usable) == len(parts):
+        return []
+    if usable:
+        query[ORDER_VAR] = ".".join(usable)
+    else:
+        del query[ORDER_VAR]
+    return [ignored_note(ORDER_VAR, given, "is not an order of this list's columns: it was ignored.")]
 
 
 def _page_past_the_end(changelist, query: QueryDict) -> list[str]:
