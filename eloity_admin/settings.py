@@ -86,6 +86,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: drops X-Forwarded-Proto unless a trusted proxy sent the request.
+    "provisioning.web.middleware.ForwardedProtoMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -252,9 +254,15 @@ if TRUSTED_PROXY_COUNT and not TRUSTED_PROXIES:
         f"TRUSTED_PROXY_COUNT={TRUSTED_PROXY_COUNT} needs TRUSTED_PROXIES, the proxies' addresses or CIDR "
         "ranges (e.g. TRUSTED_PROXIES=127.0.0.1): X-Forwarded-For is read only from them."
     )
-SECURE_PROXY_SSL_HEADER = (
-    ("HTTP_X_FORWARDED_PROTO", "https") if environment.boolean("BEHIND_TLS_PROXY", default=False) else None
-)
+# X-Forwarded-Proto too is read only from TRUSTED_PROXIES: a client that reaches the server's
+# port directly cannot claim HTTPS (provisioning.web.middleware.ForwardedProtoMiddleware).
+BEHIND_TLS_PROXY = environment.boolean("BEHIND_TLS_PROXY", default=False)
+if BEHIND_TLS_PROXY and not TRUSTED_PROXIES:
+    raise ImproperlyConfigured(
+        "BEHIND_TLS_PROXY=1 needs TRUSTED_PROXIES, the TLS proxies' addresses or CIDR ranges "
+        "(e.g. TRUSTED_PROXIES=127.0.0.1): X-Forwarded-Proto is read only from them."
+    )
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_TLS_PROXY else None
 SECURE_SSL_REDIRECT = environment.boolean("SECURE_SSL_REDIRECT", default=False)
 # A load balancer's health probe comes over plain HTTP and must see the answer, not a redirect.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]

@@ -48,6 +48,13 @@ def client_address(request) -> str | None:
     return None if address is None else str(address)
 
 
+def from_trusted_proxy(request) -> bool:
+    """Did one of TRUSTED_PROXIES send this request (its REMOTE_ADDR)?"""
+    address = _ip(request.META.get("REMOTE_ADDR"))
+    proxies = _networks(tuple(getattr(settings, "TRUSTED_PROXIES", ())))
+    return address is not None and any(address in net for net in proxies)
+
+
 def _ip(value) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         address = ipaddress.ip_address(str(value or "").strip())

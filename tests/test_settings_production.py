@@ -222,7 +222,9 @@ def test_the_readme_production_path_gives_a_working_dashboard(fresh_tree, provis
 
 def test_through_gunicorn_a_client_that_skips_the_proxy_cannot_pick_its_address(fresh_tree):
     # The proxy connects from 127.0.0.2; a client reaching gunicorn's port itself, from 127.0.0.1.
-    env = production_env(TRUSTED_PROXIES="127.0.0.2", METRICS_ALLOWED_IPS="10.9.9.9")
+    # Without the HTTPS redirect: the direct client's X-Forwarded-Proto is dropped too (it is not
+    # a trusted proxy), so with it on it would only ever see the redirect.
+    env = production_env(TRUSTED_PROXIES="127.0.0.2", METRICS_ALLOWED_IPS="10.9.9.9", SECURE_SSL_REDIRECT="")
     manage(fresh_tree, env, "collectstatic", "--noinput")
     server = Gunicorn(fresh_tree, env)
     try:
@@ -234,6 +236,20 @@ def test_through_gunicorn_a_client_that_skips_the_proxy_cannot_pick_its_address(
 
     assert (direct.status, proxied.status) == (401, 200), log
     assert "eloity_auth_users" in proxied.text
+
+
+def test_through_gunicorn_a_client_that_skips_the_proxy_cannot_claim_https(fresh_tree):
+    env = production_env(TRUSTED_PROXIES="127.0.0.2")
+    manage(fresh_tree, env, "collectstatic", "--noinput")
+    server = Gunicorn(fresh_tree, env)
+    try:
+        direct = server.request("GET", "/admin/login/", headers=PROXY_HEADERS, source="127.0.0.1")
+        proxied = server.request("GET", "/admin/login/", headers=PROXY_HEADERS, source="127.0.0.2")
+    finally:
+        log = server.stop()
+
+    assert (direct.status, proxied.status) == (301, 200), log
+    assert direct.headers["Location"] == f"https://{HOST}/admin/login/"
 
 
 def test_without_a_tls_proxy_the_forwarded_proto_header_is_not_trusted(fresh_tree):

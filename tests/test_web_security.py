@@ -570,6 +570,7 @@ PRODUCTION_ENV = {
     "settings": PRODUCTION_SETTINGS,
     "ALLOWED_HOSTS": "dashboard.example.com",
     "BEHIND_TLS_PROXY": "1",
+    "TRUSTED_PROXIES": "127.0.0.1",  # X-Forwarded-Proto is read only from them
     "SECURE_SSL_REDIRECT": "1",
     "SECURE_COOKIES": "1",
     "SECURE_HSTS_SECONDS": "31536000",
@@ -695,3 +696,37 @@ def test_the_walk_as_a_client_that_skips_the_proxy_records_only_its_real_address
     assert table_counts() == before
     recorded = set(AuditEvent.objects.filter(id__gt=first_event).values_list("client_address", flat=True))
     assert DIRECT in recorded and "10.9.9.9" not in recorded, recorded
+
+
+# --- X-Forwarded-Proto, like X-Forwarded-For, only from a trusted proxy ----------------------
+
+
+@override_settings(
+    TRUSTED_PROXIES=[PROXY],
+    TRUSTED_PROXY_COUNT=1,
+    SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https"),
+    SECURE_SSL_REDIRECT=True,
+)
+@pytest.mark.django_db
+def test_only_a_trusted_proxy_can_say_a_request_came_over_https():
+    login = reverse("admin:login")
+
+    through_proxy = Client().get(login, REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_PROTO="https")
+    direct_claiming_https = Client().get(login, REMOTE_ADDR=DIRECT, HTTP_X_FORWARDED_PROTO="https")
+    proxy_over_http = Client().get(login, REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_PROTO="http")
+
+    assert through_proxy.status_code == 200
+    # The direct client's header is dropped: plain HTTP, so it is sent to HTTPS.
+    assert direct_claiming_https.status_code == 301
+    assert direct_claiming_https["Location"] == f"https://testserver{login}"
+    assert proxy_over_http.status_code == 301
+
+
+def test_behind_a_tls_proxy_without_trusted_proxies_is_refused_in_one_line():
+    env = _env(**{**PRODUCTION_ENV, "TRUSTED_PROXIES": ""}, SECRET_KEY=secrets.token_urlsafe(50))
+
+    result = _manage("check", env=env)
+
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "BEHIND_TLS_PROXY=1 needs TRUSTED_PROXIES" in result.stderr

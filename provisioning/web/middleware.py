@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import zoneinfo
 
+from django.conf import settings
 from django.contrib.admin.views.main import ERROR_FLAG
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, DataError, InterfaceError, OperationalError
@@ -18,9 +19,26 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.defaults import bad_request
 
+from provisioning.actors import from_trusted_proxy
 from provisioning.errors import drop_connections, first_line, missing_grant
 
 logger = logging.getLogger(__name__)
+
+
+class ForwardedProtoMiddleware:
+    """X-Forwarded-Proto is believed only from a trusted proxy (TRUSTED_PROXIES), as
+    X-Forwarded-For is: a client that reaches the server's port directly, skipping the TLS
+    proxy, cannot make a plain-HTTP request pass for HTTPS (and so be sent Secure cookies,
+    skip the HTTPS redirect, or be recorded as having come over TLS)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        header = (getattr(settings, "SECURE_PROXY_SSL_HEADER", None) or (None,))[0]
+        if header and header in request.META and not from_trusted_proxy(request):
+            del request.META[header]
+        return self.get_response(request)
 
 
 class DatabaseUnavailableMiddleware:
