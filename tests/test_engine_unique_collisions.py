@@ -13,9 +13,9 @@ import pytest
 from django.db import connection
 from psycopg import sql
 
+from provisioning.engine import ledger, services, statements
 from provisioning.engine import plans as plans_module
-from provisioning.engine import services, statements
-from provisioning.models import AuditEvent
+from provisioning.models import AuditEvent, LedgerEntry
 from provisioning.spec import AuthMetadata
 from tests.factories import count, disable_trigger, execute, make_auth_user
 
@@ -38,7 +38,7 @@ def username_spec(monkeypatch):
         else s
         for s in spec_module.SPEC
     )
-    for module in (spec_module, services):
+    for module in (spec_module, services, ledger):
         monkeypatch.setattr(module, "SPEC", specs)
     return specs
 
@@ -186,3 +186,26 @@ def test_the_probed_reasons_equal_the_reasons_of_ranking_every_peer(cli_actor, u
     assert reported(result)[(f, "users")] == (SHARED, owner)
     assert reported(result)[(e, "users")][1] is None and "no email" in reported(result)[(e, "users")][0]
     assert owner not in {n.user_id for n in result.not_provisioned}
+
+
+def ledger_entries() -> dict:
+    return {e.user_id: (sorted(e.tables), e.reasons) for e in LedgerEntry.objects.all()}
+
+
+@pytest.mark.parametrize("tables", [None, ["users", "profiles"]], ids=["every-table", "some-tables"])
+def test_after_a_bulk_run_with_collisions_the_ledger_equals_a_rebuild(cli_actor, username_spec, tables):
+    holding("ada")
+    late, twin = sorted([person("ada"), person("ada")])
+    first, second = sorted([person("linus"), person("linus")])
+    others = [person(f"grace{i}") for i in range(4)]
+    person("wallet-only", keep=("users", "profiles"))
+    ledger.rebuild()
+    assert {late, twin, first, second, *others} <= set(ledger_entries())
+
+    services.provision_all_missing(actor=cli_actor, tables=tables, batch_size=3)
+
+    kept = ledger_entries()
+    ledger.rebuild()
+    assert kept == ledger_entries()
+    assert not set(others) & set(kept) if tables is None else set(others) <= set(kept)
+    assert {late, twin, second} <= set(kept)

@@ -449,7 +449,7 @@ def _run(
                         **_event_rows(batch, table_names),
                     )
                     result.audit_event_ids.append(event.pk)
-                    _keep_ledger(batch_users)
+                    _keep_ledger(batch_users, plans)
         except DatabaseError as exc:
             message = first_line(exc)
             event = record_failed(
@@ -499,12 +499,17 @@ def _run(
     return result
 
 
-def _keep_ledger(batch: Batch | RangeBatch) -> None:
+def _keep_ledger(batch: Batch | RangeBatch, plans: list[TablePlan]) -> None:
     """Recompute the provisioning ledger's entries of the batch's users, in the batch's own
     transaction (engine/ledger.py): the counts read from it stay exact after our writes.
-    Every table's flags, whichever tables the run wrote."""
+    Every table's flags, whichever tables the run wrote. A range batch that wrote every
+    spec table knows whom it wrote everything they lacked: only the others are recomputed."""
     if isinstance(batch, RangeBatch):
-        ledger.refresh_users(psql.SQL("u.id IN (SELECT id FROM {})").format(statements.BATCH))
+        every_table = {plan.name for plan in plans} == {spec.name for spec in SPEC}
+        ledger.refresh_users(
+            psql.SQL("u.id IN (SELECT id FROM {})").format(statements.BATCH),
+            may_lack=statements.batch_left(plans) if every_table else None,
+        )
     else:
         ledger.refresh_users(psql.SQL("u.id = ANY(%(ids)s)"), {"ids": list(batch.ids)})
 

@@ -393,6 +393,20 @@ def batch_missing(plans: list[TablePlan], plan: TablePlan) -> sql.Composed:
     )
 
 
+def batch_left(plans: list[TablePlan]) -> sql.Composed:
+    """The ids of the batch's users (`BATCH`) who may still lack a row after its writes:
+    those lacking a table the batch wrote them no row in (`WRITTEN`). A subquery."""
+    lacking = [
+        sql.SQL("(b.{flag} AND b.id NOT IN (SELECT w.id FROM {w} w WHERE w.tbl = {name}))").format(
+            flag=_missing_flag(i), w=WRITTEN, name=sql.Literal(plan.name)
+        )
+        for i, plan in enumerate(plans)
+    ]
+    return sql.SQL("SELECT b.id FROM {batch} b WHERE {lacking}").format(
+        batch=BATCH, lacking=sql.SQL(" OR ").join(lacking)
+    )
+
+
 def batch_users() -> sql.Composed:
     """(How many auth users the batch found, the last of them (live or not), how many are
     live, the first `%(sample)s` live ones)."""
