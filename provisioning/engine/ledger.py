@@ -204,7 +204,16 @@ def refresh_users(
             )
         )
         if may_lack is not None:
-            cursor.execute(sql.SQL("DELETE FROM {} r WHERE r.id NOT IN ({})").format(REFRESHED, may_lack))
+            # A table of its own (not a DELETE from this one): the entries' statement reads
+            # it once per user it keeps, and the batch's dead rows would be read each time.
+            cursor.execute(
+                sql.SQL(
+                    "CREATE TEMPORARY TABLE eloity_ledger_left ON COMMIT DROP AS "
+                    "SELECT r.id FROM {refreshed} r WHERE r.id IN ({may_lack})"
+                ).format(refreshed=REFRESHED, may_lack=may_lack)
+            )
+            cursor.execute(sql.SQL("DROP TABLE {}").format(REFRESHED))
+            cursor.execute("ALTER TABLE pg_temp.eloity_ledger_left RENAME TO eloity_ledger_refreshed")
         cursor.execute(sql.SQL("ANALYZE {}").format(REFRESHED))
         mine = sql.SQL("u.id IN (SELECT id FROM {})").format(REFRESHED)
         among = mine
