@@ -170,11 +170,22 @@ def rebuild(*, plans: list[TablePlan] | None = None) -> LedgerState:
     return state
 
 
-def refresh_users(ids_condition: sql.Composable, params: dict | None = None, *, plans=None) -> None:
+def refresh_users(
+    ids_condition: sql.Composable,
+    params: dict | None = None,
+    *,
+    plans=None,
+    may_lack: sql.Composable | None = None,
+) -> None:
     """Recompute the entries of the users matching `ids_condition` (a condition on auth
     user `u`), live, in the caller's transaction: the dashboard's own writes call it with
     the users they wrote. Nothing happens while there is no ledger yet (the worker builds
-    it). The users are ranked for unique values among the others still in the ledger."""
+    it). The users are ranked for unique values among the others still in the ledger who
+    share a value with them.
+
+    `may_lack` (a subquery of auth user ids): of those users, the only ones who may still
+    lack a row (a bulk batch knows whom it wrote everything): the others' entries are
+    only deleted, so a batch recomputes its few users left, not its whole batch."""
     if not LedgerState.objects.filter(pk=1).exists():
         return
     plans = plans or plans_module.plan_tables(SPEC)
@@ -192,13 +203,56 @@ def refresh_users(ids_condition: sql.Composable, params: dict | None = None, *, 
                 ledger=LEDGER, refreshed=REFRESHED
             )
         )
+        if may_lack is not None:
+            # A table of its own (not a DELETE from this one): the entries' statement reads
+            # it once per user it keeps, and the batch's dead rows would be read each time.
+            cursor.execute(
+                sql.SQL(
+                    "CREATE TEMPORARY TABLE eloity_ledger_left ON COMMIT DROP AS "
+                    "SELECT r.id FROM {refreshed} r WHERE r.id IN ({may_lack})"
+                ).format(refreshed=REFRESHED, may_lack=may_lack)
+            )
+            cursor.execute(sql.SQL("DROP TABLE {}").format(REFRESHED))
+            cursor.execute("ALTER TABLE pg_temp.eloity_ledger_left RENAME TO eloity_ledger_refreshed")
+        cursor.execute(sql.SQL("ANALYZE {}").format(REFRESHED))
         mine = sql.SQL("u.id IN (SELECT id FROM {})").format(REFRESHED)
         among = mine
-        if any(blocker.kind != "null" for plan in plans for blocker in plan.blockers):
+        uniques = [(plan, blocker) for plan in plans for blocker in plan.blockers if blocker.kind != "null"]
+        if uniques:
             # A unique value goes to the first (by id) of the users lacking the row: rank
-            # them among the others still in the ledger.
-            among = sql.SQL("{mine} OR u.id IN (SELECT user_id FROM {ledger})").format(mine=mine, ledger=LEDGER)
+            # them among the others still in the ledger who share one of their values
+            # (the others cannot change their rank; keeping them out keeps this the size of
+            # the users refreshed, not of the ledger).
+            cursor.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(AMONG))
+            cursor.execute(
+                sql.SQL(
+                    "CREATE TEMPORARY TABLE eloity_ledger_among ON COMMIT DROP AS SELECT id FROM {refreshed} "
+                    "UNION SELECT p.id FROM {ledger} l JOIN {auth} p ON p.id = l.user_id WHERE {shared}"
+                ).format(
+                    refreshed=REFRESHED,
+                    ledger=LEDGER,
+                    auth=statements.AUTH_USERS,
+                    shared=sql.SQL(" OR ").join(_shares_a_value(plan, blocker) for plan, blocker in uniques),
+                )
+            )
+            cursor.execute(sql.SQL("ANALYZE {}").format(AMONG))
+            among = sql.SQL("u.id IN (SELECT id FROM {})").format(AMONG)
         cursor.execute(entries(plans, among, mine))
+
+
+AMONG = sql.Identifier("pg_temp", "eloity_ledger_among")
+
+
+def _shares_a_value(plan: TablePlan, blocker) -> sql.Composed:
+    """True when auth user `p` would write the same value to the blocker's unique columns
+    as one of the users refreshed."""
+    values = [plan.columns[c] for c in blocker.columns]
+    return sql.SQL("({p}) IN (SELECT {q} FROM {auth} q WHERE q.id IN (SELECT id FROM {refreshed}))").format(
+        p=sql.SQL(", ").join(v.expression("p") for v in values),
+        q=sql.SQL(", ").join(v.expression("q") for v in values),
+        auth=statements.AUTH_USERS,
+        refreshed=REFRESHED,
+    )
 
 
 def refresh_blocked() -> None:

@@ -369,7 +369,7 @@ def block_reasons(user_id: uuid.UUID) -> dict[str, str | None]:
     with connection.cursor() as cursor:
         for plan in plans_module.plan_tables(SPEC):
             cursor.execute(statements.missing_in_batch(plan), {"ids": [user_id]})
-            for _, reason in cursor.fetchall():
+            for _, reason, *_holders in cursor.fetchall():
                 reasons[plan.name] = reason
     return reasons
 

@@ -58,9 +58,29 @@ class NotProvisioned:
     user_id: uuid.UUID
     table: str
     reason: str
+    #: For a unique value taken or shared: the auth user whose row holds it (that row's
+    #: key), when a row holds it.
+    held_by: uuid.UUID | None = None
 
     def as_dict(self) -> dict:
-        return {"user_id": str(self.user_id), "table": self.table, "reason": self.reason}
+        found = {"user_id": str(self.user_id), "table": self.table, "reason": self.reason}
+        if self.held_by is not None:
+            found["held_by"] = str(self.held_by)
+        return found
+
+
+def _explained(plan: TablePlan, rows: Iterable[tuple]) -> Iterator[tuple[uuid.UUID, str | None, uuid.UUID | None]]:
+    """(user, reason or None, owner of the row holding the user's value) from the rows of
+    `statements.missing_in_batch` or `left_after_insert`: (user, reason, then the row owner
+    per unique blocker). The owner is kept where the reason is that blocker's."""
+    blockers = statements.unique_blockers(plan)
+    for user_id, reason, *owners in rows:
+        held_by = None
+        for blocker, owner in zip(blockers, owners, strict=True):
+            if reason in (blocker.reason, statements.shared_reason(blocker)):
+                held_by = owner
+                break
+        yield user_id, reason, held_by
 
 
 @dataclass
@@ -429,7 +449,7 @@ def _run(
                         **_event_rows(batch, table_names),
                     )
                     result.audit_event_ids.append(event.pk)
-                    _keep_ledger(batch_users)
+                    _keep_ledger(batch_users, plans)
         except DatabaseError as exc:
             message = first_line(exc)
             event = record_failed(
@@ -479,12 +499,17 @@ def _run(
     return result
 
 
-def _keep_ledger(batch: Batch | RangeBatch) -> None:
+def _keep_ledger(batch: Batch | RangeBatch, plans: list[TablePlan]) -> None:
     """Recompute the provisioning ledger's entries of the batch's users, in the batch's own
     transaction (engine/ledger.py): the counts read from it stay exact after our writes.
-    Every table's flags, whichever tables the run wrote."""
+    Every table's flags, whichever tables the run wrote. A range batch that wrote every
+    spec table knows whom it wrote everything they lacked: only the others are recomputed."""
     if isinstance(batch, RangeBatch):
-        ledger.refresh_users(psql.SQL("u.id IN (SELECT id FROM {})").format(statements.BATCH))
+        every_table = {plan.name for plan in plans} == {spec.name for spec in SPEC}
+        ledger.refresh_users(
+            psql.SQL("u.id IN (SELECT id FROM {})").format(statements.BATCH),
+            may_lack=statements.batch_left(plans) if every_table else None,
+        )
     else:
         ledger.refresh_users(psql.SQL("u.id = ANY(%(ids)s)"), {"ids": list(batch.ids)})
 
@@ -546,7 +571,11 @@ def _write_batch(batch: Batch, plans: list[TablePlan]) -> BatchOutcome:
                 # A table that cannot take a row at all (missing, no key column, a required
                 # column the spec leaves empty): report who lacks one.
                 cursor.execute(statements.missing_in_batch(plan), params)
-                not_provisioned += [NotProvisioned(u, plan.name, r) for u, r in cursor.fetchall() if r is not None]
+                not_provisioned += [
+                    NotProvisioned(u, plan.name, r, h)
+                    for u, r, h in _explained(plan, cursor.fetchall())
+                    if r is not None
+                ]
                 continue
             cursor.execute(statements.lock_table(plan))
             isolated, rejected = _insert_isolating(plan, table_ids)
@@ -560,13 +589,13 @@ def _write_batch(batch: Batch, plans: list[TablePlan]) -> BatchOutcome:
             # Ask what is still missing and why, only when the insert did not write a row
             # for every one of the batch's users lacking this table.
             cursor.execute(statements.missing_in_batch(plan), {"ids": [u for u in table_ids if u not in rejected]})
-            for user_id, reason in cursor.fetchall():
+            for user_id, reason, held_by in _explained(plan, cursor.fetchall()):
                 if reason is None:
                     # No block reason and still missing: it collided on another unique key
                     # (two auth users sharing an email, say).
                     reason = CONFLICT_REASON
                     failed[plan.name][user_id] = reason
-                not_provisioned.append(NotProvisioned(user_id, plan.name, reason))
+                not_provisioned.append(NotProvisioned(user_id, plan.name, reason, held_by))
     return BatchOutcome(
         not_provisioned=not_provisioned,
         users_count=len(ids),
@@ -620,7 +649,11 @@ def _write_range(batch: RangeBatch, plans: list[TablePlan]) -> BatchOutcome:
                 left = [row[0] for row in cursor.fetchall()]
                 if left:
                     cursor.execute(statements.missing_in_batch(plan), {"ids": left})
-                    not_provisioned += [NotProvisioned(u, plan.name, r) for u, r in cursor.fetchall() if r is not None]
+                    not_provisioned += [
+                        NotProvisioned(u, plan.name, r, h)
+                        for u, r, h in _explained(plan, cursor.fetchall())
+                        if r is not None
+                    ]
                 continue
             cursor.execute(statements.lock_table(plan))
             left, rejected = _write_range_table(plans, plan, params)
@@ -631,12 +664,14 @@ def _write_range(batch: RangeBatch, plans: list[TablePlan]) -> BatchOutcome:
             not_provisioned += [NotProvisioned(u, plan.name, r) for u, r in orphaned.items()]
             rest = [u for u in left if u not in orphaned]
             if rest:
-                cursor.execute(statements.missing_in_batch(plan, peers=True), {"ids": rest})
-                for user_id, reason in cursor.fetchall():
+                # The insert let the unique indexes find the collisions; only the users it
+                # left are explained, by probing those indexes (the other row's owner too).
+                cursor.execute(statements.left_after_insert(plan), {"ids": rest})
+                for user_id, reason, held_by in _explained(plan, cursor.fetchall()):
                     if reason is None:
                         reason = CONFLICT_REASON
                         failed[plan.name][user_id] = reason
-                    not_provisioned.append(NotProvisioned(user_id, plan.name, reason))
+                    not_provisioned.append(NotProvisioned(user_id, plan.name, reason, held_by))
         cursor.execute(statements.written_summary(SAMPLE_SIZE))
         written = {table: (n, list(ids)) for table, n, ids in cursor.fetchall()}
     return BatchOutcome(

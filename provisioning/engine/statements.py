@@ -63,7 +63,11 @@ def as_text(statement: sql.Composable) -> str:
 
 
 def block_reason(
-    plan: TablePlan, peers: sql.Composable = PEERS_IN_BATCH, peer_source: sql.Composable = AUTH_USERS
+    plan: TablePlan,
+    peers: sql.Composable = PEERS_IN_BATCH,
+    peer_source: sql.Composable = AUTH_USERS,
+    *,
+    written: sql.Composable | None = None,
 ) -> sql.Composable:
     """Why auth user `u` cannot get a row in the plan's table, or NULL when it can.
 
@@ -71,6 +75,13 @@ def block_reason(
     same run: where two of them would write the same value to a unique column (an SSO
     sign-up sharing an email, say), the first by id gets the row and the others are
     blocked, so a dry run predicts exactly who wins.
+
+    `written` (a subquery of auth user ids): after the run's insert, for the users it left
+    without a row. The peers are then `%(ids)s` (those users) and the users `written` names,
+    and each unique value is looked up in the table through its unique index
+    (`holders_joins`, the row's owner `h<n>.owner`) instead of ranking every peer: an
+    earlier peer who got the row is the row's owner, if `written` names it. The same
+    reasons, for index probes of the few users left instead of a sort of the whole batch.
     """
     if plan.table_problem:
         return literal(plan.table_problem)
@@ -90,11 +101,23 @@ def block_reason(
                 has=has_parent, why=block_reason(link.parent, peers, peer_source), prefix=literal(link.reason_prefix)
             )
         )
+    unique_index = 0
     for blocker in plan.blockers:
         if blocker.kind == "null":
             (column,) = blocker.columns
             condition = sql.SQL("{} IS NULL").format(plan.columns[column].expression())
             whens.append(sql.SQL("WHEN {} THEN {}").format(condition, literal(blocker.reason)))
+            continue
+        shared = shared_reason(blocker)
+        if written is not None:
+            holder = _holder(unique_index)
+            unique_index += 1
+            whens.append(
+                sql.SQL("WHEN {} THEN {}").format(
+                    _earlier_peer_by_holder(plan, blocker, holder, written), literal(shared)
+                )
+            )
+            whens.append(sql.SQL("WHEN {}.found THEN {}").format(holder, literal(blocker.reason)))
             continue
         # Checked before the table's own rows, so the reason is the same before and after
         # the first user's row is written: a dry run and a real run report alike.
@@ -113,7 +136,6 @@ def block_reason(
                 sql.SQL("{} IS NOT NULL").format(plan.columns[c].expression("p")) for c in blocker.columns
             ),
         )
-        shared = f"{', '.join(blocker.columns)} shared with an earlier user of this run, who has or gets the row"
         whens.append(sql.SQL("WHEN {} THEN {}").format(earlier_peer, literal(shared)))
         taken = sql.SQL("EXISTS (SELECT 1 FROM {table} x WHERE {match})").format(
             table=plan.spec.identifier(),
@@ -125,20 +147,99 @@ def block_reason(
     return sql.SQL("CASE {} END").format(sql.SQL(" ").join(whens))
 
 
-def missing_in_batch(plan: TablePlan, *, peers: bool = False) -> sql.Composed:
-    """Rows (user id, reason or NULL) for the users `%(ids)s` that lack a row in the table.
+def shared_reason(blocker) -> str:
+    """Why a user is refused a unique value an earlier user of the same run has or gets."""
+    return f"{', '.join(blocker.columns)} shared with an earlier user of this run, who has or gets the row"
 
-    A NULL reason means a real run would write the row. With `peers`, the other users of
-    the run (who may have taken a unique value first) are also those the batch wrote to the
-    table (`WRITTEN`): the reasons of the few users a large batch left over are worked out
-    for them alone.
-    """
-    batch_peers = sql.SQL("(p.id = ANY(%(ids)s) OR p.id IN (SELECT w.id FROM {w} w WHERE w.tbl = {name}))").format(
-        w=WRITTEN, name=sql.Literal(plan.name)
-    )
-    return sql.SQL("SELECT u.id, {reason} FROM {auth} u WHERE u.id = ANY(%(ids)s) AND {missing} ORDER BY u.id").format(
-        reason=block_reason(plan, batch_peers) if peers else block_reason(plan),
+
+def _holder(index: int) -> sql.Identifier:
+    return sql.Identifier(f"eloity_holder_{index}")
+
+
+def unique_blockers(plan: TablePlan) -> list:
+    """The plan's unique-value blockers, in the order `holders_joins` numbers them."""
+    return [blocker for blocker in plan.blockers if blocker.kind != "null"]
+
+
+def holders_joins(plan: TablePlan) -> sql.Composable:
+    """For auth user `u`, per unique blocker of the plan (n in `unique_blockers` order),
+    the table's row that holds u's value, found through the unique index: `h<n>.found`
+    (TRUE, or NULL when no row holds it) and `h<n>.owner` (that row's key: the auth user
+    it belongs to)."""
+    joins = []
+    for index, blocker in enumerate(unique_blockers(plan)):
+        joins.append(
+            sql.SQL(
+                "LEFT JOIN LATERAL (SELECT x.{key} AS owner, TRUE AS found FROM {table} x WHERE {match} LIMIT 1) {h} "
+                "ON TRUE"
+            ).format(
+                key=sql.Identifier(plan.spec.key),
+                table=plan.spec.identifier(),
+                match=sql.SQL(" AND ").join(
+                    sql.SQL("x.{} = {}").format(sql.Identifier(c), plan.columns[c].expression())
+                    for c in blocker.columns
+                ),
+                h=_holder(index),
+            )
+        )
+    return sql.SQL(" ").join(joins)
+
+
+def _earlier_peer_by_holder(plan: TablePlan, blocker, holder: sql.Identifier, written: sql.Composable) -> sql.Composed:
+    """True when a peer with a lower id than auth user `u` shares u's value: the value's row
+    was written by this run (`written`) for an earlier user, or an earlier one of the users
+    left (`%(ids)s`) has it too. The ranking of `block_reason`, answered by the row itself:
+    a peer that got the row holds it, and a unique index holds one row per value."""
+    values = [plan.columns[c] for c in blocker.columns]
+    return sql.SQL(
+        "({u_not_null} AND ({h}.owner IN ({written}) AND {h}.owner < u.id "
+        "OR u.id IN (SELECT q.id FROM {auth} q JOIN {auth} p ON {same} AND p.id < q.id "
+        "WHERE q.id = ANY(%(ids)s) AND p.id = ANY(%(ids)s) AND p.deleted_at IS NULL AND {p_not_null})))"
+    ).format(
+        u_not_null=sql.SQL(" AND ").join(sql.SQL("{} IS NOT NULL").format(v.expression()) for v in values),
+        h=holder,
+        written=written,
         auth=AUTH_USERS,
+        same=sql.SQL(" AND ").join(sql.SQL("{} = {}").format(v.expression("p"), v.expression("q")) for v in values),
+        p_not_null=sql.SQL(" AND ").join(sql.SQL("{} IS NOT NULL").format(v.expression("p")) for v in values),
+    )
+
+
+def _holder_columns(plan: TablePlan) -> sql.Composable:
+    return sql.SQL("").join(sql.SQL(", {}.owner").format(_holder(i)) for i in range(len(unique_blockers(plan))))
+
+
+def missing_in_batch(plan: TablePlan) -> sql.Composed:
+    """Rows (user id, reason or NULL, then per unique blocker the owner of the row holding
+    the user's value, or NULL) for the users `%(ids)s` that lack a row in the table.
+
+    A NULL reason means a real run would write the row."""
+    return sql.SQL(
+        "SELECT u.id, {reason}{holders} FROM {auth} u {joins} WHERE u.id = ANY(%(ids)s) AND {missing} ORDER BY u.id"
+    ).format(
+        reason=block_reason(plan),
+        holders=_holder_columns(plan),
+        auth=AUTH_USERS,
+        joins=holders_joins(plan),
+        missing=missing(plan),
+    )
+
+
+def left_after_insert(plan: TablePlan) -> sql.Composed:
+    """As `missing_in_batch`, for the users `%(ids)s` a range batch's insert left without a
+    row (few): the other users of the run are those it wrote to the table (`WRITTEN`) and
+    these. The insert let the unique indexes find the collisions (`ON CONFLICT DO
+    NOTHING`); this names each one, and its row's owner, by probing those indexes for these
+    users alone (`block_reason`'s `written`)."""
+    written = sql.SQL("SELECT w.id FROM {w} w WHERE w.tbl = {name}").format(w=WRITTEN, name=sql.Literal(plan.name))
+    peers = sql.SQL("(p.id = ANY(%(ids)s) OR p.id IN ({}))").format(written)
+    return sql.SQL(
+        "SELECT u.id, {reason}{holders} FROM {auth} u {joins} WHERE u.id = ANY(%(ids)s) AND {missing} ORDER BY u.id"
+    ).format(
+        reason=block_reason(plan, peers, written=written),
+        holders=_holder_columns(plan),
+        auth=AUTH_USERS,
+        joins=holders_joins(plan),
         missing=missing(plan),
     )
 
@@ -289,6 +390,20 @@ def batch_missing(plans: list[TablePlan], plan: TablePlan) -> sql.Composed:
     """The ids of the batch's live users lacking a row in the plan's table."""
     return sql.SQL("SELECT u.id FROM {batch} u WHERE u.eloity_live AND u.{flag} ORDER BY u.id").format(
         batch=BATCH, flag=_missing_flag(plans.index(plan))
+    )
+
+
+def batch_left(plans: list[TablePlan]) -> sql.Composed:
+    """The ids of the batch's users (`BATCH`) who may still lack a row after its writes:
+    those lacking a table the batch wrote them no row in (`WRITTEN`). A subquery."""
+    lacking = [
+        sql.SQL("(b.{flag} AND b.id NOT IN (SELECT w.id FROM {w} w WHERE w.tbl = {name}))").format(
+            flag=_missing_flag(i), w=WRITTEN, name=sql.Literal(plan.name)
+        )
+        for i, plan in enumerate(plans)
+    ]
+    return sql.SQL("SELECT b.id FROM {batch} b WHERE {lacking}").format(
+        batch=BATCH, lacking=sql.SQL(" OR ").join(lacking)
     )
 
 
