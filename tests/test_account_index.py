@@ -263,3 +263,25 @@ def test_a_page_without_the_log_still_shows_the_dashboards_events(viewer_client,
     execute("DROP TABLE auth.audit_log_entries")
     html = section(page(viewer_client, user), "timeline")
     assert "not available on this project&#x27;s Auth version" in html and "Sync values from auth" in html
+
+
+def test_load_demo_fills_the_log_with_believable_entries_set_based():
+    people = [make_auth_user() for _ in range(3)]
+    execute("UPDATE auth.users SET created_at = now() - interval '200 days'")
+
+    code, out = run_command("load_demo", "--auth-events", "400")
+    assert code == 0 and "Added 400 auth events" in out
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), count(DISTINCT payload ->> 'action'), bool_and(e.created_at BETWEEN u.created_at AND now()),"
+            " count(*) FILTER (WHERE payload ->> 'actor_username' = 'service_role')"
+            " FROM auth.audit_log_entries e JOIN auth.users u"
+            " ON u.id::text IN (payload ->> 'actor_id', payload -> 'traits' ->> 'user_id')"
+        )
+        entries, actions, in_time, by_admin = cursor.fetchone()
+    assert entries == 400 and actions == 9 and in_time and by_admin == 4
+    assert {user for _, user in reference()} == set(people)
+    assert "none added" in run_command("load_demo", "--auth-events", "400")[1]  # idempotent
+    event_index.catch_up()
+    assert indexed() == reference()
