@@ -274,7 +274,8 @@ def test_load_demo_fills_the_log_with_believable_entries_set_based():
 
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*), count(DISTINCT payload ->> 'action'), bool_and(e.created_at BETWEEN u.created_at AND now()),"
+            "SELECT count(*), count(DISTINCT payload ->> 'action'),"
+            " bool_and(e.created_at BETWEEN u.created_at AND now()),"
             " count(*) FILTER (WHERE payload ->> 'actor_username' = 'service_role')"
             " FROM auth.audit_log_entries e JOIN auth.users u"
             " ON u.id::text IN (payload ->> 'actor_id', payload -> 'traits' ->> 'user_id')"
@@ -285,3 +286,23 @@ def test_load_demo_fills_the_log_with_believable_entries_set_based():
     assert "none added" in run_command("load_demo", "--auth-events", "400")[1]  # idempotent
     event_index.catch_up()
     assert indexed() == reference()
+
+
+def test_the_index_is_kept_and_read_under_the_readme_grants():
+    from django.conf import settings
+
+    from provisioning.account.overview import account
+    from tests.test_engine_least_privilege import GRANTS, ROLE
+
+    user = make_auth_user()
+    add_event(user, "login", traits={"provider": "google"})
+    execute(
+        GRANTS + f"GRANT SELECT, INSERT, UPDATE, DELETE ON {settings.DJANGO_SCHEMA}.provisioning_autheventindex,"
+        f" {settings.DJANGO_SCHEMA}.provisioning_autheventindexstate TO {ROLE};"  # what the default privileges give
+    )
+    execute(f"SET LOCAL ROLE {ROLE}")
+    done = event_index.catch_up()
+    seen = account(user).timeline
+    execute("RESET ROLE")
+    assert done.built and indexed() == reference()
+    assert [e.words for e in seen.entries] == ["signed in with Google"] and seen.as_of is not None
