@@ -84,6 +84,7 @@ BAD_PAYLOADS = (
     None,  # SQL NULL
     "null",
     '"just a string {user}"',
+    '"twice: {user} {user}"',  # one index row, not two
     '[1, 2, "{user}"]',
     "42",
     '{{"actor_id": "{user}"}}',  # no action, no traits
