@@ -30,7 +30,7 @@ demo: setup .env
 
 # The web server, one background worker (bulk "Provision all missing" jobs) and the
 # watchdog every minute (its alerts on the console), then the provisioning ledger's
-# catch-up (docs/performance.md). Jobs left unfinished by a stopped
+# catch-up (docs/performance.md) and the index of auth events' (docs/account.md). Jobs left unfinished by a stopped
 # worker are queued again first; Ctrl+C stops all three.
 run: demo
 	@echo "Dashboard: http://$(HOST):$(PORT)/admin/"
@@ -38,6 +38,7 @@ run: demo
 	@DEBUG=$${DEBUG:-1} $(BIN)/python manage.py db_worker --no-reload --interval 1 & worker=$$!; \
 	(while true; do DEBUG=$${DEBUG:-1} $(BIN)/python manage.py provisioning_watchdog | grep --line-buffered '^alert:'; \
 	  DEBUG=$${DEBUG:-1} $(BIN)/python manage.py provisioning_ledger --catch-up >/dev/null; \
+	  DEBUG=$${DEBUG:-1} $(BIN)/python manage.py auth_events_index --catch-up >/dev/null; \
 	  sleep 60; done) & watchdog=$$!; \
 	trap 'kill $$worker $$watchdog 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py runserver $(HOST):$(PORT)

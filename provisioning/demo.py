@@ -136,6 +136,22 @@ def seed(users: int) -> int:
     return auth_user_count()
 
 
+@transaction.atomic
+def add_auth_events(total: int) -> int:
+    """Fill auth.audit_log_entries up to `total` entries about the demo's users, set-based
+    (sql/auth_events_seed.sql). Idempotent. Returns entries added."""
+    require_demo_database()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM auth.audit_log_entries")
+        (before,) = cursor.fetchone()
+        if before >= total:
+            return 0
+        cursor.execute("SELECT set_config('eloity.demo_auth_events', %s, true)", [str(total)])
+        cursor.execute(read_sql("auth_events_seed.sql"))
+        cursor.execute("SELECT count(*) FROM auth.audit_log_entries")
+        return cursor.fetchone()[0] - before
+
+
 def apply_shape(shape: str) -> None:
     """Give the demo's app tables one of SHAPES (idempotent)."""
     require_demo_database()

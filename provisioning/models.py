@@ -421,3 +421,52 @@ class LedgerState(models.Model):
 
     def __str__(self) -> str:
         return f"ledger as of {self.caught_up_at}"
+
+
+class AuthEventIndex(models.Model):
+    """Who each entry of auth.audit_log_entries is about: one row per (entry, user), so a
+    user's timeline is read from this index (a range of its key) and only the page's
+    entries are then fetched from `auth` by id. Supabase Auth's table has no index on the
+    user, and projects may not add one. Kept by provisioning/account/event_index.py
+    (docs/account.md, "The index of auth events")."""
+
+    pk = models.CompositePrimaryKey("user_id", "created_at", "entry_id")
+    user_id = models.UUIDField()
+    #: The entry's created_at; '-infinity' when it has none (Auth always sets it).
+    created_at = models.DateTimeField()
+    entry_id = models.UUIDField()
+    #: payload.action when it is a plain name, else null (shown as stored).
+    action = models.CharField(max_length=64, null=True)
+    #: True: the user is the actor; False: the entry names the user in its traits (an
+    #: admin-API action, staff); null: the payload is not a JSON object.
+    by_user = models.BooleanField(null=True)
+
+    class Meta:
+        verbose_name = "auth event index entry"
+        verbose_name_plural = "auth event index entries"
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"{self.entry_id} about {self.user_id}"
+
+
+class AuthEventIndexState(models.Model):
+    """The index's one-row state: when it was built and last caught up, and its cursor, the
+    newest entry read in (created_at, id) order. No row: never built (pages read the log
+    directly)."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    built_at = models.DateTimeField()
+    #: The database time of the last catch-up (or build): entries committed before it are in.
+    caught_up_at = models.DateTimeField()
+    watermark_created_at = models.DateTimeField(null=True)
+    watermark_id = models.UUIDField(null=True)
+    #: Index rows written by the last build and every catch-up since.
+    rows = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "auth event index state"
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"auth event index as of {self.caught_up_at}"

@@ -31,15 +31,34 @@ class Command(BaseCommand):
             "reference public.users, whose password column is NOT NULL with no default",
         )
         parser.add_argument(
+            "--auth-events",
+            type=int,
+            metavar="N",
+            help="fill auth.audit_log_entries up to N entries about the demo's users (a year of sign-ins and "
+            "refreshes, set-based; idempotent), e.g. --users 1000000 --auth-events 10000000",
+        )
+        parser.add_argument(
             "--create-database",
             metavar="NAME",
             help="create a new database NAME on the same server, mark it as a demo, migrate and seed it "
             "(refuses an existing name)",
         )
 
-    def handle(self, *args, users: int, reset: bool, shape: str, create_database: str | None, **options):
+    def handle(
+        self,
+        *args,
+        users: int,
+        reset: bool,
+        shape: str,
+        create_database: str | None,
+        auth_events: int | None = None,
+        **options,
+    ):
         if users < 50:
             raise CommandError("--users must be at least 50", returncode=2)
+        if auth_events is not None and auth_events < 0:
+            raise CommandError("--auth-events must not be negative", returncode=2)
+        events_added = 0
         default = connections["default"]
         home = default.settings_dict["NAME"]
         try:
@@ -54,6 +73,8 @@ class Command(BaseCommand):
                 added = demo.load(users, shape, reset=reset)
             except KeyboardInterrupt:
                 raise CommandError("interrupted: the demo tables are as they were", returncode=130) from None
+            if auth_events is not None:
+                events_added = demo.add_auth_events(auth_events)
             staff = demo.ensure_demo_staff()
             total = demo.auth_user_count()
         except (demo.NotADemoDatabase, demo.CannotCreateDemoDatabase) as exc:
@@ -75,6 +96,12 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS(f"Seeded {added} demo sign-ups."))
         else:
             self.stdout.write(f"Demo data already loaded ({total} sign-ups); nothing seeded.")
+        if auth_events is not None:
+            self.stdout.write(
+                f"Added {events_added} auth events (auth.audit_log_entries holds at least {auth_events})."
+                if events_added
+                else f"auth.audit_log_entries already holds {auth_events} entries or more; none added."
+            )
         self.stdout.write("Demo logins:")
         for username, password, group in staff:
             self.stdout.write(f"  {username} / {password}  ({group})")
