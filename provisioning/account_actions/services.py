@@ -21,6 +21,7 @@ from django.db import DatabaseError, connection, transaction
 
 from provisioning.account_actions import client, statements
 from provisioning.account_actions.client import AccountActionFailed
+from provisioning.account_actions.selectors import user_factors
 from provisioning.actors import Actor
 from provisioning.audit.recording import record_denied, record_event
 from provisioning.drift.columns import withheld_columns
@@ -411,17 +412,6 @@ def sign_out_everywhere(*, actor: Actor, user_id: uuid.UUID, reason: str) -> Act
             requests=requests,
             exc=AccountActionFailed(f"Could not sign the user out: {first_line(exc)}", kind="database"),
         )
-
-
-def user_factors(user_id) -> list[dict]:
-    """The user's MFA factors (id, type, name, status), oldest first. Never a secret."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT id, factor_type::text, friendly_name, status::text FROM auth.mfa_factors"
-            " WHERE user_id = %s ORDER BY created_at, id",
-            [user_id],
-        )
-        return [dict(zip(("id", "type", "name", "status"), row, strict=True)) for row in cursor.fetchall()]
 
 
 def remove_mfa_factor(
