@@ -58,6 +58,9 @@ class ProvisioningConfig(AppConfig):
     def ready(self) -> None:
         checks.register(spec_file_check, "provisioning")
         checks.register(model_columns_check, checks.Tags.database)
+        from provisioning.account_actions.checks import account_actions_check
+
+        checks.register(account_actions_check, "provisioning")
         from django.db.models.signals import post_migrate, pre_migrate
 
         from provisioning import signals

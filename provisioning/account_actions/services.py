@@ -636,3 +636,16 @@ def _put_back_or_say(*, common, requests, exc, taken, count, about_rows) -> None
 
 def _without(row: dict, columns: list[str]) -> dict:
     return {name: value for name, value in row.items() if name not in columns}
+
+
+#: Each action by the name the page's URLs and the command line use: (audit action, service).
+BY_NAME = {
+    "confirm": (Action.ACCOUNT_CONFIRM, confirm_email),
+    "resend": (Action.ACCOUNT_RESEND, resend_confirmation),
+    "reset-password": (Action.ACCOUNT_RESET_PASSWORD, send_password_reset),
+    "ban": (Action.ACCOUNT_BAN, ban_user),
+    "unban": (Action.ACCOUNT_UNBAN, unban_user),
+    "signout": (Action.ACCOUNT_SIGNOUT, sign_out_everywhere),
+    "remove-mfa": (Action.ACCOUNT_REMOVE_MFA, remove_mfa_factor),
+    "delete": (Action.ACCOUNT_DELETE, delete_user),
+}

@@ -10,16 +10,16 @@ from provisioning.actors import Actor
 
 from ._base import EXIT_BAD_INPUT, EXIT_SOME_FAILED, ProvisioningCommand
 
-#: Subcommand -> (service, help).
-ACTIONS = {
-    "confirm": (services.confirm_email, "mark the user's email as confirmed"),
-    "resend": (services.resend_confirmation, "e-mail the sign-up confirmation again (through /resend)"),
-    "reset-password": (services.send_password_reset, "e-mail a password-reset link to the user (through /recover)"),
-    "ban": (services.ban_user, "ban for --duration (30m, 24h, 7d, forever) and sign out everywhere"),
-    "unban": (services.unban_user, "end a ban"),
-    "signout": (services.sign_out_everywhere, "end every session (refresh tokens go with them)"),
-    "remove-mfa": (services.remove_mfa_factor, "remove one MFA factor (--factor ID) or all (--all)"),
-    "delete": (services.delete_user, "delete the user with their app rows (--soft: Auth's soft delete)"),
+#: Subcommand -> what it does (the service: services.BY_NAME).
+HELP = {
+    "confirm": "mark the user's email as confirmed",
+    "resend": "e-mail the sign-up confirmation again (through /resend)",
+    "reset-password": "e-mail a password-reset link to the user (through /recover)",
+    "ban": "ban for --duration (30m, 24h, 7d, forever) and sign out everywhere",
+    "unban": "end a ban",
+    "signout": "end every session (refresh tokens go with them)",
+    "remove-mfa": "remove one MFA factor (--factor ID) or all (--all)",
+    "delete": "delete the user with their app rows (--soft: Auth's soft delete)",
 }
 
 
@@ -31,7 +31,9 @@ class Command(ProvisioningCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("action", choices=list(ACTIONS), help="; ".join(f"{k}: {v[1]}" for k, v in ACTIONS.items()))
+        parser.add_argument(
+            "action", choices=list(services.BY_NAME), help="; ".join(f"{k}: {v}" for k, v in HELP.items())
+        )
         parser.add_argument("--user", required=True, metavar="ID_OR_EMAIL", help="the auth user's id or exact email")
         parser.add_argument("--reason", required=True, help="why (kept in the audit log)")
         parser.add_argument("--duration", help="ban: how long (30m, 24h, 7d, forever)")
@@ -42,7 +44,7 @@ class Command(ProvisioningCommand):
 
     def handle(self, *args, **options):
         action = options["action"]
-        service = ACTIONS[action][0]
+        service = services.BY_NAME[action][1]
         user_id, why = find_user(options["user"])
         if user_id is None:
             raise CommandError(why, returncode=EXIT_BAD_INPUT)
