@@ -384,3 +384,24 @@ def test_the_standin_rejects_an_unknown_field_and_a_wrong_method(db):
         400,
     )
     assert len(standin.malformed) == 4
+
+
+# --- the system check ---------------------------------------------------------------------
+
+
+def test_check_warns_with_debug_off_when_the_settings_are_missing(settings):
+    from provisioning.account_actions.checks import account_actions_check
+
+    settings.DEBUG = False
+    settings.SUPABASE_URL = "https://x.supabase.co"
+    settings.SUPABASE_SERVICE_ROLE_KEY = ""
+    settings.SUPABASE_ANON_KEY = ""
+    ids = [m.id for m in account_actions_check()]
+    assert ids == ["provisioning.W020", "provisioning.W021"]
+    assert "SUPABASE_SERVICE_ROLE_KEY" in account_actions_check()[0].msg
+    settings.SUPABASE_SERVICE_ROLE_KEY = "k"
+    settings.SUPABASE_ANON_KEY = "a"
+    assert account_actions_check() == []
+    settings.SUPABASE_SERVICE_ROLE_KEY = ""
+    settings.DEBUG = True
+    assert account_actions_check() == []

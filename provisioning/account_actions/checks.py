@@ -1,5 +1,5 @@
-"""`manage.py check` says when the account actions cannot run (DEBUG off only: a development
-checkout without a Supabase project is normal)."""
+"""`manage.py check --deploy` says when the account actions cannot run (DEBUG off only: a
+development checkout without a Supabase project is normal)."""
 
 from __future__ import annotations
 

@@ -16,10 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from django.conf import settings
-from supabase_auth import SyncGoTrueAdminAPI, SyncGoTrueClient
-from supabase_auth.errors import AuthApiError, AuthError, AuthRetryableError, AuthUnknownError
 
 #: Where Auth answers under a project's URL (https://<project>.supabase.co/auth/v1).
 AUTH_PATH = "/auth/v1"
@@ -92,13 +89,19 @@ def withhold_keys(value: Any, config: Configuration | None = None) -> Any:
     return value
 
 
-def _http_client(config: Configuration) -> httpx.Client:
+def _http_client(config: Configuration):
+    import httpx
+
     # No redirects: an answer sending the key elsewhere is not followed.
     return httpx.Client(timeout=config.timeout, follow_redirects=False)
 
 
-def admin_api() -> SyncGoTrueAdminAPI:
-    """The admin API with the service-role key. AccountActionFailed when not set up."""
+def admin_api():
+    """The admin API with the service-role key (a `SyncGoTrueAdminAPI`). AccountActionFailed
+    when not set up. (The client is imported here, not at start-up: `manage.py check` and
+    every page load without it.)"""
+    from supabase_auth import SyncGoTrueAdminAPI
+
     reason = unavailable_reason()
     if reason:
         raise AccountActionFailed(f"Supabase Auth's admin API is {reason}.", kind="unavailable")
@@ -107,8 +110,10 @@ def admin_api() -> SyncGoTrueAdminAPI:
     return SyncGoTrueAdminAPI(url=config.auth_url, headers=headers, http_client=_http_client(config))
 
 
-def public_api() -> SyncGoTrueClient:
+def public_api():
     """The public endpoints with the anon key (the e-mails a user receives)."""
+    from supabase_auth import SyncGoTrueClient
+
     reason = unavailable_reason(public=True)
     if reason:
         raise AccountActionFailed(f"Supabase Auth's e-mail endpoints are {reason}.", kind="unavailable")
@@ -128,6 +133,9 @@ def call(api, method: Callable[..., Any], *args, retry: bool = False) -> Any:
     with one clear message (key withheld) and `answer` (status, code, message) for the
     audit event. `retry`: the call is idempotent; repeat it once after a network error or a
     timeout."""
+    import httpx
+    from supabase_auth.errors import AuthError, AuthRetryableError
+
     attempts = 2 if retry else 1
     try:
         for attempt in range(attempts):
@@ -150,8 +158,11 @@ def call(api, method: Callable[..., Any], *args, retry: bool = False) -> Any:
         api.close()
 
 
-def _failure(exc: AuthError) -> AccountActionFailed:
-    """The one message for each way Auth can fail."""
+def _failure(exc) -> AccountActionFailed:
+    """The one message for each way Auth can fail (`exc`: a supabase_auth AuthError)."""
+    import httpx
+    from supabase_auth.errors import AuthApiError, AuthRetryableError, AuthUnknownError
+
     status = getattr(exc, "status", None)
     cause = exc.__cause__
     if not status and isinstance(cause, httpx.HTTPStatusError):

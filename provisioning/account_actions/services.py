@@ -540,7 +540,14 @@ def delete_user(*, actor: Actor, user_id: uuid.UUID, reason: str, soft: bool = F
     tables = [spec.qualified_name for spec in order]
     requests = [{"method": "DELETE", "path": _admin_path(user_id), "body": {"should_soft_delete": soft}}]
     common = {"actor": actor, "action": action, "user_id": user_id, "reason": reason, "tables": tables}
-    blockers = delete_blockers(user_id)
+    try:
+        blockers = delete_blockers(user_id)
+    except DatabaseError as exc:
+        _fail(
+            **common,
+            requests=[],
+            exc=AccountActionFailed(f"Not deleted, nothing changed: {first_line(exc)}", kind="database"),
+        )
     if blockers:
         _fail(
             **common,

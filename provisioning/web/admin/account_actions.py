@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
+from django.db import DatabaseError
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
 
@@ -13,6 +14,7 @@ from provisioning.account_actions import services
 from provisioning.account_actions.client import AccountActionFailed, unavailable_reason
 from provisioning.account_actions.selectors import user_factors
 from provisioning.actors import Actor
+from provisioning.errors import first_line
 from provisioning.ids import parse_uuid
 
 #: The choices of the ban form (the command line takes any duration).
@@ -121,11 +123,15 @@ def page_context(request, user) -> dict | None:
         "ban_durations": BAN_DURATIONS,
         "jwt_expiry_minutes": _minutes(),
     }
-    if "remove-mfa" in allowed:
-        context["factors"] = user_factors(user.pk)
-    if "delete" in allowed:
-        context["withheld"] = {t: cols for t, cols in services.withheld_for_delete().items() if cols}
-        context["delete_blockers"] = services.delete_blockers(user.pk)
+    # The page must show even where the role cannot read these: the action then says why.
+    try:
+        if "remove-mfa" in allowed:
+            context["factors"] = user_factors(user.pk)
+        if "delete" in allowed:
+            context["withheld"] = {t: cols for t, cols in services.withheld_for_delete().items() if cols}
+            context["delete_blockers"] = services.delete_blockers(user.pk)
+    except DatabaseError as exc:
+        context["read_error"] = first_line(exc)
     return context
 
 
