@@ -405,3 +405,17 @@ def test_check_warns_with_debug_off_when_the_settings_are_missing(settings):
     settings.SUPABASE_SERVICE_ROLE_KEY = ""
     settings.DEBUG = True
     assert account_actions_check() == []
+
+
+@pytest.mark.django_db
+def test_sign_out_everywhere_works_under_the_readme_grants_and_only_deletes_sessions():
+    from tests.test_engine_least_privilege import GRANTS, ROLE
+
+    user = make_auth_user()
+    add_session(user)
+    execute(GRANTS)
+    execute(f"SET LOCAL ROLE {ROLE}")
+    result = services.sign_out_everywhere(actor=CLI, user_id=user, reason="least privilege")
+    execute("RESET ROLE")
+    assert sessions(user) == 0 and refresh_tokens(user) == 0
+    assert result.audit_event_id

@@ -206,6 +206,18 @@ def _sign_out(user_id) -> int:
         return cursor.rowcount
 
 
+def _readable(iso: str | None) -> str | None:
+    """Auth's timestamp as people read it, in UTC ("11 Dec 2026, 19:12 UTC")."""
+    from datetime import UTC
+
+    from django.utils.dateparse import parse_datetime
+
+    when = parse_datetime(iso) if iso else None
+    if when is None:
+        return iso
+    return when.astimezone(UTC).strftime("%-d %b %Y, %H:%M UTC")
+
+
 def token_lifetime_note() -> str:
     seconds = settings.JWT_EXPIRY_SECONDS
     span = (
@@ -322,12 +334,13 @@ def ban_user(*, actor: Actor, user_id: uuid.UUID, reason: str, duration: str) ->
     so no refresh). Already-issued access tokens live until they expire: the summary says
     how long. One event; `PARTIAL` when the ban held but the sign-out failed."""
     action = Action.ACCOUNT_BAN
+    refuse_unless_allowed(actor=actor, action=action, user_id=user_id)
     go_duration, _ = ban_duration(duration)
     _, reason = _begin(actor=actor, action=action, user_id=user_id, reason=reason)
     requests, answers = _update_user(
         actor=actor, action=action, user_id=user_id, reason=reason, body={"ban_duration": go_duration}
     )
-    until = answers[0].get("banned_until")
+    until = _readable(answers[0].get("banned_until"))
     requests.append({"sql": statements.SIGN_OUT_EVERYWHERE})
     try:
         with transaction.atomic():
@@ -421,6 +434,7 @@ def remove_mfa_factor(
     /admin/users/{id}/factors/{factor}` each (not retried). Factors go one by one: when Auth
     fails part-way, the event (`PARTIAL`) and the message say which were removed."""
     action = Action.ACCOUNT_REMOVE_MFA
+    refuse_unless_allowed(actor=actor, action=action, user_id=user_id)
     if bool(factor_id) == bool(every):
         raise ValueError("Choose one factor, or all of them.")
     _, reason = _begin(actor=actor, action=action, user_id=user_id, reason=reason)

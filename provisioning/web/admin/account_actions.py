@@ -79,7 +79,10 @@ def action_view(request, object_id, name):
         kwargs["duration"] = form.cleaned_data["duration"]
     elif name == "remove-mfa":
         factor = form.cleaned_data["factor"]
-        kwargs.update(every=True) if factor == "all" else kwargs.update(factor_id=parse_uuid(factor))
+        if factor == "all":
+            kwargs["every"] = True
+        else:
+            kwargs["factor_id"] = parse_uuid(factor)
     elif name == "delete":
         kwargs["soft"] = form.cleaned_data["mode"] == "soft"
     try:
