@@ -164,3 +164,15 @@ def test_delete_names_the_withheld_columns_before_the_click(auth_standin, admin_
     user = make_auth_user()
     html = user_page(admin_client, user)
     assert "public.wallets.backup_seed" in html
+
+
+def test_the_audit_log_shows_an_account_event_with_its_reason_and_no_key(auth_standin, admin_client):  # noqa: F811
+    user = make_auth_user()
+    post(admin_client, user, "ban", reason="ticket 77", duration="1h")
+    event = AuditEvent.objects.get(action=Action.ACCOUNT_BAN)
+    response = admin_client.get(reverse("admin:provisioning_auditevent_change", args=[event.pk]))
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "ticket 77" in page and "Ban user" in page
+    assert SERVICE_KEY not in page
+    assert "reason: ticket 77" in user_page(admin_client, user)
