@@ -181,6 +181,17 @@ METRICS_CACHE_SECONDS = environment.integer("METRICS_CACHE_SECONDS", default=30)
 # What a provisioned user gets: a TOML spec file (docs/spec-file.md). Empty: Eloity's
 # default, provisioning/spec/eloity.toml.
 PROVISIONING_SPEC = env("PROVISIONING_SPEC", default="")
+# Fixing accounts through Supabase Auth's admin API (docs/fixing-accounts.md). Without the
+# URL and the service-role key, the account actions show as unavailable (a `check` warning
+# says so with DEBUG off); the anon key is for the e-mails a user receives (/resend, /recover).
+# The keys are never rendered, logged or recorded.
+SUPABASE_URL = env("SUPABASE_URL", default="")
+SUPABASE_SERVICE_ROLE_KEY = env("SUPABASE_SERVICE_ROLE_KEY", default="")
+SUPABASE_ANON_KEY = env("SUPABASE_ANON_KEY", default="")
+SUPABASE_TIMEOUT_SECONDS = environment.integer("SUPABASE_TIMEOUT_SECONDS", default=10, minimum=1)
+# How long an access token lives (the project's JWT expiry, Auth's GOTRUE_JWT_EXP): a ban
+# cannot end the tokens already issued, so the page says how long they still work.
+JWT_EXPIRY_SECONDS = environment.integer("JWT_EXPIRY_SECONDS", default=3600, minimum=1)
 # The bulk action's confirmation page posts one field per selected user (up to 10,000).
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 11_000
 

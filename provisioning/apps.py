@@ -58,6 +58,11 @@ class ProvisioningConfig(AppConfig):
     def ready(self) -> None:
         checks.register(spec_file_check, "provisioning")
         checks.register(model_columns_check, checks.Tags.database)
+        from provisioning.account_actions.checks import account_actions_check
+
+        # A deploy check (`check --deploy`, as production runs it): a checkout without a
+        # Supabase project is normal in development, and `migrate` need not say so.
+        checks.register(account_actions_check, "provisioning", deploy=True)
         from django.db.models.signals import post_migrate, pre_migrate
 
         from provisioning import signals

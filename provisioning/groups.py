@@ -1,7 +1,8 @@
-"""The two support groups, created by a data migration (and re-created in tests)."""
+"""The support groups, created by data migrations (and re-created in tests)."""
 
 VIEWERS = "Support viewers"
 PROVISIONERS = "Support provisioners"
+ACCOUNT_ADMINS = "Support account admins"
 
 VIEW_PERMISSIONS = [
     ("provisioning", "view_authuser"),
@@ -11,10 +12,21 @@ VIEW_PERMISSIONS = [
     ("provisioning", "view_auditevent"),
 ]
 PROVISION_PERMISSIONS = [*VIEW_PERMISSIONS, ("provisioning", "provision_users")]
+#: Fixing accounts through Supabase Auth: seen only by those who may use it.
+ACCOUNT_ACTION_CODENAMES = [
+    "account_confirm",
+    "account_resend",
+    "account_reset_password",
+    "account_ban",
+    "account_signout",
+    "account_remove_mfa",
+    "account_delete",
+]
+ACCOUNT_ADMIN_PERMISSIONS = [*VIEW_PERMISSIONS, *(("provisioning", c) for c in ACCOUNT_ACTION_CODENAMES)]
 
 
 def ensure_support_groups(apps) -> None:
-    """Create both groups with their permissions; idempotent. `apps` is a migration's or
+    """Create the groups with their permissions; idempotent. `apps` is a migration's or
     `django.apps.apps`."""
     from django.contrib.auth.management import create_permissions
 
@@ -26,7 +38,16 @@ def ensure_support_groups(apps) -> None:
 
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
-    for name, wanted in ((VIEWERS, VIEW_PERMISSIONS), (PROVISIONERS, PROVISION_PERMISSIONS)):
+    for name, wanted in (
+        (VIEWERS, VIEW_PERMISSIONS),
+        (PROVISIONERS, PROVISION_PERMISSIONS),
+        (ACCOUNT_ADMINS, ACCOUNT_ADMIN_PERMISSIONS),
+    ):
+        if name == ACCOUNT_ADMINS and Permission.objects.filter(
+            content_type__app_label="provisioning", codename__in=ACCOUNT_ACTION_CODENAMES
+        ).count() < len(ACCOUNT_ACTION_CODENAMES):
+            # An older migration's state (before 0011): the permissions do not exist yet.
+            continue
         group, _ = Group.objects.get_or_create(name=name)
         perms = [Permission.objects.get(content_type__app_label=app, codename=codename) for app, codename in wanted]
         group.permissions.add(*perms)

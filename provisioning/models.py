@@ -47,6 +47,15 @@ class AuthUser(models.Model):
             ("provision_users", "Can provision missing app rows"),
             # In no group by default: removing rows is rarer and harder to undo than adding them.
             ("remove_orphans", "Can remove orphaned app rows"),
+            # Fixing the account through Supabase Auth (docs/fixing-accounts.md): one
+            # permission per action, held by "Support account admins" only.
+            ("account_confirm", "Can confirm a user's email"),
+            ("account_resend", "Can resend a user's confirmation email"),
+            ("account_reset_password", "Can send a user a password-reset email"),
+            ("account_ban", "Can ban and unban a user"),
+            ("account_signout", "Can sign a user out everywhere"),
+            ("account_remove_mfa", "Can remove a user's MFA factors"),
+            ("account_delete", "Can delete a user with their app rows"),
         ]
 
     def __str__(self) -> str:
@@ -147,6 +156,15 @@ class AuditEvent(models.Model):
         STAFF_GROUP_ADDED = "staff_group_added", "Staff group added"
         STAFF_GROUP_CHANGED = "staff_group_changed", "Staff group changed"
         STAFF_GROUP_DELETED = "staff_group_deleted", "Staff group deleted"
+        # Fixing the account through Supabase Auth (provisioning/account_actions/).
+        ACCOUNT_CONFIRM = "account_confirm", "Confirm email"
+        ACCOUNT_RESEND = "account_resend", "Resend confirmation email"
+        ACCOUNT_RESET_PASSWORD = "account_reset_password", "Send password-reset email"
+        ACCOUNT_BAN = "account_ban", "Ban user"
+        ACCOUNT_UNBAN = "account_unban", "Unban user"
+        ACCOUNT_SIGNOUT = "account_signout", "Sign out everywhere"
+        ACCOUNT_REMOVE_MFA = "account_remove_mfa", "Remove MFA factors"
+        ACCOUNT_DELETE = "account_delete", "Delete user"
 
     class Outcome(models.TextChoices):
         SUCCEEDED = "succeeded", "Succeeded"

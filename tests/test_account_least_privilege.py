@@ -50,7 +50,13 @@ def test_the_account_sections_search_and_filters_work_under_the_readme_grants():
         "SELECT web_authn_credential FROM auth.mfa_factors",
         "SELECT token FROM auth.refresh_tokens",
         "SELECT otp_code FROM auth.mfa_challenges",
-        "DELETE FROM auth.sessions",
+        # The one write to auth the README grants is DELETE on auth.sessions (sign out
+        # everywhere, docs/fixing-accounts.md): nothing else can be changed.
+        "UPDATE auth.sessions SET aal = 'aal1'",
+        "DELETE FROM auth.users",
+        "DELETE FROM auth.identities",
+        "DELETE FROM auth.mfa_factors",
+        "UPDATE auth.users SET banned_until = now()",
     ],
 )
 def test_the_readme_grants_cannot_read_the_account_secrets(statement):

@@ -51,6 +51,10 @@ def production_env(**changes: str) -> dict:
         # The proxy lives on another machine: gunicorn itself trusts X-Forwarded-Proto
         # only from 127.0.0.1 by default, and this test's requests come from there.
         "FORWARDED_ALLOW_IPS": "192.0.2.1",
+        # The account actions (docs/fixing-accounts.md): without them `check` warns.
+        "SUPABASE_URL": "https://abcdefghijklmnopqrst.supabase.co",
+        "SUPABASE_SERVICE_ROLE_KEY": "test-service-role-key",
+        "SUPABASE_ANON_KEY": "test-anon-key",
     }
     return manage_env(
         clean=True, settings=PRODUCTION_SETTINGS, database_url=current_database_url(), **{**documented, **changes}

@@ -576,6 +576,10 @@ PRODUCTION_ENV = {
     "SECURE_HSTS_SECONDS": "31536000",
     "CSRF_TRUSTED_ORIGINS": "https://dashboard.example.com",
     "DATABASE_URL": "postgres://nobody@127.0.0.1:1/nothing",  # `check` reads it, never connects
+    # The account actions (docs/fixing-accounts.md): without them `check` warns.
+    "SUPABASE_URL": "https://abcdefghijklmnopqrst.supabase.co",
+    "SUPABASE_SERVICE_ROLE_KEY": "test-service-role-key",
+    "SUPABASE_ANON_KEY": "test-anon-key",
 }
 
 

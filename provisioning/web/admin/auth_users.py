@@ -14,6 +14,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+import provisioning.web.admin.account_actions as account_action_views
 import provisioning.web.admin.drift as drift_views
 from provisioning import diagnostics
 from provisioning.account import filters as account_filters
@@ -582,6 +583,7 @@ class AuthUserAdmin(SaysWhatItIgnored, ReadOnlyMixin, admin.ModelAdmin):
                 self.admin_site.admin_view(self.provision_user_view),
                 name=f"{info[0]}_{info[1]}_provision",
             ),
+            *account_action_views.urls(self),
         ]
         return custom + super().get_urls()
 
@@ -621,6 +623,8 @@ class AuthUserAdmin(SaysWhatItIgnored, ReadOnlyMixin, admin.ModelAdmin):
             "account": account_overview(
                 obj.pk, kind=request.GET.get("timeline", ""), page=request.GET.get("timeline_page", 1)
             ),
+            # Fixing the account through Supabase Auth (docs/fixing-accounts.md).
+            "account_actions": account_action_views.page_context(request, obj),
         }
         return super().change_view(request, str(obj.pk), form_url, extra_context)
 

@@ -32,6 +32,14 @@ def what_it_did(event, user_id) -> str:
             table = item.get("table", "")
             where = "every table" if table == "*" else qualified_name(str(table))
             parts.append(f"not written to {where}: {item.get('reason', '')}")
+    detail = event.detail if isinstance(event.detail, dict) else {}
+    if str(event.action).startswith("account_"):
+        # Fixing the account (docs/fixing-accounts.md): what it did or why not, and why.
+        said = detail.get("summary") or detail.get("error")
+        if said:
+            parts.append(str(said))
+        if detail.get("reason"):
+            parts.append(f"reason: {detail['reason']}")
     return "; ".join(parts)
 
 
