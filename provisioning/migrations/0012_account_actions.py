@@ -12,7 +12,7 @@ def create_account_admins(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("provisioning", "0010_provisioning_ledger"),
+        ("provisioning", "0011_auth_event_index"),
     ]
 
     operations = [
