@@ -11,7 +11,19 @@ APP = Path(__file__).resolve().parent.parent / "provisioning"
 
 #: Rooms from the bottom up. The app's foundation (models, errors, actors, ids, groups,
 #: signals, apps, demo) is below every room; `apps` wires the admin in at start-up.
-ROOMS = ["spec", "audit", "engine", "drift", "diagnostics", "account", "jobs", "hooks", "web", "management"]
+ROOMS = [
+    "spec",
+    "audit",
+    "engine",
+    "drift",
+    "diagnostics",
+    "account",
+    "jobs",
+    "hooks",
+    "approvals",
+    "web",
+    "management",
+]
 FOUNDATION = {"models", "errors", "actors", "ids", "groups", "signals", "demo", "apps", "migrations"}
 
 
