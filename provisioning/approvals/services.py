@@ -59,6 +59,12 @@ def threshold_users() -> int:
     return int(getattr(settings, "APPROVAL_THRESHOLD_USERS", 1000))
 
 
+def ttl_text() -> str:
+    """APPROVAL_TTL as people write it: "24 h", "90 min"."""
+    seconds = int(settings.APPROVAL_TTL.total_seconds())
+    return f"{seconds // 3600} h" if seconds % 3600 == 0 else f"{seconds // 60} min"
+
+
 def bulk_needs_approval(users: int) -> bool:
     """Does a bulk run over `users` users need a request? Only above the threshold, and
     only while approvals are on."""
