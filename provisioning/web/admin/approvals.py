@@ -83,11 +83,20 @@ class ApprovalRequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
             "job_url": reverse("provisioning_job", args=[found.result["job_id"]])
             if isinstance(found.result.get("job_id"), int)
             else None,
+            "outcome_text": found.result.get("summary") or found.result.get("error") or "",
+            "changed_text": _changed_text(found),
             "params_json": json.dumps(found.params, indent=1, sort_keys=True),
             "snapshot_json": json.dumps(found.snapshot, indent=1, sort_keys=True),
             "result_json": json.dumps(found.result, indent=1, sort_keys=True, default=str),
         }
         return TemplateResponse(request, "admin/provisioning/approvalrequest/request.html", context)
+
+
+def _changed_text(found: ApprovalRequest) -> str:
+    changed = found.result.get("changed_since_request")
+    if isinstance(changed, str):
+        return f"Yes: it {changed}."
+    return "Yes: not run (see the decision)." if changed else ""
 
 
 def _see_url(found: ApprovalRequest) -> str | None:
