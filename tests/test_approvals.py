@@ -298,3 +298,42 @@ def test_two_staff_approving_at_the_same_moment_run_it_once(remover, second_remo
     assert request.state == State.RAN and request.decided_by_username == counting_kind[0]
     assert events(Action.APPROVAL_APPROVED, "succeeded").count() == 1
     assert events(Action.APPROVAL_RAN, "succeeded").count() == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "seconds"), [(None, 86_400), ("24h", 86_400), ("90m", 5_400), ("2d", 172_800), ("3600", 3_600)]
+)
+def test_approval_ttl_is_read_as_a_duration(monkeypatch, raw, seconds):
+    from eloity_admin import environment
+
+    if raw is None:
+        monkeypatch.delenv("APPROVAL_TTL", raising=False)
+    else:
+        monkeypatch.setenv("APPROVAL_TTL", raw)
+    assert environment.duration("APPROVAL_TTL", default="24h", minimum_seconds=60) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("raw", ["soon", "1w", "-5m", "30s"])
+def test_a_malformed_approval_ttl_is_one_line_naming_the_variable(monkeypatch, raw):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from eloity_admin import environment
+
+    monkeypatch.setenv("APPROVAL_TTL", raw)
+    with pytest.raises(ImproperlyConfigured, match=r"^APPROVAL_TTL must be"):
+        environment.duration("APPROVAL_TTL", default="24h", minimum_seconds=60)
+
+
+def test_approvals_off_and_the_threshold_are_read_from_the_environment(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "APPROVALS": "off", "APPROVAL_THRESHOLD_USERS": "50", "DJANGO_SETTINGS_MODULE": ""}
+    code = (
+        "import os; os.environ['DJANGO_SETTINGS_MODULE']='eloity_admin.settings_test'; "
+        "from django.conf import settings; print(settings.APPROVALS, settings.APPROVAL_THRESHOLD_USERS, "
+        "settings.APPROVAL_TTL)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["False", "50", "1", "day,", "0:00:00"], out.stderr

@@ -72,6 +72,7 @@ README_COMMANDS = {
     "provisioning_doctor": "provisioning_doctor",
     "sync_values": "sync_values --all-drifted --dry-run",
     "remove_orphans": "remove_orphans --dry-run",
+    "approvals": "approvals list",
     "provisioning_trigger_sql": "provisioning_trigger_sql",
     "provisioning_webhook_sql": "provisioning_webhook_sql --url https://dashboard.example.com/hooks/signup/",
     "provisioning_watchdog": None,
