@@ -11,6 +11,7 @@ from provisioning.models import ApprovalRequest, AuditEvent
 from tests.browser_layout import assert_tables_line_up
 from tests.test_web_browser import (  # noqa: F401 - fixtures
     PROVISIONER,
+    WCAG_21_AA,
     browser,
     demo_data,
     log_in,
@@ -70,6 +71,10 @@ def test_staff_a_asks_for_an_orphan_removal_and_staff_b_approves_it(page, live_s
     assert "Ticket 311" in page.locator("#approval-reason").inner_text()
     page.fill("#id_reason", "Checked the sample: all gone from auth")
     screenshot(page, "approval_to_decide")
+    from axe_playwright_python.sync_playwright import Axe
+
+    violations = Axe().run(page, options={**WCAG_21_AA, "resultTypes": ["violations"]}).response["violations"]
+    assert [v["id"] for v in violations] == []
     page.click("#approve-button")
     page.wait_for_selector("#approval-result")
 
