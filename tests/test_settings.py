@@ -175,6 +175,9 @@ def test_the_production_environment_used_below_passes():
         ("TIME_ZONE", "Mars/Olympus_Mons"),
         ("LOG_LEVEL", "LOUD"),
         ("EMBEDDED_DATABASE", "perhaps"),
+        ("APPROVALS", "sometimes"),
+        ("APPROVAL_TTL", "a day"),
+        ("APPROVAL_THRESHOLD_USERS", "lots"),
     ],
 )
 def test_a_malformed_setting_is_one_line_naming_it_and_exit_2(name, value):
