@@ -226,12 +226,20 @@ def counting_kind():
         time.sleep(0.2)
         return {"summary": f"ran for {params['n']}"}
 
+    def snapshot(params):
+        import time
+
+        # Taken while the approval holds the row: a wide window for a second approver to
+        # slip in, were the row not locked and the state change not guarded.
+        time.sleep(0.3)
+        return {"seen": params["n"] + len(calls)}
+
     registry.register(
         "test_counting",
         permission="provisioning.remove_orphans",
         run=run,
         describe=lambda params, snapshot: f"count to {params['n']} (seen {snapshot.get('seen')})",
-        snapshot=lambda params: {"seen": params["n"] + len(calls)},
+        snapshot=snapshot,
     )
     yield calls
     registry.unregister("test_counting")
