@@ -14,6 +14,7 @@ import logging
 import os
 import warnings
 import zoneinfo
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import environ
@@ -53,6 +54,23 @@ def integer(name: str, default: int, *, minimum: int = 0) -> int:
     if value < minimum:
         raise ImproperlyConfigured(f"{name} must be {minimum} or more, not {value}.")
     return value
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def duration(name: str, default: str, *, minimum_seconds: int = 1) -> timedelta:
+    """A duration written as a number and a unit (`90m`, `24h`, `2d`, `3600s`) or plain
+    seconds (`3600`)."""
+    raw = (_raw(name) or default).lower().replace(" ", "")
+    unit = raw[-1] if raw[-1:] in _DURATION_UNITS else "s"
+    number = raw[:-1] if raw[-1:] in _DURATION_UNITS else raw
+    if not number.isdigit():
+        raise ImproperlyConfigured(f"{name} must be a duration such as 24h, 90m, 2d or 3600 (seconds), not {raw!r}.")
+    seconds = int(number) * _DURATION_UNITS[unit]
+    if seconds < minimum_seconds:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum_seconds} second(s), not {raw!r}.")
+    return timedelta(seconds=seconds)
 
 
 def postgres_url(name: str) -> dict:

@@ -164,6 +164,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Provisioning ---------------------------------------------------------------------
 PROVISIONING_BATCH_SIZE = environment.integer("PROVISIONING_BATCH_SIZE", default=50_000, minimum=1)
+# The two-person rule (docs/approvals.md): orphan removal, and "provision all missing" or
+# "sync all drifted" for more than APPROVAL_THRESHOLD_USERS users, become a request another
+# staff member holding the same permission approves. APPROVALS=off: a one-person team,
+# everything runs at once (the health page says so). A request expires after APPROVAL_TTL.
+APPROVALS = environment.boolean("APPROVALS", default=True)
+APPROVAL_TTL = environment.duration("APPROVAL_TTL", default="24h", minimum_seconds=60)
+APPROVAL_THRESHOLD_USERS = environment.integer("APPROVAL_THRESHOLD_USERS", default=1000)
 # The sign-up webhook (POST /hooks/signup/): off unless one of these is set. A Database
 # Webhook sends `Authorization: Bearer <SIGNUP_WEBHOOK_SECRET>`; a Standard Webhooks sender
 # (Supabase's HTTP Auth Hooks) signs with SIGNUP_WEBHOOK_STANDARD_SECRET (`v1,whsec_...`).

@@ -75,5 +75,8 @@ class ProvisioningConfig(AppConfig):
         # Sign-ins, failed sign-ins and sign-outs land in the audit log.
         access.connect()
 
+        # The actions that need a second staff member's approval (docs/approvals.md).
+        import provisioning.approvals.kinds
+
         # The ModelAdmins live in web/admin/, not in an `admin` module autodiscovery finds.
         import provisioning.web.admin  # noqa: F401

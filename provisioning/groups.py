@@ -46,7 +46,7 @@ def ensure_support_groups(apps) -> None:
         if name == ACCOUNT_ADMINS and Permission.objects.filter(
             content_type__app_label="provisioning", codename__in=ACCOUNT_ACTION_CODENAMES
         ).count() < len(ACCOUNT_ACTION_CODENAMES):
-            # An older migration's state (before 0011): the permissions do not exist yet.
+            # An older migration's state (before 0012): the permissions do not exist yet.
             continue
         group, _ = Group.objects.get_or_create(name=name)
         perms = [Permission.objects.get(content_type__app_label=app, codename=codename) for app, codename in wanted]

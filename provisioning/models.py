@@ -165,6 +165,12 @@ class AuditEvent(models.Model):
         ACCOUNT_SIGNOUT = "account_signout", "Sign out everywhere"
         ACCOUNT_REMOVE_MFA = "account_remove_mfa", "Remove MFA factors"
         ACCOUNT_DELETE = "account_delete", "Delete user"
+        # The two-person rule (approvals/): each step of an ApprovalRequest.
+        APPROVAL_REQUESTED = "approval_requested", "Approval asked"
+        APPROVAL_APPROVED = "approval_approved", "Approval given"
+        APPROVAL_REFUSED = "approval_refused", "Approval refused"
+        APPROVAL_RAN = "approval_ran", "Approved request ran"
+        APPROVAL_EXPIRED = "approval_expired", "Approval request expired"
 
     class Outcome(models.TextChoices):
         SUCCEEDED = "succeeded", "Succeeded"
@@ -488,3 +494,58 @@ class AuthEventIndexState(models.Model):
 
     def __str__(self) -> str:
         return f"auth event index as of {self.caught_up_at}"
+
+
+class ApprovalRequest(models.Model):
+    """An action that waits for a second staff member's approval (provisioning/approvals/).
+
+    `kind` names a registered action (`approvals.registry`), `params` what it runs with,
+    `snapshot` what the data looked like when it was asked (to tell "changed since"). The
+    state moves once from waiting, in SQL under a row lock: approved (running) then ran or
+    failed, or refused, or expired. Every step is also an AuditEvent.
+    """
+
+    class State(models.TextChoices):
+        WAITING = "waiting", "Waiting for approval"
+        APPROVED = "approved", "Approved, running"
+        RAN = "ran", "Approved and ran"
+        REFUSED = "refused", "Refused"
+        EXPIRED = "expired", "Expired"
+        FAILED = "failed", "Approved, failed"
+
+    id = models.BigAutoField(primary_key=True)
+    kind = models.CharField(max_length=60, db_index=True)
+    params = models.JSONField(default=dict, blank=True)
+    target_user_id = models.UUIDField(null=True, blank=True, db_index=True)
+    summary = models.TextField()
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_by_username = models.CharField(max_length=150)
+    reason = models.TextField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.WAITING, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_by_username = models.CharField(max_length=150, blank=True, default="")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True, default="")
+    ran_at = models.DateTimeField(null=True, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    snapshot = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        default_permissions = ("view",)
+        constraints = [
+            models.CheckConstraint(condition=~models.Q(reason=""), name="approval_request_reason_required"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Request {self.pk}: {self.summary} ({self.get_state_display()})"
+
+    @property
+    def waiting(self) -> bool:
+        return self.state == self.State.WAITING

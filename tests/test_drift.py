@@ -236,7 +236,8 @@ def test_sync_values_command_dry_run_then_real_run_with_provision_s_exit_codes()
     assert code == 1 and '"blocked_count": 1' in out
 
 
-def test_remove_orphans_command_previews_then_removes():
+def test_remove_orphans_command_previews_then_removes(settings):
+    settings.APPROVALS = False  # the removal itself; with approvals on it is a request (test_approvals_wiring.py)
     gone = make_auth_user()
     execute("DELETE FROM auth.users WHERE id = %s", [gone])
 
@@ -354,7 +355,8 @@ def test_the_drifted_list_shows_the_app_value_and_the_auth_value_as_columns(view
     assert "column-app_value" not in plain  # only the "Values differ" list has them
 
 
-def test_the_orphans_page_previews_and_only_the_permission_removes(provisioner_client, provisioner):
+def test_the_orphans_page_previews_and_only_the_permission_removes(provisioner_client, provisioner, settings):
+    settings.APPROVALS = False  # the removal itself; with approvals on it is a request (test_approvals_wiring.py)
     from django.contrib.auth.models import Permission
     from django.urls import reverse
 
@@ -471,7 +473,8 @@ def test_orphan_secrets_are_never_shown_nor_kept_in_the_audit_event(cli_actor, v
     assert count("wallets", [gone]) == 0
 
 
-def test_orphan_removal_is_refused_when_it_would_take_rows_it_does_not_record(cli_actor):
+def test_orphan_removal_is_refused_when_it_would_take_rows_it_does_not_record(cli_actor, settings):
+    settings.APPROVALS = False  # the removal itself; with approvals on it is a request (test_approvals_wiring.py)
     gone = make_auth_user()
     execute(
         "CREATE TABLE public.posts (id serial PRIMARY KEY, "

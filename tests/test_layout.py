@@ -21,6 +21,7 @@ ROOMS = [
     "account_actions",
     "jobs",
     "hooks",
+    "approvals",
     "web",
     "management",
 ]

@@ -72,6 +72,7 @@ README_COMMANDS = {
     "provisioning_doctor": "provisioning_doctor",
     "sync_values": "sync_values --all-drifted --dry-run",
     "remove_orphans": "remove_orphans --dry-run",
+    "approvals": "approvals list",
     "provisioning_trigger_sql": "provisioning_trigger_sql",
     "provisioning_webhook_sql": "provisioning_webhook_sql --url https://dashboard.example.com/hooks/signup/",
     "provisioning_watchdog": None,
@@ -174,6 +175,9 @@ def test_the_production_environment_used_below_passes():
         ("TIME_ZONE", "Mars/Olympus_Mons"),
         ("LOG_LEVEL", "LOUD"),
         ("EMBEDDED_DATABASE", "perhaps"),
+        ("APPROVALS", "sometimes"),
+        ("APPROVAL_TTL", "a day"),
+        ("APPROVAL_THRESHOLD_USERS", "lots"),
     ],
 )
 def test_a_malformed_setting_is_one_line_naming_it_and_exit_2(name, value):

@@ -19,8 +19,11 @@ from tests.test_web_browser import (  # noqa: F401 - fixtures
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_removing_orphans_takes_a_second_confirmation_naming_the_count(page, live_server, demo_data):  # noqa: F811
+def test_removing_orphans_takes_a_second_confirmation_naming_the_count(page, live_server, demo_data, settings):  # noqa: F811
     from django.contrib.auth.models import Permission, User
+
+    # A one-person team's removal; with approvals on it is a request (test_approvals_browser.py).
+    settings.APPROVALS = False
 
     User.objects.get(username=PROVISIONER[0]).user_permissions.add(Permission.objects.get(codename="remove_orphans"))
     total = sum(v["count"] for v in drift_selectors.orphaned_rows().values())

@@ -16,6 +16,13 @@ URL = "admin:provisioning_authuser_orphans"
 TABLES = ("users", "profiles", "wallets")
 
 
+@pytest.fixture(autouse=True)
+def one_person_team(settings):
+    """The removal itself, as a one-person team runs it: with APPROVALS on, the confirmed
+    removal becomes a request instead (tests/test_approvals_wiring.py)."""
+    settings.APPROVALS = False
+
+
 @pytest.fixture
 def remover_client(client, provisioner):
     provisioner.user_permissions.add(Permission.objects.get(codename="remove_orphans"))

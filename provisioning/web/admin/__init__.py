@@ -3,4 +3,4 @@ audit log, staff accounts and groups), the shared list behaviour in `base`. The 
 itself (its home page) is web/site.py.
 Importing this package registers the ModelAdmins (`ProvisioningConfig.ready`)."""
 
-from provisioning.web.admin import app_tables, audit, auth_users, staff  # noqa: F401
+from provisioning.web.admin import app_tables, approvals, audit, auth_users, staff  # noqa: F401

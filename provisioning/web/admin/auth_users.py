@@ -15,11 +15,14 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 import provisioning.web.admin.account_actions as account_action_views
+import provisioning.web.admin.approvals as approval_views
 import provisioning.web.admin.drift as drift_views
 from provisioning import diagnostics
 from provisioning.account import filters as account_filters
 from provisioning.account.overview import account as account_overview
 from provisioning.actors import Actor, may_provision
+from provisioning.approvals import kinds as approval_kinds
+from provisioning.approvals import services as approvals
 from provisioning.audit import failures
 from provisioning.audit.recording import record_denied
 from provisioning.drift import selectors as drift_selectors
@@ -663,6 +666,12 @@ class AuthUserAdmin(SaysWhatItIgnored, ReadOnlyMixin, admin.ModelAdmin):
             # job page follows it batch by batch.
             from provisioning import jobs
 
+            users = selectors.count_missing_any() if approvals.approvals_on() else 0
+            asked = approval_views.ask_for_bulk_run(
+                request, actor, kind=approval_kinds.PROVISION_ALL_MISSING, users=users
+            )
+            if asked is not None:
+                return asked
             # A refusal (ProvisioningDenied, a PermissionDenied) is the admin's 403.
             job = jobs.start_provision_all_job(actor=actor)
             # No "queued" message: the job page says the job's state, live, and a message
@@ -671,7 +680,13 @@ class AuthUserAdmin(SaysWhatItIgnored, ReadOnlyMixin, admin.ModelAdmin):
         result = _run_or_message(request, services.preview_all_missing, actor=actor)
         if result is None:
             return HttpResponseRedirect(reverse("admin:provisioning_authuser_changelist"))
-        return self._dry_run_page(request, "provision_all.html", "Provision all missing", result)
+        return self._dry_run_page(
+            request,
+            "provision_all.html",
+            "Provision all missing",
+            result,
+            needs_approval=approvals.bulk_needs_approval(result.users_processed),
+        )
 
     @admin.action(description="Provision missing rows for selected users", permissions=["provision"])
     def provision_selected(self, request, queryset):

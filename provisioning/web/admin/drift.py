@@ -13,7 +13,11 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 
+import provisioning.web.admin.approvals as approval_views
 from provisioning.actors import REMOVE_ORPHANS_PERMISSION, Actor, may_provision
+from provisioning.approvals import kinds as approval_kinds
+from provisioning.approvals import services as approvals
+from provisioning.approvals import snapshots as approval_snapshots
 from provisioning.drift import selectors as drift_selectors
 from provisioning.drift import services as drift_services
 from provisioning.engine import selectors
@@ -75,6 +79,12 @@ def sync_all_view(model_admin, request):
     """GET: a preview (a dry run over the first drifted users, and the counts); POST: sync
     every drifted user."""
     if request.method == "POST":
+        users = approval_snapshots.users_drifted()["users"] if approvals.approvals_on() else 0
+        asked = approval_views.ask_for_bulk_run(
+            request, Actor.from_request(request), kind=approval_kinds.SYNC_ALL_DRIFTED, users=users
+        )
+        if asked is not None:
+            return asked
         result = _sync_or_message(request, all_drifted=True)
         if result is not None:
             _report(request, result)
@@ -101,6 +111,8 @@ def sync_all_view(model_admin, request):
         total=sum(c.rows for c in per_column),
         previewed=len(first),
         may_sync=may_sync,
+        # Rows differ for at least as many users: past the threshold, the run may need a request.
+        needs_approval=approvals.bulk_needs_approval(sum(c.rows for c in per_column)),
         **(_preview_context(result) if result else {}),
     )
 
@@ -147,7 +159,19 @@ def orphans_view(model_admin, request):
     found = drift_selectors.orphaned_rows()
     total = sum(v["count"] for v in found.values())
     confirmed = request.POST.get("confirmed_rows") if request.method == "POST" else None
-    if actor is not None and total and confirmed == str(total):
+    reason_error = None
+    if actor is not None and total and confirmed == str(total) and approvals.approvals_on():
+        # The two-person rule: the removal becomes a request another remover approves.
+        try:
+            asked = approvals.request_approval(
+                actor=actor, kind=approval_kinds.REMOVE_ORPHANS, reason=request.POST.get("reason", "")
+            )
+        except ValueError as exc:
+            reason_error = str(exc)
+        else:
+            messages.success(request, approval_views.asked_message(asked))
+            return HttpResponseRedirect(reverse("admin:provisioning_approvalrequest_change", args=[asked.pk]))
+    elif actor is not None and total and confirmed == str(total):
         try:
             result = drift_services.remove_orphans(actor=actor)
         except ProvisioningFailed as exc:
@@ -184,6 +208,8 @@ def orphans_view(model_admin, request):
         may_remove=request.user.has_perm(REMOVE_ORPHANS_PERMISSION),
         confirming=request.method == "POST" and bool(total),
         confirmed_other=confirmed if confirmed not in (None, str(total)) else None,
+        approvals_on=approvals.approvals_on(),
+        reason_error=reason_error,
     )
 
 

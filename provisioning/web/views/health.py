@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from provisioning import diagnostics, spec
 from provisioning.actors import VIEW_PERMISSION, Actor, may_provision
+from provisioning.approvals import services as approvals
 from provisioning.audit.recording import record_denied
 from provisioning.engine import triggergen
 from provisioning.engine.plans import spec_problems
@@ -74,6 +75,11 @@ def _render(request, *, simulation: diagnostics.Check | None = None, status: int
         "schema_cache": schema_cache,
         "can_act": may_provision(request.user),
         "watchdog": watchdog.status(),
+        "approvals": {
+            "on": approvals.approvals_on(),
+            "ttl": approvals.ttl_text(),
+            "threshold": approvals.threshold_users(),
+        },
         "spec_file": spec.SPEC_FILE,
         "spec_tables": [
             {

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 from provisioning.actors import VIEW_PERMISSION
+from provisioning.approvals import selectors as approval_selectors
+from provisioning.approvals import services as approvals
 from provisioning.engine import selectors
 from provisioning.hooks import watchdog
 from provisioning.spec import SPEC
@@ -71,5 +73,11 @@ def home_context(request) -> dict:
             "ttl": dashboard.COUNTS_TTL,
             "watchdog": watchdog.status(),
             "cannot_provision_url": dashboard.list_url("cannot"),
+            # The two-person rule: requests another staff member may approve.
+            "approvals": {
+                "on": approvals.approvals_on(),
+                "waiting": list(approval_selectors.waiting(limit=10)),
+                "count": approval_selectors.waiting_count(),
+            },
         }
     }
