@@ -73,6 +73,7 @@ README_COMMANDS = {
     "sync_values": "sync_values --all-drifted --dry-run",
     "remove_orphans": "remove_orphans --dry-run",
     "approvals": "approvals list",
+    "account": None,  # changes an account through Supabase Auth: shown with --help
     "provisioning_trigger_sql": "provisioning_trigger_sql",
     "provisioning_webhook_sql": "provisioning_webhook_sql --url https://dashboard.example.com/hooks/signup/",
     "provisioning_watchdog": None,
