@@ -13,7 +13,8 @@ from tests.test_account_actions import auth_row, factors, sessions
 Action = AuditEvent.Action
 
 
-def test_every_action_from_the_command_line(auth_standin):  # noqa: F811
+def test_every_action_from_the_command_line(auth_standin, settings):  # noqa: F811
+    settings.APPROVALS = False  # the action itself; with approvals on it is a request (test_approvals_account.py)
     user = make_auth_user("cli@example.com")
     add_session(user)
     factor = add_factor(user)
@@ -92,7 +93,8 @@ def test_a_key_echoed_by_auth_never_reaches_the_output(auth_standin):  # noqa: F
     assert SERVICE_KEY not in out and ANON_KEY not in out
 
 
-def test_delete_refused_keeps_the_rows_and_exits_1(auth_standin):  # noqa: F811
+def test_delete_refused_keeps_the_rows_and_exits_1(auth_standin, settings):  # noqa: F811
+    settings.APPROVALS = False  # the action itself; with approvals on it is a request (test_approvals_account.py)
     user = make_auth_user()
     auth_standin.refuse(500, "Database error deleting user")
     code, out = run_command("account", "delete", "--user", str(user), "--reason", "erasure")

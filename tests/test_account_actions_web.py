@@ -55,7 +55,8 @@ def test_the_group_holds_the_permissions_and_the_other_groups_none(account_admin
         assert not viewer.has_perm(f"provisioning.{code}") and not provisioner.has_perm(f"provisioning.{code}")
 
 
-def test_every_action_from_the_page(auth_standin, admin_client):  # noqa: F811
+def test_every_action_from_the_page(auth_standin, admin_client, settings):  # noqa: F811
+    settings.APPROVALS = False  # the action itself; with approvals on it is a request (test_approvals_account.py)
     user = make_auth_user("page@example.com")
     add_session(user)
     factor = add_factor(user, name="old phone")
@@ -149,7 +150,8 @@ def test_a_user_deleted_by_someone_else_between_the_page_and_the_click(auth_stan
     assert auth_standin.requests == []
 
 
-def test_delete_refused_by_auth_on_the_page_keeps_the_rows(auth_standin, admin_client):  # noqa: F811
+def test_delete_refused_by_auth_on_the_page_keeps_the_rows(auth_standin, admin_client, settings):  # noqa: F811
+    settings.APPROVALS = False  # the action itself; with approvals on it is a request (test_approvals_account.py)
     user = make_auth_user()
     auth_standin.refuse(500, "Database error deleting user")
     response = post(admin_client, user, "delete", reason="erasure", mode="hard")

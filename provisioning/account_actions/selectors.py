@@ -37,3 +37,11 @@ def user_factors(user_id) -> list[dict]:
             [user_id],
         )
         return [dict(zip(("id", "type", "name", "status"), row, strict=True)) for row in cursor.fetchall()]
+
+
+def email_of(user_id) -> str | None:
+    """The auth user's email (None when they have none or are gone)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT email FROM auth.users WHERE id = %s", [user_id])
+        row = cursor.fetchone()
+    return row[0] if row else None

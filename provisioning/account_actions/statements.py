@@ -48,3 +48,10 @@ def rows_pointing_at_auth_user(schema: str, table: str, fk) -> sql.Composed:
     return sql.SQL("SELECT count(*) FROM {r} WHERE {c} = %(user)s").format(
         r=sql.Identifier(schema, table), c=sql.Identifier(fk.columns[0])
     )
+
+
+def count_user_rows(spec: TableSpec) -> sql.Composed:
+    """How many rows of the spec's table belong to the user (parameter `user`)."""
+    return sql.SQL("SELECT count(*) FROM {t} x WHERE x.{k} = %(user)s").format(
+        t=spec.identifier(), k=sql.Identifier(spec.key)
+    )

@@ -9,11 +9,14 @@ from django.contrib import messages
 from django.db import DatabaseError
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
+from django.utils.html import format_html
 
 from provisioning.account_actions import services
 from provisioning.account_actions.client import AccountActionFailed, unavailable_reason
 from provisioning.account_actions.selectors import user_factors
 from provisioning.actors import Actor
+from provisioning.approvals import kinds as approval_kinds
+from provisioning.approvals import services as approvals
 from provisioning.errors import first_line
 from provisioning.ids import parse_uuid
 
@@ -85,6 +88,8 @@ def action_view(request, object_id, name):
             kwargs["factor_id"] = parse_uuid(factor)
     elif name == "delete":
         kwargs["soft"] = form.cleaned_data["mode"] == "soft"
+    if approvals.approvals_on() and approval_kinds.account_kind(name, duration=kwargs.get("duration")):
+        return _ask(request, name, page, **kwargs)
     try:
         result = service(**kwargs)
     except (AccountActionFailed, ValueError) as exc:
@@ -95,6 +100,34 @@ def action_view(request, object_id, name):
     messages.success(request, result.summary)
     if name == "delete" and not kwargs["soft"]:
         return HttpResponseRedirect(reverse("admin:provisioning_authuser_changelist"))
+    return HttpResponseRedirect(page)
+
+
+def _ask(request, name, page, *, actor, user_id, reason, **options):
+    """The two-person rule: the action becomes a request another staff member with the same
+    permission approves (it then runs, as them). Nothing runs now."""
+    kind = approval_kinds.account_kind(name, duration=options.get("duration"))
+    why_not = unavailable_reason()
+    if why_not or (name == "remove-mfa" and not (options.get("factor_id") or options.get("every"))):
+        messages.error(request, f"Unavailable: {why_not}." if why_not else "Choose one factor, or all of them.")
+        return HttpResponseRedirect(page)
+    params = approval_kinds.account_params(user_id=user_id, reason=reason, requested_by=actor.username, **options)
+    try:
+        asked = approvals.request_approval(actor=actor, kind=kind, params=params, reason=reason, target_user_id=user_id)
+    except ValueError as exc:
+        messages.error(request, str(exc))
+        return HttpResponseRedirect(page)
+    url = reverse("admin:provisioning_approvalrequest_change", args=[asked.pk])
+    messages.success(
+        request,
+        format_html(
+            'Asked for approval: <a href="{}">request {}</a> ({}). Nothing has run yet: another staff member with '
+            "the same permission must approve it.",
+            url,
+            asked.pk,
+            asked.summary,
+        ),
+    )
     return HttpResponseRedirect(page)
 
 
@@ -124,6 +157,10 @@ def page_context(request, user) -> dict | None:
             if name in allowed
         },
         "ban_durations": BAN_DURATIONS,
+        # The two-person rule (docs/approvals.md): these become requests a second staff member approves.
+        "approvals": approvals.approvals_on(),
+        "long_ban_days": approval_kinds.LONG_BAN.days,
+        "approval_ttl": approvals.ttl_text(),
         "jwt_expiry_minutes": _minutes(),
     }
     # The page must show even where the role cannot read these: the action then says why.
